@@ -1,0 +1,106 @@
+"""``napster-server``: the index server, with its admin window or ``--headless``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QStandardPaths
+
+from app.network.protocol import DEFAULT_SERVER_PORT
+
+ORGANIZATION = "NapsterP2P"
+APPLICATION = "napster-server"
+
+
+def package_version() -> str:
+    try:
+        return version("napster-p2p")
+    except PackageNotFoundError:
+        return "0.0.0+source"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="napster-server", description="The Napster P2P index server."
+    )
+    parser.add_argument("--headless", action="store_true", help="run without a window")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_SERVER_PORT,
+        help=f"port to listen on (default: {DEFAULT_SERVER_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument("--db", type=Path, help="index database file (default: user data folder)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, not {args.port}")
+    return args
+
+
+def default_db_path() -> Path:
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(folder) / "index.sqlite3"
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+
+
+def open_store(db: Path | None):
+    from server_app.index_store import IndexStore
+
+    path = db or default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return IndexStore(str(path)), path
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    from app.quit_signals import QuitOnSignals
+    from server_app.index_server import IndexServer, ServerStartError
+
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    setup_logging()
+    log = logging.getLogger("napster.server")
+    try:
+        store, path = open_store(args.db)
+    except Exception as exc:  # a database we cannot open is a one-line error, not a trace
+        print(f"napster-server: cannot open the index database: {exc}", file=sys.stderr)
+        return 1
+    log.info("Index database: %s", path)
+    server = IndexServer(store)
+    try:
+        port = server.start(args.host, args.port)
+    except ServerStartError as exc:
+        print(f"napster-server: {exc}", file=sys.stderr)
+        store.close()
+        return 1
+    # Tests and scripts read the chosen port from this line.
+    print(f"napster-server listening on {args.host}:{port}", flush=True)
+    quitter = QuitOnSignals(app.quit)
+    code = app.exec()
+    log.info("Shutting down")
+    server.stop()
+    quitter.uninstall()
+    store.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    return run_headless(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The index server: a QTcpServer with one PeerSession per control connection.
+
+It speaks PROTOCOL.md's control conversation, enforces its limits, keeps the
+index in an ``IndexStore`` and reports what happens through typed signals (for
+the admin window) and the ``napster.server`` logger.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer, QTcpSocket
+
+from app.network import protocol as p
+from server_app.index_store import IndexLimitError, IndexStore
+
+log = logging.getLogger("napster.server")
+
+READ_CHUNK = 64 * 1024
+#: A client that stops reading its replies is dropped once this much waits to be sent.
+MAX_PENDING_WRITE = 4 * 1024 * 1024
+#: How many file names a JOIN log line shows before it says "and N more".
+LOGGED_NAMES = 10
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """The server settings of PROTOCOL.md's limits table (seconds and counts)."""
+
+    join_timeout: float = 10.0
+    idle_timeout: float = 90.0
+    max_connections_per_ip: int = 32
+    max_files_per_peer: int = 200_000
+
+
+class ServerStartError(Exception):
+    """The server could not listen; the message says why in one line."""
+
+
+def normalize_ip(text: str) -> str:
+    """Show an IPv4-mapped IPv6 address (``::ffff:1.2.3.4``) as plain IPv4."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def describe_files(files: tuple[p.FileInfo, ...]) -> str:
+    names = [p.printable(f.name) for f in files[:LOGGED_NAMES]]
+    text = " ".join(names) if names else "(no files)"
+    if len(files) > LOGGED_NAMES:
+        text += f" and {len(files) - LOGGED_NAMES} more"
+    return text
+
+
+def fit_search_results(results: list[p.SearchResult], request_id: int | None) -> p.SearchOk:
+    """Drop trailing results so the SEARCH_OK line stays within the 64 KiB line limit."""
+    budget = p.MAX_LINE - len(p.encode(p.SearchOk(id=request_id))) - 1
+    kept: list[p.SearchResult] = []
+    for result in results:
+        cost = len(json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False).encode())
+        if cost + 1 > budget:
+            break
+        budget -= cost + 1
+        kept.append(result)
+    return p.SearchOk(id=request_id, results=tuple(kept))
+
+
+class PeerSession(QObject):
+    """One control connection: reads requests, answers them, enforces deadlines."""
+
+    closed = Signal(object)  # self
+
+    def __init__(self, server: IndexServer, socket: QTcpSocket) -> None:
+        # Sessions and their sockets are owned by Python (no Qt parent): the server
+        # drops a closed session from a zero-delay timer, outside its signal handlers.
+        super().__init__()
+        self.server = server
+        self.socket = socket
+        socket.setParent(None)
+        self.ip = normalize_ip(socket.peerAddress().toString())
+        self.remote = f"{self.ip}:{socket.peerPort()}"
+        self.peer_id: int | None = None
+        self.peer_label = self.remote
+        self.agent = ""
+        self.connected_at = time.time()
+        self._reader = p.LineReader(p.SERVER_BULK_OPS)
+        self._closing = False
+        self._finished = False
+
+        self._join_timer = QTimer(self, singleShot=True)
+        self._join_timer.timeout.connect(self._on_join_timeout)
+        self._join_timer.start(int(server.limits.join_timeout * 1000))
+        self._idle_timer = QTimer(self, singleShot=True)
+        self._idle_timer.timeout.connect(self._on_idle_timeout)
+        self._idle_timer.start(int(server.limits.idle_timeout * 1000))
+        # Gives a closing connection a few seconds to flush its last replies.
+        self._abort_timer = QTimer(self, singleShot=True)
+        self._abort_timer.timeout.connect(self._abort_socket)
+
+        socket.readyRead.connect(self._on_ready_read)
+        socket.disconnected.connect(self._on_disconnected)
+        socket.errorOccurred.connect(self._on_socket_error)
+
+    # ------------------------------------------------------------ I/O
+
+    def send(self, message: p.Message) -> None:
+        if self._closing:
+            return
+        self.socket.write(p.encode(message))
+        if self.socket.bytesToWrite() > MAX_PENDING_WRITE:
+            log.warning("Dropping %s: it does not read its replies", self.peer_label)
+            self.close(flush=False)
+
+    def close(self, flush: bool = True) -> None:
+        """Close the connection; the peer leaves the index at once."""
+        if self._closing:
+            return
+        self._closing = True
+        self._join_timer.stop()
+        self._idle_timer.stop()
+        self._forget_peer()
+        if flush and self.socket.state() == QAbstractSocket.SocketState.ConnectedState:
+            self.socket.disconnectFromHost()
+            if self.socket.state() != QAbstractSocket.SocketState.UnconnectedState:
+                # disconnected() will finish the job once the replies are flushed.
+                self._abort_timer.start(5000)
+                return
+        else:
+            self.socket.abort()
+        self._finish()
+
+    def _abort_socket(self) -> None:
+        self.socket.abort()
+
+    def _finish(self) -> None:
+        if self._finished or self.socket.state() != QAbstractSocket.SocketState.UnconnectedState:
+            return
+        self._finished = True
+        self._abort_timer.stop()
+        self.closed.emit(self)
+
+    def _on_disconnected(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._join_timer.stop()
+            self._idle_timer.stop()
+            self._forget_peer()
+        self._finish()
+
+    def _on_socket_error(self, error: QAbstractSocket.SocketError) -> None:
+        if error != QAbstractSocket.SocketError.RemoteHostClosedError:
+            log.debug("Socket error from %s: %s", self.peer_label, self.socket.errorString())
+
+    def _on_join_timeout(self) -> None:
+        if self.peer_id is None:
+            log.info(
+                "Closing %s: no JOIN within %.0f s", self.remote, self.server.limits.join_timeout
+            )
+            self.close()
+
+    def _on_idle_timeout(self) -> None:
+        log.info("Closing %s: idle for %.0f s", self.peer_label, self.server.limits.idle_timeout)
+        self.close()
+
+    def _on_ready_read(self) -> None:
+        while not self._closing and self.socket.bytesAvailable() > 0:
+            data = bytes(self.socket.read(READ_CHUNK).data())
+            if not data:
+                break
+            self._idle_timer.start()
+            try:
+                messages = self._reader.feed(data)
+            except p.ProtocolError as exc:
+                for message in exc.preceding:
+                    self._dispatch(message)
+                self._fail(exc)
+                return
+            for message in messages:
+                self._dispatch(message)
+                if self._closing:
+                    return
+
+    # ------------------------------------------------------------ requests
+
+    def _fail(self, error: p.ProtocolError) -> None:
+        if self._closing:
+            return
+        self.server.note_protocol_error(self, error)
+        self.send(error.to_message())
+        if error.closes_connection:
+            self.close()
+
+    def _dispatch(self, message: p.Message) -> None:
+        if self._closing:
+            return
+        started = time.perf_counter()
+        handler = self._HANDLERS.get(type(message))
+        try:
+            if handler is None:
+                raise p.ProtocolError(
+                    p.ErrorCode.BAD_REQUEST,
+                    f"{message.OP} is not a request the index server answers",
+                    message.id,
+                )
+            if self.peer_id is None and not isinstance(message, p.Join | p.Ping | p.Leave):
+                raise p.ProtocolError(
+                    p.ErrorCode.NOT_JOINED, f"send JOIN before {message.OP}", message.id
+                )
+            handler(self, message)
+        except p.ProtocolError as exc:
+            self._fail(exc)
+            return
+        if self.peer_id is not None:
+            self.server.store.touch(self.peer_id)
+        self.server.request_handled.emit(message.OP, (time.perf_counter() - started) * 1000.0)
+
+    def _on_join(self, message: p.Join) -> None:
+        store = self.server.store
+        address = f"{self.ip}:{message.port}"
+        try:
+            if self.peer_id is not None and address == self.peer_label:
+                total = store.replace_files(self.peer_id, message.files)
+            else:
+                self._forget_peer()
+                self.peer_id = store.add_peer(self.ip, message.port, message.agent, message.files)
+                total = len(message.files)
+        except IndexLimitError as exc:
+            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+        self._join_timer.stop()
+        self.peer_label = address
+        self.agent = message.agent
+        self.send(p.JoinOk(id=message.id, peer=address, files=total))
+        log.info("Peer %s joined with files %s", address, describe_files(message.files))
+        self.server.peer_joined.emit(self.peer_id, address, total)
+
+    def _on_search(self, message: p.Search) -> None:
+        results = self.server.store.search(message.query, message.limit, exclude_peer=self.peer_id)
+        self.send(fit_search_results(results, message.id))
+        log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
+
+    def _on_update(self, message: p.Update) -> None:
+        assert self.peer_id is not None
+        try:
+            total = self.server.store.update_files(self.peer_id, message.add, message.remove)
+        except IndexLimitError as exc:
+            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+        self.send(p.UpdateOk(id=message.id, files=total))
+        log.info(
+            "Peer %s updated: %d added, %d removed, %d files",
+            self.peer_label,
+            len(message.add),
+            len(message.remove),
+            total,
+        )
+        self.server.peer_updated.emit(self.peer_id, total)
+
+    def _on_ping(self, message: p.Ping) -> None:
+        self.send(p.Pong(id=message.id))
+
+    def _on_leave(self, message: p.Leave) -> None:
+        self.send(p.LeaveOk(id=message.id))
+        log.info("Peer %s left", self.peer_label)
+        self.close()
+
+    _HANDLERS = {
+        p.Join: _on_join,
+        p.Search: _on_search,
+        p.Update: _on_update,
+        p.Ping: _on_ping,
+        p.Leave: _on_leave,
+    }
+
+    def _forget_peer(self) -> None:
+        if self.peer_id is None:
+            return
+        peer_id, self.peer_id = self.peer_id, None
+        self.server.store.remove_peer(peer_id)
+        self.server.peer_left.emit(peer_id, self.peer_label)
+
+
+class IndexServer(QTcpServer):
+    """Accepts control connections and keeps the index of who shares what."""
+
+    #: peer id, "host:port", number of files
+    peer_joined = Signal(int, str, int)
+    #: peer id, "host:port"
+    peer_left = Signal(int, str)
+    #: peer id, number of files after the update
+    peer_updated = Signal(int, int)
+    #: op, milliseconds taken
+    request_handled = Signal(str, float)
+    #: remote "host:port", error code, message
+    protocol_error = Signal(str, str, str)
+    #: remote ip, reason
+    connection_refused = Signal(str, str)
+
+    def __init__(
+        self, store: IndexStore, limits: ServerLimits | None = None, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.limits = limits or ServerLimits()
+        store.max_files_per_peer = self.limits.max_files_per_peer
+        self.sessions: set[PeerSession] = set()
+        self._closed_sessions: list[PeerSession] = []
+        self._reaper = QTimer(self)
+        self._reaper.setSingleShot(True)
+        self._reaper.setInterval(0)
+        self._reaper.timeout.connect(self._reap_sessions)
+        self.newConnection.connect(self._on_new_connection)
+
+    def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
+        """Listen on host:port (0 picks a free port); return the port. Raises ServerStartError."""
+        address = QHostAddress(host)
+        if address.isNull():
+            raise ServerStartError(f"{host!r} is not an IP address this computer can listen on")
+        if not self.listen(address, port):
+            if self.serverError() == QAbstractSocket.SocketError.AddressInUseError:
+                reason = "the port is already in use (another server running? try --port)"
+            else:
+                reason = self.errorString()
+            raise ServerStartError(f"cannot listen on {host}:{port}: {reason}")
+        log.info("Index server listening on %s:%d", host, self.serverPort())
+        return self.serverPort()
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (peers leave the index)."""
+        self.close()
+        for session in list(self.sessions):
+            session.close(flush=False)
+
+    def session_for(self, peer_id: int) -> PeerSession | None:
+        return next((s for s in self.sessions if s.peer_id == peer_id), None)
+
+    def kick(self, peer_id: int) -> bool:
+        session = self.session_for(peer_id)
+        if session is None:
+            return False
+        log.info("Kicked peer %s", session.peer_label)
+        session.close(flush=False)
+        return True
+
+    def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None:
+        log.warning(
+            "Protocol error from %s: %s %s",
+            session.peer_label,
+            error.code.value,
+            p.printable(error.message),
+        )
+        self.protocol_error.emit(session.peer_label, error.code.value, error.message)
+
+    def _refuse(self, socket: QTcpSocket, ip: str, reason: str) -> None:
+        log.warning("Refused connection from %s: %s", ip, reason)
+        socket.write(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=reason)))
+        socket.disconnectFromHost()
+        socket.disconnected.connect(socket.deleteLater)
+        if socket.state() == QAbstractSocket.SocketState.UnconnectedState:
+            socket.deleteLater()
+        self.connection_refused.emit(ip, reason)
+
+    def _on_new_connection(self) -> None:
+        while self.hasPendingConnections():
+            socket = self.nextPendingConnection()
+            ip = normalize_ip(socket.peerAddress().toString())
+            if self.store.is_banned(ip):
+                self._refuse(socket, ip, "this address is banned from the index")
+                continue
+            same_ip = sum(1 for s in self.sessions if s.ip == ip)
+            if same_ip >= self.limits.max_connections_per_ip:
+                self._refuse(
+                    socket,
+                    ip,
+                    f"too many connections from {ip} "
+                    f"(the limit is {self.limits.max_connections_per_ip})",
+                )
+                continue
+            session = PeerSession(self, socket)
+            session.closed.connect(self._on_session_closed)
+            self.sessions.add(session)
+
+    def _on_session_closed(self, session: PeerSession) -> None:
+        self.sessions.discard(session)
+        self._closed_sessions.append(session)
+        self._reaper.start()
+
+    def _reap_sessions(self) -> None:
+        self._closed_sessions.clear()

@@ -1,0 +1,392 @@
+"""The index server over real loopback sockets, driven by plain socket clients."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+
+import pytest
+
+from server_app.index_server import IndexServer, ServerLimits, ServerStartError
+from server_app.index_store import IndexStore
+from tests.wire_client import WireClient
+
+H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
+
+
+def file(name: str, size: int, hash_: str) -> dict:
+    return {"name": name, "size": size, "hash": hash_}
+
+
+@pytest.fixture
+def make_server(qtbot):
+    servers = []
+
+    def make(limits: ServerLimits | None = None, store: IndexStore | None = None) -> IndexServer:
+        server = IndexServer(store or IndexStore(), limits)
+        server.start("127.0.0.1", 0)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        server.store.close()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture
+def connect(server):
+    clients = []
+
+    def make(port: int | None = None) -> WireClient:
+        client = WireClient(port or server.serverPort())
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def join(qtbot, client, port, files, request_id=1):
+    reply = client.request(qtbot, {"op": "JOIN", "id": request_id, "port": port, "files": files})
+    assert reply["op"] == "JOIN_OK", reply
+    return reply
+
+
+def assert_still_serving(qtbot, server):
+    """A well-behaved peer still gets answers."""
+    client = WireClient(server.serverPort())
+    try:
+        join(qtbot, client, 7777, [file("probe.bin", 1, "f" * 64)])
+        assert client.request(qtbot, {"op": "PING", "id": 9}) == {"op": "PONG", "id": 9}
+    finally:
+        client.close()
+
+
+def test_two_peers_join_and_find_each_others_files(qtbot, server, connect):
+    a, b = connect(), connect()
+    reply = join(qtbot, a, 8776, [file("aula1.mp4", 10, H1), file("aula2.mp4", 20, H2)])
+    assert reply == {"op": "JOIN_OK", "id": 1, "peer": "127.0.0.1:8776", "files": 2}
+    join(qtbot, b, 8777, [file("other.mkv", 5, H3)])
+
+    found = b.request(qtbot, {"op": "SEARCH", "id": 2, "query": "AULA mp4", "limit": 100})
+    assert found["op"] == "SEARCH_OK" and found["id"] == 2
+    assert sorted(r["name"] for r in found["results"]) == ["aula1.mp4", "aula2.mp4"]
+    assert all(r["peers"] == [{"host": "127.0.0.1", "port": 8776}] for r in found["results"])
+    # The asker is left out: A does not find its own files.
+    mine = a.request(qtbot, {"op": "SEARCH", "id": 3, "query": "aula"})
+    assert mine["results"] == []
+    theirs = a.request(qtbot, {"op": "SEARCH", "id": 4, "query": "other"})
+    assert theirs["results"][0]["peers"] == [{"host": "127.0.0.1", "port": 8777}]
+
+
+def test_update_adds_and_removes(qtbot, server, connect):
+    a, b = connect(), connect()
+    join(qtbot, a, 8776, [file("old.mp4", 1, H1)])
+    join(qtbot, b, 8777, [])
+    reply = a.request(
+        qtbot, {"op": "UPDATE", "id": 5, "add": [file("new.mp4", 2, H2)], "remove": [H1]}
+    )
+    assert reply == {"op": "UPDATE_OK", "id": 5, "files": 1}
+    assert b.request(qtbot, {"op": "SEARCH", "id": 6, "query": "old"})["results"] == []
+    assert [r["name"] for r in b.request(qtbot, {"op": "SEARCH", "query": "new"})["results"]] == [
+        "new.mp4"
+    ]
+
+
+def test_leave_removes_the_peer_at_once(qtbot, server, connect):
+    a, b = connect(), connect()
+    join(qtbot, a, 8776, [file("aula.mp4", 1, H1)])
+    join(qtbot, b, 8777, [])
+    with qtbot.waitSignal(server.peer_left, timeout=3000):
+        assert a.request(qtbot, {"op": "LEAVE", "id": 7}) == {"op": "LEAVE_OK", "id": 7}
+    qtbot.waitUntil(a.is_closed, timeout=3000)
+    assert b.request(qtbot, {"op": "SEARCH", "query": "aula"})["results"] == []
+    assert server.store.counters().peers == 1
+
+
+def test_dropped_connection_removes_the_peer_at_once(qtbot, server, connect):
+    a, b = connect(), connect()
+    join(qtbot, a, 8776, [file("aula.mp4", 1, H1)])
+    join(qtbot, b, 8777, [])
+    with qtbot.waitSignal(server.peer_left, timeout=3000) as left:
+        a.close()
+    assert left.args[1] == "127.0.0.1:8776"
+    assert b.request(qtbot, {"op": "SEARCH", "query": "aula"})["results"] == []
+
+
+def test_join_and_search_are_logged(qtbot, server, connect, caplog):
+    caplog.set_level(logging.INFO, logger="napster.server")
+    a = connect()
+    join(qtbot, a, 8776, [file("aula1.mp4", 1, H1), file("aula2.mp4", 1, H2)])
+    a.request(qtbot, {"op": "SEARCH", "query": "aula.mp4"})
+    messages = [r.getMessage() for r in caplog.records]
+    assert "Peer 127.0.0.1:8776 joined with files aula1.mp4 aula2.mp4" in messages
+    assert "Peer 127.0.0.1:8776 searched for aula.mp4" in messages
+
+
+def test_long_file_lists_are_shortened_in_the_log(qtbot, server, connect, caplog):
+    caplog.set_level(logging.INFO, logger="napster.server")
+    files = [file(f"v{i}.mp4", 1, f"{i:064x}") for i in range(25)]
+    join(qtbot, connect(), 8776, files)
+    line = next(r.getMessage() for r in caplog.records if "joined" in r.getMessage())
+    assert line.endswith("v9.mp4 and 15 more")
+
+
+def test_request_signal_reports_op_and_time(qtbot, server, connect):
+    a = connect()
+    with qtbot.waitSignal(server.request_handled, timeout=3000) as handled:
+        join(qtbot, a, 8776, [])
+    op, millis = handled.args
+    assert op == "JOIN" and millis >= 0
+
+
+def test_peer_address_comes_from_the_socket_not_the_message(qtbot, server, connect):
+    a = connect()
+    a.send({"op": "JOIN", "id": 1, "port": 9000, "files": [], "host": "6.6.6.6"})
+    assert a.reply(qtbot)["peer"] == "127.0.0.1:9000"
+    assert [(p.host, p.port) for p in server.store.peers()] == [("127.0.0.1", 9000)]
+
+
+def test_rejoin_on_the_same_connection_replaces_the_list(qtbot, server, connect):
+    a, b = connect(), connect()
+    join(qtbot, a, 8776, [file("first.mp4", 1, H1)])
+    join(qtbot, a, 8776, [file("second.mp4", 1, H2)], request_id=2)
+    join(qtbot, b, 8777, [])
+    assert b.request(qtbot, {"op": "SEARCH", "query": "first"})["results"] == []
+    assert len(b.request(qtbot, {"op": "SEARCH", "query": "second"})["results"]) == 1
+    assert server.store.counters().peers == 2
+
+
+def test_pipelined_requests_are_answered_in_order_with_their_ids(qtbot, server, connect):
+    a = connect()
+    a.send_raw(
+        b'{"op":"JOIN","id":10,"port":8776,"files":[]}\n{"op":"PING","id":11}\n'
+        b'{"op":"SEARCH","id":12,"query":"x"}\n'
+    )
+    ids = [a.reply(qtbot)["id"] for _ in range(3)]
+    assert ids == [10, 11, 12]
+
+
+def test_search_reply_stays_within_the_line_limit(qtbot, server, connect):
+    a, b = connect(), connect()
+    long_names = [file(("n" * 240) + f"{i:05d}.mkv", 1, f"{i:064x}") for i in range(500)]
+    join(qtbot, a, 8776, long_names)
+    join(qtbot, b, 8777, [])
+    b.send({"op": "SEARCH", "id": 3, "query": "nnn", "limit": 500})
+    qtbot.waitUntil(lambda: b"\n" in b.buffer or b.has_line(), timeout=5000)
+    reply = b.lines.pop(0)
+    assert 0 < len(reply["results"]) < 500
+    assert len(json.dumps(reply, separators=(",", ":"), ensure_ascii=False)) <= 64 * 1024
+
+
+# ------------------------------------------------------------------ hostile input
+
+H = "a" * 64
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b"this is not json\n", "BAD_REQUEST"),
+        (b"[1,2]\n", "BAD_REQUEST"),
+        (b'{"op":"HELLO","id":3}\n', "BAD_REQUEST"),
+        (b'{"op":"JOIN","id":3,"files":[]}\n', "BAD_REQUEST"),
+        (b'{"op":"JOIN","id":3,"port":"6001","files":[]}\n', "BAD_REQUEST"),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"a","size":-1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"a/b","size":1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"a\\\\b","size":1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"..","size":1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"a\\u0000b","size":1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"'
+            + b"x" * 300
+            + b'","size":1,"hash":"'
+            + H.encode()
+            + b'"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (
+            b'{"op":"JOIN","id":3,"port":6001,"files":[{"name":"a","size":1,"hash":"xyz"}]}\n',
+            "BAD_REQUEST",
+        ),
+        (b'{"op":"SEARCH","id":3,"query":"' + b"q" * (65 * 1024) + b'"}\n', "TOO_LARGE"),
+    ],
+)
+def test_hostile_input_gets_the_right_error_and_is_closed(qtbot, server, connect, raw, code):
+    client = connect()
+    client.send_raw(raw)
+    reply = client.reply(qtbot)
+    assert reply["op"] == "ERROR" and reply["code"] == code, reply
+    if code == "BAD_REQUEST" and b'"id":3' in raw[:40]:
+        assert reply.get("id") == 3
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    assert_still_serving(qtbot, server)
+
+
+def test_nine_mib_join_is_too_large(qtbot, server, connect):
+    client = connect()
+    payload = b'{"op":"JOIN","id":1,"port":6001,"files":[],"pad":"' + b"x" * (9 * 1024 * 1024)
+
+    # The server runs on this thread's event loop, so the blocking send goes elsewhere.
+    def send_all():
+        with contextlib.suppress(OSError):
+            client.sock.sendall(payload + b'"}\n')
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    qtbot.waitUntil(lambda: client.has_line() or client.is_closed(), timeout=10000)
+    assert client.lines and client.lines[0]["code"] == "TOO_LARGE"
+    qtbot.waitUntil(lambda: not sender.is_alive(), timeout=10000)
+    assert server.store.counters().peers == 0
+    assert_still_serving(qtbot, server)
+
+
+def test_10001_files_in_one_join_is_too_large(qtbot, server, connect):
+    client = connect()
+    files = [file(f"f{i}", 1, H) for i in range(10_001)]
+    client.send({"op": "JOIN", "id": 1, "port": 6001, "files": files})
+    assert client.reply(qtbot, timeout=10000)["code"] == "TOO_LARGE"
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    assert server.store.counters().peers == 0
+    assert_still_serving(qtbot, server)
+
+
+def test_files_per_peer_limit_is_enforced(qtbot, make_server):
+    server = make_server(ServerLimits(max_files_per_peer=3))
+    client = WireClient(server.serverPort())
+    join(qtbot, client, 6001, [file(f"f{i}", 1, f"{i:064x}") for i in range(3)])
+    reply = client.request(qtbot, {"op": "UPDATE", "id": 2, "add": [file("x", 1, H)]})
+    assert reply["code"] == "TOO_LARGE" and reply["id"] == 2
+    client.close()
+
+
+@pytest.mark.parametrize("op", ["SEARCH", "UPDATE"])
+def test_requests_before_join_are_not_joined_and_kept(qtbot, server, connect, op):
+    client = connect()
+    body = {"op": op, "id": 4, "query": "x"} if op == "SEARCH" else {"op": op, "id": 4, "add": []}
+    reply = client.request(qtbot, body)
+    assert reply == {
+        "op": "ERROR",
+        "id": 4,
+        "code": "NOT_JOINED",
+        "message": f"send JOIN before {op}",
+    }
+    join(qtbot, client, 6001, [])  # the connection was kept
+    assert client.request(qtbot, {"op": "PING", "id": 5})["op"] == "PONG"
+
+
+def test_silent_connection_is_closed_after_the_join_deadline(qtbot, make_server):
+    server = make_server(ServerLimits(join_timeout=0.3))
+    silent = WireClient(server.serverPort())
+    qtbot.waitUntil(silent.is_closed, timeout=3000)
+    assert_still_serving(qtbot, server)
+    silent.close()
+
+
+def test_idle_connection_is_closed(qtbot, make_server):
+    server = make_server(ServerLimits(idle_timeout=0.4))
+    client = WireClient(server.serverPort())
+    join(qtbot, client, 6001, [])
+    with qtbot.waitSignal(server.peer_left, timeout=3000):
+        pass
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    client.close()
+
+
+def test_33rd_connection_from_one_address_is_refused(qtbot, server, connect):
+    clients = [connect() for _ in range(32)]
+    qtbot.waitUntil(lambda: len(server.sessions) == 32, timeout=5000)
+    extra = connect()
+    reply = extra.reply(qtbot)
+    assert reply["op"] == "ERROR" and reply["code"] == "LIMIT"
+    qtbot.waitUntil(extra.is_closed, timeout=3000)
+    clients[0].close()
+    qtbot.waitUntil(lambda: len(server.sessions) == 31, timeout=5000)
+    join(qtbot, connect(), 6001, [])  # a slot freed up
+
+
+def test_one_byte_at_a_time_still_works(qtbot, server, connect):
+    client = connect()
+    line = json.dumps({"op": "JOIN", "id": 1, "port": 6001, "files": [file("a.mp4", 1, H)]})
+    for byte in line.encode() + b"\n":
+        client.send_raw(bytes([byte]))
+    assert client.reply(qtbot)["op"] == "JOIN_OK"
+
+
+def test_banned_address_is_refused(qtbot, server, connect):
+    server.store.ban("127.0.0.1", "testing")
+    client = connect()
+    reply = client.reply(qtbot)
+    assert reply["code"] == "LIMIT" and "banned" in reply["message"]
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+
+
+def test_kick_closes_the_peer_connection(qtbot, server, connect):
+    client = connect()
+    join(qtbot, client, 6001, [file("a.mp4", 1, H)])
+    peer_id = server.store.peers()[0].peer_id
+    with qtbot.waitSignal(server.peer_left, timeout=3000):
+        assert server.kick(peer_id)
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    assert server.store.counters().peers == 0
+
+
+def test_port_in_use_is_one_clear_error(server):
+    other = IndexServer(IndexStore())
+    with pytest.raises(ServerStartError, match="already in use"):
+        other.start("127.0.0.1", server.serverPort())
+    other.store.close()
+
+
+def test_a_client_that_never_reads_is_dropped(qtbot, server, connect):
+    a, b = connect(), connect()
+    join(qtbot, a, 8776, [file(("n" * 200) + f"{i}.mkv", 1, f"{i:064x}") for i in range(300)])
+    b.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    join(qtbot, b, 8777, [])
+    search = (json.dumps({"op": "SEARCH", "query": "nnn", "limit": 500}) + "\n").encode()
+    left = []
+    server.peer_left.connect(lambda *args: left.append(args))
+
+    def flood_until_dropped() -> bool:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
+            b.sock.send(search * 10, socket.MSG_DONTWAIT)
+        return bool(left)
+
+    qtbot.waitUntil(flood_until_dropped, timeout=20000)
+    assert left[0][1] == "127.0.0.1:8777"
+    assert_still_serving(qtbot, server)

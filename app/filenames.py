@@ -1,0 +1,118 @@
+"""Names from the network made safe for the local file system (pure, no Qt)."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+MAX_NAME_BYTES = 255
+MAX_EXTENSION_BYTES = 32
+FALLBACK_NAME = "download"
+PART_SUFFIX = ".part"
+STATE_SUFFIX = ".napster-state"
+
+_WINDOWS_FORBIDDEN = set('<>:"|?*/\\')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
+    f"{stem}{n}" for stem in ("COM", "LPT") for n in [*"123456789", "¹", "²", "³"]
+}
+# Categories removed outright: control, format (bidirectional marks, zero-width
+# characters), surrogates, private use, unassigned, line/paragraph separators.
+_DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` that fits in ``max_bytes`` UTF-8 bytes."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def is_windows_reserved(name: str) -> bool:
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    return stem in _WINDOWS_RESERVED
+
+
+def safe_filename(name: str) -> str:
+    """A name that is safe to create in a folder on Windows, macOS and Linux.
+
+    No separators or ``..``, no control, bidirectional or zero-width characters,
+    no Windows reserved names or forbidden characters, no trailing dots or
+    spaces, no leading dot (it would hide the file), at most 255 UTF-8 bytes
+    with the extension kept.
+    """
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", errors="replace")
+    name = unicodedata.normalize("NFC", str(name))
+    cleaned = []
+    for ch in name:
+        if unicodedata.category(ch) in _DROPPED_CATEGORIES:
+            continue
+        cleaned.append("_" if ch in _WINDOWS_FORBIDDEN else ch)
+    name = "".join(cleaned).strip(" ").rstrip(". ").lstrip(". ")
+    if not name or set(name) <= {"."}:
+        name = FALLBACK_NAME
+    if is_windows_reserved(name):
+        name = "_" + name
+    for suffix in (PART_SUFFIX, STATE_SUFFIX):
+        if name.lower().endswith(suffix):
+            name += "_"
+    return _fit_name(name)
+
+
+def _fit_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    if len(name.encode("utf-8")) <= max_bytes:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and len(("." + extension).encode("utf-8")) <= MAX_EXTENSION_BYTES:
+        suffix = "." + extension
+        return _cut_utf8(stem, max_bytes - len(suffix.encode("utf-8"))).rstrip(". ") + suffix
+    return _cut_utf8(name, max_bytes).rstrip(". ") or FALLBACK_NAME
+
+
+def numbered_name(name: str, number: int) -> str:
+    """``video.mp4`` -> ``video (2).mp4``, still within the name length limit."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem:
+        stem, extension = name, ""
+    tag = f" ({number})"
+    suffix = f".{extension}" if extension else ""
+    room = MAX_NAME_BYTES - len((tag + suffix).encode("utf-8"))
+    return _cut_utf8(stem, room) + tag + suffix
+
+
+def free_name(
+    folder: Path, name: str, taken: set[str] | None = None, with_part: bool = True
+) -> str:
+    """A name in ``folder`` that no file has yet, also ignoring case (``video (1).mp4``).
+
+    ``taken`` holds further names to avoid (for example names reserved by other
+    downloads that have not created their files yet).
+    With ``with_part`` the name's ``.part`` must be free too.
+    """
+    try:
+        lowered = {entry.lower() for entry in os.listdir(folder)}
+    except OSError:
+        lowered = set()
+    lowered |= {t.lower() for t in taken or ()}
+
+    def is_taken(candidate: str) -> bool:
+        if (folder / candidate).exists() or candidate.lower() in lowered:
+            return True
+        return with_part and (candidate + PART_SUFFIX).lower() in lowered
+
+    candidate, number = name, 0
+    while is_taken(candidate):
+        number += 1
+        candidate = numbered_name(name, number)
+    return candidate
+
+
+def is_inside(folder: Path, path: Path) -> bool:
+    """True when ``path`` resolves to somewhere inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True

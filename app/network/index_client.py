@@ -1,0 +1,599 @@
+"""The peer's control connection to the index server (a Qt adapter over QTcpSocket).
+
+``IndexClient`` connects, JOINs with the shared library, keeps the connection
+alive with PING, runs searches and announces library changes. When the server
+goes away it says so once, reconnects with randomized exponential backoff and
+JOINs again with the current library. Everything runs in slots driven by the
+Qt event loop: nothing here blocks (except ``stop_and_wait``, meant for quit).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
+
+from app.network import protocol as p
+
+log = logging.getLogger("napster.client")
+
+READ_CHUNK = 64 * 1024
+
+_SocketError = QAbstractSocket.SocketError
+_SOCKET_ERROR_TEXT = {
+    _SocketError.ConnectionRefusedError: "connection refused",
+    _SocketError.RemoteHostClosedError: "the server closed the connection",
+    _SocketError.HostNotFoundError: "host not found",
+    _SocketError.SocketTimeoutError: "timed out",
+    _SocketError.SocketAccessError: "not allowed to connect",
+}
+
+
+class ClientState(str, Enum):
+    """Where the control connection stands."""
+
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    JOINING = "joining"
+    JOINED = "joined"
+    WAITING = "waiting"  # backing off before the next connection attempt
+
+
+def backoff_delay(
+    attempt: int, min_backoff: float, max_backoff: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (0 for the first retry).
+
+    The base delay doubles from ``min_backoff`` up to ``max_backoff``; the delay is a random
+    0.5x to 1.0x of it, so peers dropped together by a server restart do not return together.
+    """
+    base = min(max_backoff, min_backoff * 2.0 ** min(max(attempt, 0), 64))
+    return base * (rng or random).uniform(0.5, 1.0)
+
+
+def update_batches(
+    add: Sequence[p.FileInfo],
+    remove: Sequence[str],
+    batch_size: int = p.MAX_FILES_PER_MESSAGE,
+) -> list[tuple[tuple[p.FileInfo, ...], tuple[str, ...]]]:
+    """Split a change into (add, remove) UPDATE bodies of at most ``batch_size`` entries.
+
+    Removals go first, so a hash removed and added again in one change ends up shared.
+    """
+    batches = []
+    removed = added = 0
+    while removed < len(remove) or added < len(add):
+        batch_remove = tuple(remove[removed : removed + batch_size])
+        removed += len(batch_remove)
+        room = batch_size - len(batch_remove)
+        batch_add = tuple(add[added : added + room])
+        added += len(batch_add)
+        batches.append((batch_add, batch_remove))
+    return batches
+
+
+def _is_hash(value: str) -> bool:
+    try:
+        p.check_hash(value)
+    except p.ProtocolError:
+        return False
+    return True
+
+
+def shareable(files: Sequence[p.FileInfo]) -> list[p.FileInfo]:
+    """The entries the protocol can carry; the others are logged and left out."""
+    good = [
+        f
+        for f in files
+        if p.name_problem(f.name) is None
+        and _is_hash(f.hash)
+        and isinstance(f.size, int)
+        and 0 <= f.size <= p.MAX_INT
+    ]
+    if len(good) != len(files):
+        log.warning("Not announcing %d files the protocol cannot carry", len(files) - len(good))
+    return good
+
+
+@dataclass(frozen=True)
+class _Request:
+    op: str
+    search_id: int | None = None
+
+
+class IndexClient(QObject):
+    """The control connection to one index server, with reconnect and re-JOIN.
+
+    Call ``start()`` once; from then on the client keeps itself JOINed until ``stop()``.
+    Results and problems arrive as signals; no method blocks except ``stop_and_wait``.
+    A library over 10,000 files JOINs with the first 10,000 (``joined`` reports that count)
+    and the rest follow at once as UPDATE batches (each answered by ``update_finished``).
+    """
+
+    #: a ClientState value
+    state_changed = Signal(str)
+    #: our address as the server reports it ("127.0.0.1:6001"), files in the index after JOIN
+    joined = Signal(str, int)
+    #: one human sentence saying the server went away or could not be reached
+    connection_lost = Signal(str)
+    #: seconds until the next connection attempt
+    reconnect_scheduled = Signal(float)
+    #: search id, list[protocol.SearchResult]
+    search_finished = Signal(int, list)
+    #: search id, human message
+    search_failed = Signal(int, str)
+    #: files total reported by UPDATE_OK
+    update_finished = Signal(int)
+    #: code, message of an ERROR not tied to a search
+    server_error = Signal(str, str)
+    #: stop() has finished: LEAVE answered, the connection closed, or the wait ran out
+    stopped = Signal()
+
+    _search_failed_later = Signal(int, str)
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        listen_port: int,
+        files_provider: Callable[[], Sequence[p.FileInfo]],
+        parent: QObject | None = None,
+        *,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        ping_interval: float = 30.0,
+        reply_timeout: float = 20.0,
+        connect_timeout: float = 10.0,
+        leave_timeout: float = 1.0,
+        agent: str = p.AGENT,
+    ) -> None:
+        super().__init__(parent)
+        self._host = host
+        self._port = port
+        self._listen_port = listen_port
+        self._files_provider = files_provider
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._reply_timeout = reply_timeout
+        self._connect_timeout = connect_timeout
+        self._agent = agent
+        self._rng = random.Random()
+
+        self._state = ClientState.OFFLINE
+        self._running = False  # between start() and stop(): keep (re)connecting
+        self._leaving = False  # LEAVE sent, waiting for LEAVE_OK or the close
+        self._socket: QTcpSocket | None = None
+        self._reached = False  # the current socket got connected
+        self._reader = p.LineReader()
+        self._requests: dict[int, _Request] = {}
+        self._next_request_id = 1
+        self._next_search_id = 1
+        self._join_request_id: int | None = None
+        self._peer_address = ""
+        self._attempt = 0
+
+        self._connect_timer = self._single_shot(connect_timeout, self._on_connect_timeout)
+        self._reply_timer = self._single_shot(reply_timeout, self._on_reply_timeout)
+        self._reconnect_timer = self._single_shot(min_backoff, self._connect)
+        self._leave_timer = self._single_shot(leave_timeout, self._finish_leaving)
+        self._ping_timer = QTimer(self)
+        self._ping_timer.setInterval(max(1, round(ping_interval * 1000)))
+        self._ping_timer.timeout.connect(self._on_ping_timer)
+
+        self._search_failed_later.connect(self.search_failed, Qt.ConnectionType.QueuedConnection)
+
+    def _single_shot(self, seconds: float, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(max(0, round(seconds * 1000)))
+        timer.timeout.connect(slot)
+        return timer
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    @property
+    def server_address(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{self._port}"
+
+    @property
+    def peer_address(self) -> str:
+        """Our address as the server reported it in JOIN_OK, or "" when not joined."""
+        return self._peer_address
+
+    @property
+    def listen_port(self) -> int:
+        return self._listen_port
+
+    # ------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Connect and JOIN; from now on reconnect whenever the connection drops."""
+        if self._running:
+            return
+        self._running = True
+        self._attempt = 0
+        self._connect()
+
+    def stop(self) -> None:
+        """LEAVE (if joined) and close; no more reconnects. ``stopped`` says when it is done."""
+        self._running = False
+        self._reconnect_timer.stop()
+        if self._leaving:
+            return
+        socket = self._socket
+        if (
+            socket is not None
+            and self._state in (ClientState.JOINING, ClientState.JOINED)
+            and socket.state() == QAbstractSocket.SocketState.ConnectedState
+        ):
+            failed = self._forget_requests()
+            self._reply_timer.stop()
+            self._ping_timer.stop()
+            self._leaving = True
+            self._peer_address = ""
+            self._write(p.Leave(id=self._take_request_id()))
+            self._leave_timer.start()
+            self._set_state(ClientState.OFFLINE)
+            self._fail_searches(failed, "The search was cancelled: leaving the index server")
+            return
+        failed = self._discard_socket()
+        self._set_state(ClientState.OFFLINE)
+        self._fail_searches(failed, "The search was cancelled: leaving the index server")
+        self.stopped.emit()
+
+    def stop_and_wait(self, timeout_ms: int = 2000) -> bool:
+        """stop(), then run a local event loop until LEAVE is answered (for app quit).
+
+        Returns False if the server did not answer in time (the connection is closed anyway).
+        """
+        self.stop()
+        if not self._leaving:
+            return True
+        loop = QEventLoop()
+        deadline = QTimer()
+        deadline.setSingleShot(True)
+        deadline.timeout.connect(loop.quit)
+        self.stopped.connect(loop.quit)
+        deadline.start(max(0, timeout_ms))
+        loop.exec()
+        self.stopped.disconnect(loop.quit)
+        deadline.stop()
+        if self._leaving:
+            self._finish_leaving()
+            return False
+        return True
+
+    def set_server(self, host: str, port: int) -> None:
+        """Use another index server; reconnect to it at once if running."""
+        self._host, self._port = host, port
+        if not self._running:
+            return
+        failed = self._discard_socket()
+        self._attempt = 0
+        self._connect()
+        self._fail_searches(failed, "The search was cancelled: switched to another index server")
+
+    def set_listen_port(self, port: int) -> None:
+        """Announce a new listen port: JOIN again at once if connected, else at the next JOIN."""
+        if port == self._listen_port:
+            return
+        self._listen_port = port
+        if self._connected() and self._state in (ClientState.JOINING, ClientState.JOINED):
+            self._send_join()
+
+    def search(self, query: str, limit: int = p.DEFAULT_SEARCH_LIMIT) -> int:
+        """Start a search; the answer comes as search_finished or search_failed with this id."""
+        search_id = self._next_search_id
+        self._next_search_id += 1
+        problem = None
+        if not query.strip():
+            problem = "Type something to search for"
+        elif len(query) > p.MAX_QUERY_CHARS:
+            problem = f"The search text is too long (at most {p.MAX_QUERY_CHARS} characters)"
+        elif self._state != ClientState.JOINED or not self._connected():
+            problem = self._not_joined_text()
+        if problem is not None:
+            # Queued, so the caller has the id before the answer arrives.
+            self._search_failed_later.emit(search_id, problem)
+            return search_id
+        limit = max(1, min(limit, p.MAX_SEARCH_LIMIT))
+        self._request(
+            p.Search(id=self._take_request_id(), query=query, limit=limit), search_id=search_id
+        )
+        return search_id
+
+    def announce(self, add: Sequence[p.FileInfo], remove: Sequence[str]) -> None:
+        """Send library changes as UPDATE batches; dropped when not connected (JOIN resends all)."""
+        if not self._connected() or self._state not in (ClientState.JOINING, ClientState.JOINED):
+            log.debug(
+                "Not connected: %d added, %d removed wait for the next JOIN", len(add), len(remove)
+            )
+            return
+        self._send_updates(shareable(add), [h for h in remove if _is_hash(h)])
+
+    # ------------------------------------------------------------ connection
+
+    def _connect(self) -> None:
+        self._reconnect_timer.stop()
+        self._discard_socket()
+        socket = QTcpSocket(self)
+        socket.connected.connect(self._on_connected)
+        socket.disconnected.connect(self._on_disconnected)
+        socket.readyRead.connect(self._on_ready_read)
+        socket.errorOccurred.connect(self._on_socket_error)
+        self._socket = socket
+        self._reached = False
+        self._reader = p.LineReader()
+        self._next_request_id = 1
+        self._set_state(ClientState.CONNECTING)
+        log.info("Connecting to the index server at %s", self.server_address)
+        self._connect_timer.start()
+        socket.connectToHost(self._host, self._port)
+
+    def _connected(self) -> bool:
+        return (
+            self._socket is not None
+            and not self._leaving
+            and self._socket.state() == QAbstractSocket.SocketState.ConnectedState
+        )
+
+    def _discard_socket(self) -> list[int]:
+        """Close the current socket without a word; return the ids of searches left unanswered."""
+        socket, self._socket = self._socket, None
+        for timer in (self._connect_timer, self._reply_timer, self._ping_timer, self._leave_timer):
+            timer.stop()
+        if socket is not None:
+            socket.connected.disconnect(self._on_connected)
+            socket.disconnected.disconnect(self._on_disconnected)
+            socket.readyRead.disconnect(self._on_ready_read)
+            socket.errorOccurred.disconnect(self._on_socket_error)
+            socket.abort()
+            socket.deleteLater()
+        self._leaving = False
+        self._peer_address = ""
+        return self._forget_requests()
+
+    def _forget_requests(self) -> list[int]:
+        searches = [r.search_id for r in self._requests.values() if r.search_id is not None]
+        self._requests.clear()
+        self._join_request_id = None
+        return searches
+
+    def _fail_searches(self, search_ids: list[int], message: str) -> None:
+        for search_id in search_ids:
+            self.search_failed.emit(search_id, message)
+
+    def _connection_failed(self, reason: str) -> None:
+        """The connection is unusable: say so once, fail what waits, schedule a reconnect."""
+        if self._socket is None:
+            return
+        if self._reached:
+            message = f"Lost the connection to {self.server_address}: {reason}"
+        else:
+            message = f"Cannot reach the index server at {self.server_address}: {reason}"
+        log.warning("%s", message)
+        failed = self._discard_socket()
+        delay = None
+        if self._running:
+            delay = backoff_delay(self._attempt, self._min_backoff, self._max_backoff, self._rng)
+            self._attempt += 1
+            self._reconnect_timer.start(max(0, round(delay * 1000)))
+            self._set_state(ClientState.WAITING)
+        else:
+            self._set_state(ClientState.OFFLINE)
+        self._fail_searches(failed, "Lost the connection to the index server before it answered")
+        self.connection_lost.emit(message)
+        # A slot above may have called stop() or set_server(); then no retry is pending.
+        if delay is not None and self._reconnect_timer.isActive():
+            log.info("Reconnecting in %.1f s", delay)
+            self.reconnect_scheduled.emit(delay)
+
+    def _finish_leaving(self) -> None:
+        if not self._leaving:
+            return
+        self._discard_socket()
+        log.info("Left the index server at %s", self.server_address)
+        self.stopped.emit()
+
+    def _on_connected(self) -> None:
+        self._connect_timer.stop()
+        self._reached = True
+        log.info("Connected to the index server at %s", self.server_address)
+        self._set_state(ClientState.JOINING)
+        self._send_join()
+
+    def _on_disconnected(self) -> None:
+        self._on_socket_gone("the server closed the connection")
+
+    def _on_socket_error(self, error: QAbstractSocket.SocketError) -> None:
+        socket = self._socket
+        reason = _SOCKET_ERROR_TEXT.get(error)
+        if reason is None:
+            reason = socket.errorString() if socket is not None else str(error)
+        self._on_socket_gone(reason)
+
+    def _on_socket_gone(self, reason: str) -> None:
+        socket = self._socket
+        if socket is None:
+            return
+        if socket.bytesAvailable() > 0:
+            self._on_ready_read()  # its last words, e.g. an ERROR or LEAVE_OK
+        if self._socket is not socket:
+            return
+        if self._leaving:
+            self._finish_leaving()
+        else:
+            self._connection_failed(reason)
+
+    def _on_connect_timeout(self) -> None:
+        self._connection_failed(f"no answer within {self._connect_timeout:g} s")
+
+    def _on_reply_timeout(self) -> None:
+        self._connection_failed(f"no reply within {self._reply_timeout:g} s")
+
+    def _on_ping_timer(self) -> None:
+        if self._state == ClientState.JOINED and self._connected():
+            self._request(p.Ping(id=self._take_request_id()))
+
+    # ------------------------------------------------------------ sending
+
+    def _take_request_id(self) -> int:
+        request_id = self._next_request_id
+        self._next_request_id += 1
+        return request_id
+
+    def _write(self, message: p.Message) -> None:
+        if self._socket is not None:
+            self._socket.write(p.encode(message))
+
+    def _request(self, message: p.Message, search_id: int | None = None) -> None:
+        assert message.id is not None
+        if self._socket is None:  # the connection failed while this was being sent
+            if search_id is not None:
+                self._search_failed_later.emit(search_id, self._not_joined_text())
+            return
+        self._requests[message.id] = _Request(message.OP, search_id)
+        self._write(message)
+        if not self._reply_timer.isActive():
+            self._reply_timer.start()
+
+    def _current_files(self) -> list[p.FileInfo]:
+        try:
+            files = list(self._files_provider())
+        except Exception:
+            log.exception("Could not list the shared files; joining with none")
+            files = []
+        return shareable(files)
+
+    def _send_join(self) -> None:
+        files = self._current_files()
+        first = files[: p.MAX_FILES_PER_MESSAGE]
+        request_id = self._take_request_id()
+        self._join_request_id = request_id
+        self._request(
+            p.Join(id=request_id, port=self._listen_port, files=tuple(first), agent=self._agent)
+        )
+        # The server answers in order, so the rest can follow the JOIN right away.
+        self._send_updates(files[p.MAX_FILES_PER_MESSAGE :], [])
+        log.info(
+            "Joining %s with %d files on port %d",
+            self.server_address,
+            len(files),
+            self._listen_port,
+        )
+
+    def _send_updates(self, add: Sequence[p.FileInfo], remove: Sequence[str]) -> None:
+        for batch_add, batch_remove in update_batches(add, remove):
+            self._request(p.Update(id=self._take_request_id(), add=batch_add, remove=batch_remove))
+
+    # ------------------------------------------------------------ receiving
+
+    def _on_ready_read(self) -> None:
+        socket = self._socket
+        while socket is not None and self._socket is socket and socket.bytesAvailable() > 0:
+            data = socket.read(READ_CHUNK).data()
+            if not data:
+                return
+            try:
+                messages = self._reader.feed(data)
+            except p.ProtocolError as exc:
+                self._handle_all(exc.preceding, socket)
+                if self._socket is socket:
+                    self._protocol_failure(exc)
+                return
+            self._handle_all(messages, socket)
+
+    def _handle_all(self, messages: list[p.Message], socket: QTcpSocket) -> None:
+        for message in messages:
+            if self._socket is not socket:
+                return
+            self._handle(message)
+
+    def _protocol_failure(self, error: p.ProtocolError) -> None:
+        text = f"{error.code.value}: {p.printable(error.message)}"
+        log.warning("The index server at %s broke the protocol: %s", self.server_address, text)
+        self._connection_failed(f"the server sent an invalid message ({text})")
+
+    def _handle(self, message: p.Message) -> None:
+        if self._leaving:
+            if isinstance(message, p.LeaveOk) or (
+                isinstance(message, p.Error) and message.code.closes_connection
+            ):
+                self._finish_leaving()
+            return
+        request = self._requests.pop(message.id, None) if message.id is not None else None
+        if self._requests:
+            self._reply_timer.start()
+        else:
+            self._reply_timer.stop()
+
+        if isinstance(message, p.Error):
+            self._on_server_error(message, request)
+        elif isinstance(message, p.Pong | p.LeaveOk):
+            pass
+        elif not isinstance(message, p.JoinOk | p.SearchOk | p.UpdateOk):
+            self._protocol_failure(
+                p.ProtocolError(p.ErrorCode.BAD_REQUEST, f"unexpected {message.OP}")
+            )
+        elif request is None or request.op != _REQUEST_OF_REPLY[message.OP]:
+            log.warning("Ignoring %s with id %s: no such request waits", message.OP, message.id)
+        elif isinstance(message, p.JoinOk):
+            self._on_join_ok(message)
+        elif isinstance(message, p.SearchOk):
+            assert request.search_id is not None
+            self.search_finished.emit(request.search_id, list(message.results))
+        elif isinstance(message, p.UpdateOk):
+            self.update_finished.emit(message.files)
+
+    def _on_join_ok(self, message: p.JoinOk) -> None:
+        if message.id != self._join_request_id:
+            return  # an earlier JOIN, already replaced by a newer one
+        self._join_request_id = None
+        self._peer_address = message.peer
+        self._attempt = 0
+        self._ping_timer.start()
+        self._set_state(ClientState.JOINED)
+        log.info("Joined the index at %s as %s", self.server_address, message.peer)
+        self.joined.emit(message.peer, message.files)
+
+    def _on_server_error(self, error: p.Error, request: _Request | None) -> None:
+        text = p.printable(error.message)
+        if request is not None and request.search_id is not None:
+            self.search_failed.emit(
+                request.search_id, f"The index server refused the search: {text}"
+            )
+        else:
+            about = f" to {request.op}" if request is not None else ""
+            log.warning("The index server answered%s: %s %s", about, error.code.value, text)
+            self.server_error.emit(error.code.value, text)
+        if error.code.closes_connection and self._socket is not None:
+            self._connection_failed(f"the server said: {text}")
+
+    # ------------------------------------------------------------ state
+
+    def _set_state(self, state: ClientState) -> None:
+        if state == self._state:
+            return
+        log.debug("Index client state: %s -> %s", self._state.value, state.value)
+        self._state = state
+        self.state_changed.emit(state.value)
+
+    def _not_joined_text(self) -> str:
+        if self._state in (ClientState.CONNECTING, ClientState.JOINING):
+            return f"Still connecting to the index server at {self.server_address}"
+        if self._state == ClientState.WAITING:
+            return f"Not connected to the index server at {self.server_address} (retrying)"
+        return "Not connected to the index server"
+
+
+_REQUEST_OF_REPLY = {"JOIN_OK": "JOIN", "SEARCH_OK": "SEARCH", "UPDATE_OK": "UPDATE"}

@@ -1,0 +1,410 @@
+"""UploadServer: serves PIECES and DOWNLOAD to other peers from worker threads.
+
+The QTcpServer only accepts; each connection's descriptor is handed to a
+Python worker thread that owns a blocking socket with deadlines and streams
+file ranges with ``socket.sendfile`` (zero copy on Linux). Only files in the
+shared catalog are served, found by hash; a request never names a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtNetwork import QHostAddress, QTcpServer
+
+from app.network import protocol as p
+
+log = logging.getLogger("napster.upload")
+
+#: Bytes handed to one sendfile() call; progress is reported between calls.
+SEND_CHUNK = 16 * 1024 * 1024
+PROGRESS_INTERVAL = 0.1
+
+
+class SharedEntry(Protocol):
+    path: Path
+    name: str
+    size: int
+    mtime_ns: int
+    hash: str
+    pieces: tuple[bytes, ...]
+
+
+class SharedCatalog(Protocol):
+    """What the upload server needs from the library (thread-safe methods)."""
+
+    def lookup(self, hash: str) -> SharedEntry | None: ...
+
+    def is_unchanged(self, shared: SharedEntry) -> bool: ...
+
+    def mark_changed(self, shared: SharedEntry) -> None: ...
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Upload slots and deadlines (seconds)."""
+
+    slots: int = 4
+    max_connections: int = 64
+    max_connections_per_ip: int = 8
+    idle_timeout: float = 60.0
+    request_timeout: float = 10.0
+    send_stall_timeout: float = 30.0
+    retry_after: int = 10
+
+
+class _Closed(Exception):
+    """The other side went away or broke a deadline."""
+
+
+class UploadConnection:
+    """One downloader's connection, served on its own thread."""
+
+    def __init__(self, server: UploadServer, sock: socket.socket, remote: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.remote = remote
+        self.ip = remote.rsplit(":", 1)[0]
+        self.has_slot = False
+        self.reader = p.LineReader()
+        self.pending: list[p.Message] = []
+
+    # ---------------------------------------------------------------- reading
+
+    def _next_request(self) -> p.Message:
+        limits = self.server.limits
+        idle_deadline = time.monotonic() + limits.idle_timeout
+        line_deadline: float | None = None
+        while not self.pending:
+            if self.server.stopping.is_set():
+                raise _Closed("server stopping")
+            now = time.monotonic()
+            deadline = min(idle_deadline, line_deadline or idle_deadline)
+            if now >= deadline:
+                raise _Closed("idle" if line_deadline is None else "request too slow")
+            self.sock.settimeout(min(deadline - now, 1.0))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise _Closed(str(exc)) from None
+            if not data:
+                raise _Closed("closed by the downloader")
+            self.pending.extend(self.reader.feed(data))
+            if self.reader.buffered and line_deadline is None:
+                line_deadline = time.monotonic() + limits.request_timeout
+            elif not self.reader.buffered:
+                line_deadline = None
+        return self.pending.pop(0)
+
+    def send(self, message: p.Message) -> None:
+        self.sock.settimeout(self.server.limits.send_stall_timeout)
+        try:
+            self.sock.sendall(p.encode(message))
+        except OSError as exc:
+            raise _Closed(str(exc)) from None
+
+    # ---------------------------------------------------------------- serving
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:
+                    request = self._next_request()
+                except p.ProtocolError as exc:
+                    for message in exc.preceding:
+                        self.pending.append(message)
+                    while self.pending:
+                        self._handle(self.pending.pop(0))
+                    self.send(exc.to_message())
+                    return
+                self._handle(request)
+        except _Closed as exc:
+            log.debug("Upload connection %s closed: %s", self.remote, exc)
+        except p.ProtocolError as exc:
+            with contextlib.suppress(_Closed):
+                self.send(exc.to_message())
+        finally:
+            self.server._release(self)
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+    def _handle(self, request: p.Message) -> None:
+        if isinstance(request, p.Pieces):
+            self._serve_pieces(request)
+        elif isinstance(request, p.Download):
+            self._serve_download(request)
+        elif isinstance(request, p.Ping):
+            self.send(p.Pong(id=request.id))
+        else:
+            raise p.ProtocolError(
+                p.ErrorCode.BAD_REQUEST, f"{request.OP} is not a transfer request", request.id
+            )
+
+    def _find(self, file_hash: str, request_id: int | None) -> SharedEntry | None:
+        catalog = self.server.catalog
+        shared = catalog.lookup(file_hash)
+        if shared is None:
+            self.send(
+                p.Error(
+                    id=request_id,
+                    code=p.ErrorCode.NOT_FOUND,
+                    message="no shared file has that hash",
+                )
+            )
+            return None
+        if not catalog.is_unchanged(shared):
+            catalog.mark_changed(shared)
+            self.send(
+                p.Error(
+                    id=request_id,
+                    code=p.ErrorCode.NOT_FOUND,
+                    message="that file changed on disk since it was shared",
+                )
+            )
+            return None
+        return shared
+
+    def _serve_pieces(self, request: p.Pieces) -> None:
+        shared = self._find(request.hash, request.id)
+        if shared is None:
+            return
+        self.send(
+            p.PiecesOk(
+                id=request.id,
+                hash=shared.hash,
+                name=shared.name,
+                size=shared.size,
+                pieces=tuple(d.hex() for d in shared.pieces),
+            )
+        )
+
+    def _serve_download(self, request: p.Download) -> None:
+        shared = self._find(request.hash, request.id)
+        if shared is None:
+            return
+        length = shared.size - request.offset if request.length is None else request.length
+        if request.offset > shared.size or length < 0 or request.offset + length > shared.size:
+            self.send(
+                p.Error(
+                    id=request.id,
+                    code=p.ErrorCode.BAD_RANGE,
+                    message=f"the file has {shared.size} bytes",
+                )
+            )
+            return
+        if not self.has_slot and not self.server._take_slot(self):
+            self.send(
+                p.Error(
+                    id=request.id,
+                    code=p.ErrorCode.BUSY,
+                    message="every upload slot is taken",
+                    retry_after=self.server.limits.retry_after,
+                )
+            )
+            return
+        try:
+            file = open(shared.path, "rb")  # noqa: SIM115 - closed below, after sendfile
+        except OSError:
+            self.server.catalog.mark_changed(shared)
+            self.send(
+                p.Error(
+                    id=request.id, code=p.ErrorCode.NOT_FOUND, message="the file cannot be read"
+                )
+            )
+            return
+        with file:
+            stat = os.fstat(file.fileno())
+            if stat.st_size != shared.size or stat.st_mtime_ns != shared.mtime_ns:
+                self.server.catalog.mark_changed(shared)
+                self.send(
+                    p.Error(
+                        id=request.id,
+                        code=p.ErrorCode.NOT_FOUND,
+                        message="that file changed on disk since it was shared",
+                    )
+                )
+                return
+            self.send(
+                p.DownloadOk(id=request.id, hash=shared.hash, offset=request.offset, length=length)
+            )
+            self._stream(file, shared, request.offset, length)
+
+    def _stream(self, file, shared: SharedEntry, offset: int, length: int) -> None:
+        server = self.server
+        upload_id = server._start_upload(self, shared, offset, length)
+        sent = 0
+        last_report = time.monotonic()
+        self.sock.settimeout(server.limits.send_stall_timeout)
+        try:
+            while sent < length:
+                if server.stopping.is_set():
+                    raise _Closed("server stopping")
+                count = min(SEND_CHUNK, length - sent)
+                done = self.sock.sendfile(file, offset + sent, count)
+                if done == 0:
+                    raise _Closed("the file got shorter while sending")
+                sent += done
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_INTERVAL:
+                    last_report = now
+                    server.upload_progress.emit(upload_id, sent)
+        except (OSError, _Closed) as exc:
+            reason = "stalled" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            server.upload_failed.emit(upload_id, f"{self.remote}: {reason}")
+            raise _Closed(reason) from None
+        server.upload_progress.emit(upload_id, sent)
+        server.upload_finished.emit(upload_id)
+
+
+class UploadServer(QTcpServer):
+    """Listens for downloaders and serves shared files by hash."""
+
+    #: upload id, remote "host:port", file name, offset, length
+    upload_started = Signal(int, str, str, "qint64", "qint64")
+    #: upload id, bytes sent of this request
+    upload_progress = Signal(int, "qint64")
+    upload_finished = Signal(int)
+    #: upload id, reason
+    upload_failed = Signal(int, str)
+
+    def __init__(
+        self,
+        catalog: SharedCatalog,
+        limits: UploadLimits | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.catalog = catalog
+        self.limits = limits or UploadLimits()
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: set[UploadConnection] = set()
+        self._threads: set[threading.Thread] = set()
+        self._slot_holders: set[UploadConnection] = set()
+        self._upload_ids = itertools.count(1)
+
+    def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_PEER_PORT) -> int:
+        """Listen (port 0 picks a free one); return the port or raise OSError with a reason."""
+        self.stopping.clear()
+        if not self.listen(QHostAddress(host), port):
+            raise OSError(f"cannot listen for downloads on {host}:{port}: {self.errorString()}")
+        log.info("Serving shared files on %s:%d", host, self.serverPort())
+        return self.serverPort()
+
+    def set_slots(self, slots: int) -> None:
+        self.limits = UploadLimits(**{**self.limits.__dict__, "slots": max(1, slots)})
+
+    @property
+    def active_uploads(self) -> int:
+        with self._lock:
+            return len(self._slot_holders)
+
+    @property
+    def connection_count(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, end every connection and wait for the workers."""
+        self.close()
+        self.stopping.set()
+        with self._lock:
+            connections = list(self._connections)
+            threads = list(self._threads)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def incomingConnection(self, handle: int) -> None:
+        try:
+            sock = socket.socket(fileno=handle)
+        except OSError as exc:
+            log.warning("Could not take an incoming connection: %s", exc)
+            return
+        sock.setblocking(True)
+        try:
+            host, port = sock.getpeername()[:2]
+        except OSError:
+            sock.close()
+            return
+        remote = f"{_plain_ip(host)}:{port}"
+        connection = UploadConnection(self, sock, remote)
+        refusal = self._admit(connection)
+        if refusal:
+            log.info("Refused upload connection from %s: %s", remote, refusal)
+            with contextlib.suppress(OSError):
+                sock.settimeout(1.0)
+                sock.sendall(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=refusal)))
+            sock.close()
+            return
+        thread = threading.Thread(
+            target=self._run_connection, args=(connection,), name=f"upload {remote}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _run_connection(self, connection: UploadConnection) -> None:
+        try:
+            connection.run()
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _admit(self, connection: UploadConnection) -> str | None:
+        with self._lock:
+            if len(self._connections) >= self.limits.max_connections:
+                return "too many download connections"
+            same_ip = sum(1 for c in self._connections if c.ip == connection.ip)
+            if same_ip >= self.limits.max_connections_per_ip:
+                return f"too many connections from {connection.ip}"
+            self._connections.add(connection)
+        return None
+
+    def _take_slot(self, connection: UploadConnection) -> bool:
+        with self._lock:
+            if len(self._slot_holders) >= self.limits.slots:
+                return False
+            self._slot_holders.add(connection)
+            connection.has_slot = True
+            return True
+
+    def _release(self, connection: UploadConnection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+            self._slot_holders.discard(connection)
+
+    def _start_upload(
+        self, connection: UploadConnection, shared: SharedEntry, offset: int, length: int
+    ) -> int:
+        upload_id = next(self._upload_ids)
+        log.info(
+            "Uploading %s [%d+%d] to %s",
+            p.printable(shared.name),
+            offset,
+            length,
+            connection.remote,
+        )
+        self.upload_started.emit(upload_id, connection.remote, shared.name, offset, length)
+        return upload_id
+
+
+def _plain_ip(host: str) -> str:
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host

@@ -1,0 +1,491 @@
+"""IndexClient against the real IndexServer (and a few fake servers) over loopback sockets."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+
+import pytest
+
+from app.network import protocol as p
+from app.network.index_client import (
+    ClientState,
+    IndexClient,
+    backoff_delay,
+    shareable,
+    update_batches,
+)
+from server_app.index_server import IndexServer, ServerLimits
+from server_app.index_store import IndexStore
+
+MIN_BACKOFF = 0.05
+MAX_BACKOFF = 0.2
+WAIT_MS = 5000
+
+
+def file_info(number: int, name: str | None = None) -> p.FileInfo:
+    return p.FileInfo(name or f"file{number}.bin", number, f"{number:064x}")
+
+
+@pytest.fixture
+def make_server(qtbot):
+    servers = []
+
+    def make(port: int = 0, limits: ServerLimits | None = None) -> IndexServer:
+        server = IndexServer(IndexStore(), limits)
+        server.start("127.0.0.1", port)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        server.store.close()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture
+def make_client(qtbot, make_server):
+    clients = []
+
+    def make(
+        port: int, files: list[p.FileInfo] | None = None, listen_port: int = 6001, **options
+    ) -> IndexClient:
+        shared = files if files is not None else []
+        options.setdefault("min_backoff", MIN_BACKOFF)
+        options.setdefault("max_backoff", MAX_BACKOFF)
+        client = IndexClient("127.0.0.1", port, listen_port, lambda: list(shared), **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.stop_and_wait(1000)
+
+
+def start_and_join(qtbot, client: IndexClient) -> list:
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS) as blocker:
+        client.start()
+    return blocker.args
+
+
+def peer_by_port(server: IndexServer, port: int):
+    return next((peer for peer in server.store.peers() if peer.port == port), None)
+
+
+def recorder(signal) -> list:
+    calls: list = []
+    signal.connect(lambda *args: calls.append(args))
+    return calls
+
+
+def accept_connection(qtbot, listener: socket.socket) -> socket.socket:
+    """Accept one connection without blocking the Qt loop the client runs in."""
+    accepted: list[socket.socket] = []
+
+    def check() -> None:
+        try:
+            connection, _ = listener.accept()
+        except BlockingIOError:
+            raise AssertionError("no connection yet") from None
+        accepted.append(connection)
+
+    qtbot.waitUntil(check, timeout=WAIT_MS)
+    connection = accepted[0]
+    connection.setblocking(False)
+    return connection
+
+
+def read_line(qtbot, connection: socket.socket) -> dict:
+    received = bytearray()
+
+    def check() -> None:
+        try:
+            chunk = connection.recv(65536)
+        except BlockingIOError:
+            chunk = b""
+        received.extend(chunk)
+        assert b"\n" in received
+
+    qtbot.waitUntil(check, timeout=WAIT_MS)
+    return json.loads(received.split(b"\n", 1)[0])
+
+
+@pytest.fixture
+def listener():
+    """A plain listening socket: a server that accepts and then does what the test says."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    connections: list[socket.socket] = []
+    yield sock, connections
+    for connection in connections:
+        connection.close()
+    sock.close()
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_backoff_delay_doubles_with_jitter_and_is_capped():
+    rng = random.Random(1234)
+    delays = [backoff_delay(attempt, 1.0, 60.0, rng) for attempt in range(12)]
+    bases = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60]
+    for delay, base in zip(delays, bases, strict=True):
+        assert 0.5 * base <= delay <= base
+    assert max(delays) <= 60.0
+    assert delays[5] > delays[0] * 8  # it grows
+    assert len({round(d, 6) for d in delays[6:]}) == 6  # jittered even when capped
+    other_rng = random.Random(99)
+    assert [backoff_delay(a, 1.0, 60.0, other_rng) for a in range(12)] != delays
+    assert backoff_delay(10_000, 1.0, 60.0, rng) <= 60.0
+
+
+def test_backoff_delay_is_reproducible_with_a_seed():
+    first = [backoff_delay(a, 0.5, 30.0, random.Random(7)) for a in range(8)]
+    second = [backoff_delay(a, 0.5, 30.0, random.Random(7)) for a in range(8)]
+    assert first == second
+
+
+def test_update_batches_split_at_the_limit_with_removals_first():
+    add = [file_info(i) for i in range(7)]
+    remove = [f"{i:064x}" for i in range(100, 105)]
+    batches = update_batches(add, remove, batch_size=4)
+    assert [(len(a), len(r)) for a, r in batches] == [(0, 4), (3, 1), (4, 0)]
+    assert [f for a, _ in batches for f in a] == add
+    assert [h for _, r in batches for h in r] == remove
+    assert update_batches([], []) == []
+    big = update_batches([file_info(i) for i in range(25_000)], [])
+    assert [len(a) for a, _ in big] == [10_000, 10_000, 5_000]
+
+
+def test_shareable_leaves_out_what_the_protocol_cannot_carry():
+    good = file_info(1, "aula.mp4")
+    bad = [
+        p.FileInfo("a/b.mp4", 1, "1" * 64),
+        p.FileInfo("", 1, "1" * 64),
+        p.FileInfo("x.mp4", 1, "XYZ"),
+        p.FileInfo("y.mp4", -1, "1" * 64),
+    ]
+    assert shareable([good, *bad]) == [good]
+
+
+# ---------------------------------------------------------------- joining and searching
+
+
+def test_joins_and_the_server_indexes_the_files(qtbot, server, make_client):
+    files = [file_info(1, "aula1.mp4"), file_info(2, "aula2.mp4"), file_info(3, "bad/name")]
+    client = make_client(server.serverPort(), files, listen_port=6001)
+    states = recorder(client.state_changed)
+    assert client.state == ClientState.OFFLINE
+
+    assert start_and_join(qtbot, client) == ["127.0.0.1:6001", 2]
+    assert client.state == ClientState.JOINED
+    assert client.peer_address == "127.0.0.1:6001"
+    assert client.server_address == f"127.0.0.1:{server.serverPort()}"
+    assert [s for (s,) in states] == ["connecting", "joining", "joined"]
+    peer = peer_by_port(server, 6001)
+    assert peer is not None and peer.host == "127.0.0.1"
+    assert server.store.peer_files(peer.peer_id) == files[:2]
+
+
+def test_search_finds_the_other_peers_file(qtbot, server, make_client):
+    sharer = make_client(server.serverPort(), [file_info(1, "aula completa.mp4")], 6001)
+    asker = make_client(server.serverPort(), [file_info(2, "other.mkv")], 6002)
+    start_and_join(qtbot, sharer)
+    start_and_join(qtbot, asker)
+
+    with qtbot.waitSignal(asker.search_finished, timeout=WAIT_MS) as blocker:
+        search_id = asker.search("AULA mp4")
+    assert blocker.args[0] == search_id
+    assert blocker.args[1] == [
+        p.SearchResult("aula completa.mp4", 1, f"{1:064x}", (p.PeerAddress("127.0.0.1", 6001),))
+    ]
+    # The asker is left out of its own results.
+    with qtbot.waitSignal(sharer.search_finished, timeout=WAIT_MS) as blocker:
+        sharer.search("aula")
+    assert blocker.args[1] == []
+
+
+def test_concurrent_searches_are_matched_by_id(qtbot, server, make_client):
+    names = ["alpha.mp4", "beta.mp4", "gamma.mp4"]
+    sharer = make_client(server.serverPort(), [file_info(i, n) for i, n in enumerate(names)], 6001)
+    asker = make_client(server.serverPort(), [], 6002)
+    start_and_join(qtbot, sharer)
+    start_and_join(qtbot, asker)
+
+    finished = recorder(asker.search_finished)
+    ids = {asker.search(query): query for query in ["gamma", "alpha", "beta", "zeta"]}
+    assert len(ids) == 4
+    qtbot.waitUntil(lambda: len(finished) == 4, timeout=WAIT_MS)
+    answers = {ids[search_id]: [r.name for r in results] for search_id, results in finished}
+    assert answers == {
+        "gamma": ["gamma.mp4"],
+        "alpha": ["alpha.mp4"],
+        "beta": ["beta.mp4"],
+        "zeta": [],
+    }
+
+
+def test_search_while_not_joined_fails_after_returning(qtbot, server, make_client):
+    client = make_client(server.serverPort())
+    failed = recorder(client.search_failed)
+    search_id = client.search("aula")
+    assert failed == []  # queued: the caller holds the id before the answer comes
+    qtbot.waitUntil(lambda: len(failed) == 1, timeout=WAIT_MS)
+    assert failed[0][0] == search_id
+    assert "Not connected to the index server" in failed[0][1]
+
+    empty_id = client.search("   ")
+    qtbot.waitUntil(lambda: len(failed) == 2, timeout=WAIT_MS)
+    assert failed[1] == (empty_id, "Type something to search for")
+    assert empty_id == search_id + 1
+
+
+def test_search_while_connecting_fails_with_still_connecting(qtbot, server, make_client):
+    client = make_client(server.serverPort())
+    client.start()
+    assert client.state == ClientState.CONNECTING
+    with qtbot.waitSignal(client.search_failed, timeout=WAIT_MS) as blocker:
+        search_id = client.search("aula")
+    assert blocker.args == [
+        search_id,
+        f"Still connecting to the index server at 127.0.0.1:{server.serverPort()}",
+    ]
+
+
+# ---------------------------------------------------------------- announcing
+
+
+def test_announce_adds_and_removes(qtbot, server, make_client):
+    old, kept, new = file_info(1, "old.mp4"), file_info(2, "kept.mp4"), file_info(3, "new.mp4")
+    client = make_client(server.serverPort(), [old, kept])
+    start_and_join(qtbot, client)
+
+    with qtbot.waitSignal(client.update_finished, timeout=WAIT_MS) as blocker:
+        client.announce([new], [old.hash])
+    assert blocker.args == [2]
+    peer = peer_by_port(server, 6001)
+    assert sorted(f.name for f in server.store.peer_files(peer.peer_id)) == ["kept.mp4", "new.mp4"]
+
+
+def test_announce_while_offline_is_dropped_and_the_next_join_sends_everything(
+    qtbot, server, make_client
+):
+    files = [file_info(1, "one.mp4")]
+    client = make_client(server.serverPort(), files)
+    updates = recorder(client.update_finished)
+    client.announce([file_info(2, "two.mp4")], [])  # not connected: nothing to send it on
+    files.append(file_info(2, "two.mp4"))
+    assert start_and_join(qtbot, client) == ["127.0.0.1:6001", 2]
+    assert updates == []
+
+
+def test_more_than_10000_files_go_as_join_then_update_batches(qtbot, server, make_client):
+    files = [file_info(i, f"f{i}") for i in range(10_500)]
+    client = make_client(server.serverPort(), files)
+    ops = recorder(server.request_handled)
+    with qtbot.waitSignal(client.update_finished, timeout=20_000) as updated:
+        assert start_and_join(qtbot, client) == ["127.0.0.1:6001", 10_000]
+    assert updated.args == [10_500]
+    assert [op for op, _ in ops] == ["JOIN", "UPDATE"]
+    peer = peer_by_port(server, 6001)
+    assert peer.files == 10_500
+    assert {f.hash for f in server.store.peer_files(peer.peer_id)} == {f.hash for f in files}
+
+    ops.clear()
+    more = [file_info(i, f"g{i}") for i in range(20_000, 32_000)]
+    finished = recorder(client.update_finished)
+    client.announce(more, [f.hash for f in files[:500]])
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=20_000)
+    assert finished[-1] == (10_500 + 12_000 - 500,)
+    assert [op for op, _ in ops] == ["UPDATE", "UPDATE"]
+
+
+# ---------------------------------------------------------------- listen port and server changes
+
+
+def test_set_listen_port_joins_again_with_the_new_port(qtbot, server, make_client):
+    client = make_client(server.serverPort(), [file_info(1, "aula.mp4")], listen_port=6001)
+    start_and_join(qtbot, client)
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS) as blocker:
+        client.set_listen_port(6002)
+    assert blocker.args == ["127.0.0.1:6002", 1]
+    assert client.peer_address == "127.0.0.1:6002"
+    assert [(peer.port, peer.files) for peer in server.store.peers()] == [(6002, 1)]
+
+
+def test_set_server_moves_to_another_server(qtbot, make_server, make_client):
+    first, second = make_server(), make_server()
+    client = make_client(first.serverPort(), [file_info(1, "aula.mp4")])
+    start_and_join(qtbot, client)
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS):
+        client.set_server("127.0.0.1", second.serverPort())
+    assert client.server_address == f"127.0.0.1:{second.serverPort()}"
+    assert second.store.counters().peers == 1
+    qtbot.waitUntil(lambda: first.store.counters().peers == 0, timeout=WAIT_MS)
+
+
+# ---------------------------------------------------------------- losing the server
+
+
+def test_server_stop_is_reported_and_pending_searches_fail(qtbot, server, make_client):
+    port = server.serverPort()
+    client = make_client(port, [file_info(1, "aula.mp4")])
+    start_and_join(qtbot, client)
+    lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
+    failed = recorder(client.search_failed)
+
+    search_id = client.search("anything")
+    server.stop()  # before the server could read the search
+    qtbot.waitUntil(lambda: len(scheduled) >= 1, timeout=WAIT_MS)
+    assert lost[0][0].startswith(f"Lost the connection to 127.0.0.1:{port}: ")
+    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+    assert 0.5 * MIN_BACKOFF <= scheduled[0][0] <= MIN_BACKOFF
+    assert client.state in (ClientState.WAITING, ClientState.CONNECTING)
+    assert client.peer_address == ""
+    # Nothing listens any more: the next attempts cannot reach it.
+    qtbot.waitUntil(lambda: len(lost) >= 2, timeout=WAIT_MS)
+    assert lost[1][0] == (f"Cannot reach the index server at 127.0.0.1:{port}: connection refused")
+
+
+def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_client):
+    files = [file_info(1, "aula.mp4"), file_info(2, "prova.pdf")]
+    first = make_server()
+    port = first.serverPort()
+    client = make_client(port, files)
+    start_and_join(qtbot, client)
+    lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
+    states = recorder(client.state_changed)
+
+    first.stop()
+    qtbot.waitUntil(lambda: len(lost) >= 3, timeout=WAIT_MS)  # lost, then two failed retries
+    assert ("waiting",) in states
+    files.append(file_info(3, "new.mkv"))  # the re-JOIN asks for the library again
+
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS) as blocker:
+        second = make_server(port)
+    assert blocker.args == ["127.0.0.1:6001", 3]
+    peer = peer_by_port(second, 6001)
+    assert peer is not None
+    assert server_names(second, peer) == ["aula.mp4", "new.mkv", "prova.pdf"]
+
+    # A successful JOIN resets the backoff: the next delay starts small again.
+    scheduled.clear()
+    second.stop()
+    qtbot.waitUntil(lambda: len(scheduled) >= 1, timeout=WAIT_MS)
+    assert scheduled[0][0] <= MIN_BACKOFF
+
+
+def server_names(server: IndexServer, peer) -> list[str]:
+    return sorted(f.name for f in server.store.peer_files(peer.peer_id))
+
+
+def test_nothing_listening_says_cannot_reach_and_retries_with_growing_delays(qtbot, make_client):
+    closed = socket.socket()  # bound but not listening: connections are refused
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    try:
+        client = make_client(port)
+        lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
+        client.start()
+        qtbot.waitUntil(lambda: len(scheduled) >= 5, timeout=WAIT_MS)
+    finally:
+        closed.close()
+    assert lost[0] == (f"Cannot reach the index server at 127.0.0.1:{port}: connection refused",)
+    assert len(lost) >= 5
+    bases = [0.05, 0.1, 0.2, 0.2, 0.2]
+    for (delay,), base in zip(scheduled, bases, strict=False):
+        assert 0.5 * base <= delay <= base
+    assert client.state in (ClientState.WAITING, ClientState.CONNECTING)
+
+
+def test_server_error_that_closes_is_reported_and_retried(qtbot, make_server, make_client):
+    server = make_server(limits=ServerLimits(max_connections_per_ip=0))
+    client = make_client(server.serverPort())
+    errors, lost = recorder(client.server_error), recorder(client.connection_lost)
+    scheduled = recorder(client.reconnect_scheduled)
+    client.start()
+    qtbot.waitUntil(lambda: len(scheduled) >= 2, timeout=WAIT_MS)
+    assert errors[0][0] == "LIMIT"
+    assert "too many connections" in errors[0][1]
+    assert lost[0][0].startswith(f"Lost the connection to 127.0.0.1:{server.serverPort()}: ")
+    assert "the server said: too many connections" in lost[0][0]
+
+
+# ---------------------------------------------------------------- dead and broken servers
+
+
+def test_a_server_that_never_answers_times_out_and_the_client_reconnects(
+    qtbot, listener, make_client
+):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1], [file_info(1, "aula.mp4")], reply_timeout=0.3)
+    lost = recorder(client.connection_lost)
+    client.start()
+    connections.append(accept_connection(qtbot, sock))
+    assert read_line(qtbot, connections[0])["op"] == "JOIN"
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert lost[0][0] == (
+        f"Lost the connection to 127.0.0.1:{sock.getsockname()[1]}: no reply within 0.3 s"
+    )
+    connections.append(accept_connection(qtbot, sock))  # it came back
+    assert read_line(qtbot, connections[1])["op"] == "JOIN"
+
+
+def test_garbage_from_the_server_is_a_protocol_error_and_the_client_reconnects(
+    qtbot, listener, make_client
+):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1])
+    lost = recorder(client.connection_lost)
+    client.start()
+    connections.append(accept_connection(qtbot, sock))
+    connections[0].sendall(b'{"op":"JOIN_OK","id":1,"peer":"x:1","files":0}\nnot json\n')
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert "the server sent an invalid message (BAD_REQUEST" in lost[0][0]
+    connections.append(accept_connection(qtbot, sock))
+
+
+# ---------------------------------------------------------------- keep-alive and leaving
+
+
+def test_ping_keeps_the_connection_alive(qtbot, server, make_client):
+    client = make_client(server.serverPort(), ping_interval=0.05, reply_timeout=1.0)
+    start_and_join(qtbot, client)
+    ops = recorder(server.request_handled)
+    qtbot.waitUntil(lambda: [op for op, _ in ops].count("PING") >= 3, timeout=WAIT_MS)
+    assert client.state == ClientState.JOINED
+    assert {op for op, _ in ops} == {"PING"}
+
+
+def test_stop_sends_leave_and_the_server_removes_the_peer(qtbot, server, make_client):
+    client = make_client(server.serverPort(), [file_info(1, "aula.mp4")], leave_timeout=5.0)
+    start_and_join(qtbot, client)
+    ops, lost = recorder(server.request_handled), recorder(client.connection_lost)
+    with (
+        qtbot.waitSignal(server.peer_left, timeout=WAIT_MS),
+        qtbot.waitSignal(client.stopped, timeout=WAIT_MS),
+    ):
+        client.stop()
+        assert client.state == ClientState.OFFLINE
+    assert [op for op, _ in ops] == ["LEAVE"]
+    assert server.store.counters().peers == 0
+    assert lost == []
+    assert client.peer_address == ""
+
+
+def test_stop_and_wait_returns_once_the_server_answered(qtbot, server, make_client):
+    client = make_client(server.serverPort(), [file_info(1, "aula.mp4")])
+    start_and_join(qtbot, client)
+    assert client.stop_and_wait(3000) is True
+    assert server.store.counters().peers == 0
+    assert client.state == ClientState.OFFLINE
+    # A stopped client can start again.
+    assert start_and_join(qtbot, client) == ["127.0.0.1:6001", 1]

@@ -1,0 +1,153 @@
+"""``napster-server --headless`` as a real process: starts, answers, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServerProcess:
+    def __init__(self, *args: str, env: dict | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server_app", "--headless", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("napster-server listening on"):
+                self.port = int(line.rsplit(":", 1)[1])
+                self.ready.set()
+        self.ready.set()
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        code = self.proc.wait(timeout=15)
+        self.reader.join(5)
+        return code
+
+
+def exchange(port: int, *messages: dict) -> list[dict]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        replies = []
+        buffer = b""
+        for message in messages:
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            while b"\n" not in buffer:
+                buffer += sock.recv(65536)
+            line, buffer = buffer.split(b"\n", 1)
+            replies.append(json.loads(line))
+        return replies
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_headless_server_answers_and_stops_cleanly(tmp_path, signum):
+    server = ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", str(tmp_path / "i.db"))
+    try:
+        assert server.ready.wait(20) and server.port, server.proc.stderr.read()
+        join, pong = exchange(
+            server.port,
+            {
+                "op": "JOIN",
+                "id": 1,
+                "port": 8776,
+                "files": [{"name": "aula1.mp4", "size": 1, "hash": "a" * 64}],
+            },
+            {"op": "PING", "id": 2},
+        )
+        assert join == {"op": "JOIN_OK", "id": 1, "peer": "127.0.0.1:8776", "files": 1}
+        assert pong == {"op": "PONG", "id": 2}
+    finally:
+        code = server.stop(signum)
+    assert code == 0
+    assert any("Peer 127.0.0.1:8776 joined with files aula1.mp4" in line for line in server.lines)
+    assert any("Shutting down" in line for line in server.lines)
+
+
+def test_port_in_use_is_explained_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "server_app",
+                "--headless",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                str(tmp_path / "i.db"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode != 0
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and "already in use" in errors[0] and str(port) in errors[0]
+
+
+def test_default_database_lives_in_the_user_data_folder(tmp_path):
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
+    server = ServerProcess("--host", "127.0.0.1", "--port", "0", env=env)
+    try:
+        assert server.ready.wait(20)
+    finally:
+        server.stop()
+    assert list((home / "data").rglob("index.sqlite3"))
+
+
+def test_after_a_restart_no_peer_is_online_until_it_joins(tmp_path):
+    db = str(tmp_path / "i.db")
+    first = ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", db)
+    try:
+        assert first.ready.wait(20)
+        with socket.create_connection(("127.0.0.1", first.port)) as sock:
+            sock.sendall(
+                b'{"op":"JOIN","id":1,"port":8776,"files":[{"name":"x.mp4","size":1,"hash":"'
+                + b"b" * 64
+                + b'"}]}\n'
+            )
+            sock.recv(1000)
+            first.proc.kill()  # a crash: the peer never left
+            first.proc.wait(10)
+    finally:
+        first.stop()
+    second = ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", db)
+    try:
+        assert second.ready.wait(20)
+        _, found = exchange(
+            second.port,
+            {"op": "JOIN", "id": 1, "port": 9000, "files": []},
+            {"op": "SEARCH", "id": 2, "query": "x.mp4"},
+        )
+        assert found["results"] == []
+    finally:
+        second.stop()

@@ -11,6 +11,9 @@ MAX_EXTENSION_BYTES = 32
 FALLBACK_NAME = "download"
 PART_SUFFIX = ".part"
 STATE_SUFFIX = ".napster-state"
+TMP_SUFFIX = ".napster-tmp"
+#: Longest name whose .part, piece state and its temporary file all stay within 255 bytes.
+PART_STEM_BYTES = MAX_NAME_BYTES - len(PART_SUFFIX + STATE_SUFFIX + TMP_SUFFIX)
 
 _WINDOWS_FORBIDDEN = set('<>:"|?*/\\')
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {
@@ -58,16 +61,18 @@ def safe_filename(name: str) -> str:
     for suffix in (PART_SUFFIX, STATE_SUFFIX):
         if name.lower().endswith(suffix):
             name += "_"
-    return _fit_name(name)
+    return fit_name(name)
 
 
-def _fit_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+def fit_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """Shorten ``name`` to ``max_bytes`` UTF-8 bytes, keeping a short extension."""
     if len(name.encode("utf-8")) <= max_bytes:
         return name
     stem, dot, extension = name.rpartition(".")
     if dot and stem and len(("." + extension).encode("utf-8")) <= MAX_EXTENSION_BYTES:
         suffix = "." + extension
-        return _cut_utf8(stem, max_bytes - len(suffix.encode("utf-8"))).rstrip(". ") + suffix
+        cut = _cut_utf8(stem, max_bytes - len(suffix.encode("utf-8"))).rstrip(". ")
+        return (cut or FALLBACK_NAME) + suffix
     return _cut_utf8(name, max_bytes).rstrip(". ") or FALLBACK_NAME
 
 

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.filenames import PART_SUFFIX, STATE_SUFFIX, free_name, safe_filename
+from app.filenames import (
+    PART_STEM_BYTES,
+    PART_SUFFIX,
+    STATE_SUFFIX,
+    fit_name,
+    free_name,
+    safe_filename,
+)
 from app.network import protocol as p
 from app.network.file_pump import DownloadSpec, FilePump, Timeouts
 from app.network.pieces import FileDigest
@@ -197,7 +204,8 @@ class TransferManager(QObject):
         reserved = {t.part_name for t in self._transfers.values()} | {
             t.name for t in self._transfers.values() if t.state is not TransferState.DONE
         }
-        part_name = free_name(self.download_folder, name, reserved) + PART_SUFFIX
+        part_stem = fit_name(name, PART_STEM_BYTES - 8)  # room for a " (123)" number
+        part_name = free_name(self.download_folder, part_stem, reserved) + PART_SUFFIX
         transfer = Transfer(
             id=uuid.uuid4().hex[:12],
             hash=file_hash,
@@ -324,11 +332,15 @@ class TransferManager(QObject):
         pump.progress.connect(
             lambda done, total, speed: self._on_progress(transfer_id, done, speed)
         )
-        pump.state_changed.connect(lambda state, detail: self._on_state(transfer_id, state, detail))
+        pump.state_changed.connect(
+            lambda state, detail: pump.stop_requested or self._on_state(transfer_id, state, detail)
+        )
         pump.bad_source.connect(lambda source, reason: self._on_bad_source(transfer_id, source))
         pump.finished.connect(lambda path: self._on_finished(transfer_id, path))
         pump.failed.connect(
-            lambda reason, retryable, after: self._on_failed(transfer_id, reason, retryable, after)
+            lambda reason, retryable, after: (
+                pump.stop_requested or self._on_failed(transfer_id, reason, retryable, after)
+            )
         )
         pump.done.connect(lambda: self._on_pump_done(transfer_id))
         self._pumps[transfer_id] = pump

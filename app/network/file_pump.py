@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from app.filenames import STATE_SUFFIX, free_name, is_inside
+from app.filenames import STATE_SUFFIX, TMP_SUFFIX, free_name, is_inside
 from app.network import pieces as pc
 from app.network import protocol as p
 
@@ -123,7 +123,7 @@ class PartState:
             "pieces": [d.hex() for d in self.digests],
             "verified": [i for i, ok in enumerate(self.verified) if ok],
         }
-        tmp = path.with_name(path.name + ".napster-tmp")
+        tmp = path.with_name(path.name + TMP_SUFFIX)
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(body, f, separators=(",", ":"))
             f.flush()
@@ -664,7 +664,8 @@ class FilePump(QObject):
         for name in ("progress", "state_changed", "bad_source", "finished", "failed", "stopped"):
             getattr(self._worker, name).connect(getattr(self, name))
         for end in (self._worker.finished, self._worker.failed, self._worker.stopped):
-            end.connect(self._thread.quit)
+            # Direct: quit from the worker thread, so wait() on the GUI thread cannot deadlock.
+            end.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
 
     @property
@@ -677,6 +678,11 @@ class FilePump(QObject):
     def stop(self) -> None:
         """Ask the download to stop soon (pause or cancel); it keeps its .part."""
         self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Paused or cancelled: what the pump reports from now on is stale."""
+        return self._stop.is_set()
 
     def is_running(self) -> bool:
         return self._thread.isRunning()

@@ -1,0 +1,148 @@
+"""End to end on loopback: the real index server and real peers (PeerNode) in one process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.network import file_pump as fp
+from app.network.pieces import hash_file
+from app.peer import PeerConfig, PeerNode
+from app.transfers import TransferState
+from server_app.index_server import IndexServer
+from server_app.index_store import IndexStore
+from tests.test_transfer import PIECE, make_file
+
+FAST = fp.Timeouts(connect=2.0, stall=2.0, tick=0.05)
+QUICK_RECONNECT = {"min_backoff": 0.05, "max_backoff": 0.2}
+
+
+@pytest.fixture
+def index_server(qtbot):
+    server = IndexServer(IndexStore())
+    server.start("127.0.0.1", 0)
+    yield server
+    server.stop()
+    server.store.close()
+
+
+@pytest.fixture
+def make_peer(tmp_path, index_server, qtbot):
+    nodes = []
+
+    def make(name: str, files: dict[str, int] | None = None, port: int | None = None) -> PeerNode:
+        root = tmp_path / name
+        share = root / "share"
+        share.mkdir(parents=True)
+        for index, (file_name, size) in enumerate((files or {}).items()):
+            make_file(share / file_name, size, seed=index + len(nodes) * 100)
+        config = PeerConfig(
+            server_host="127.0.0.1",
+            server_port=port or index_server.serverPort(),
+            share_dir=share,
+            download_dir=root / "downloads",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            data_dir=root / "data",
+        )
+        node = PeerNode(config, FAST, **QUICK_RECONNECT)
+        nodes.append(node)
+        node.start()
+        return node
+
+    yield make
+    for node in nodes:
+        node.stop()
+
+
+def indexed(server: IndexServer, name: str) -> int:
+    """How many online peers the index lists for a file name."""
+    return sum(len(r.peers) for r in server.store.search(name, 10) if r.name == name)
+
+
+def search(qtbot, node: PeerNode, query: str) -> list:
+    with qtbot.waitSignal(node.search_finished, timeout=5000) as found:
+        node.search(query)
+    return found.args[1]
+
+
+def test_share_search_download_and_become_a_source(qtbot, index_server, make_peer):
+    a = make_peer("a", {"aula.mp4": 2 * PIECE + 77, "notes.txt": 10})
+    qtbot.waitUntil(lambda: indexed(index_server, "aula.mp4") == 1, timeout=10000)
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+
+    results = search(qtbot, b, "AULA")
+    assert [r.name for r in results] == ["aula.mp4"]
+    assert [peer.port for peer in results[0].peers] == [a.listen_port]
+
+    with qtbot.waitSignal(b.transfers.transfer_finished, timeout=20000) as done:
+        b.download(results[0])
+    downloaded = done.args[1]
+    original = a.config.share_dir / "aula.mp4"
+    assert open(downloaded, "rb").read() == original.read_bytes()
+
+    # B announced the file: a third peer now finds both A and B and can download from B alone.
+    qtbot.waitUntil(lambda: indexed(index_server, "aula.mp4") == 2, timeout=10000)
+    c = make_peer("c")
+    qtbot.waitUntil(lambda: c.client.state == "joined", timeout=5000)
+    result = search(qtbot, c, "aula.mp4")[0]
+    assert {peer.port for peer in result.peers} == {a.listen_port, b.listen_port}
+    only_b = type(result)(
+        result.name,
+        result.size,
+        result.hash,
+        tuple(peer for peer in result.peers if peer.port == b.listen_port),
+    )
+    a.uploads.stop()  # A is gone: only B can serve it now
+    with qtbot.waitSignal(c.transfers.transfer_finished, timeout=20000) as done:
+        c.download(only_b)
+    assert hash_file(done.args[1]).hash == result.hash
+
+
+def test_server_restart_brings_both_peers_back_without_anyone_acting(
+    qtbot, index_server, make_peer
+):
+    port = index_server.serverPort()
+    a = make_peer("a", {"one.mkv": 1000})
+    b = make_peer("b", {"two.mkv": 2000})
+    qtbot.waitUntil(lambda: index_server.store.counters().peers == 2, timeout=10000)
+    qtbot.waitUntil(lambda: index_server.store.counters().files == 2, timeout=10000)
+
+    index_server.stop()
+    qtbot.waitUntil(
+        lambda: a.client.state == "waiting" and b.client.state == "waiting", timeout=5000
+    )
+    restarted = IndexServer(IndexStore())
+    restarted.start("127.0.0.1", port)
+    try:
+        qtbot.waitUntil(lambda: restarted.store.counters().peers == 2, timeout=10000)
+        qtbot.waitUntil(lambda: restarted.store.counters().files == 2, timeout=10000)
+    finally:
+        restarted.stop()
+        restarted.store.close()
+
+
+def test_file_changed_while_shared_is_refused_and_reindexed(qtbot, index_server, make_peer):
+    a = make_peer("a", {"clip.mp4": PIECE + 5})
+    qtbot.waitUntil(lambda: indexed(index_server, "clip.mp4") == 1, timeout=10000)
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+    result = search(qtbot, b, "clip")[0]
+    path = a.config.share_dir / "clip.mp4"
+    with open(path, "r+b") as f:
+        f.write(b"edited!")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+    transfer_id = b.download(result)
+    qtbot.waitUntil(
+        lambda: b.transfers.get(transfer_id).state in (TransferState.WAITING, TransferState.FAILED),
+        timeout=10000,
+    )
+    assert "changed on disk" in b.transfers.get(transfer_id).error
+    new_hash = hash_file(path).hash
+    qtbot.waitUntil(
+        lambda: [r.hash for r in index_server.store.search("clip.mp4", 10)] == [new_hash],
+        timeout=10000,
+    )

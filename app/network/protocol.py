@@ -37,6 +37,8 @@ SERVER_BULK_OPS = frozenset({"JOIN", "UPDATE"})
 DOWNLOADER_BULK_OPS = frozenset({"PIECES_OK"})
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
+# Unicode category Cc is exactly these 65 code points.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Finds the op of a line still arriving; only used to choose how much to buffer.
 _OP_PEEK_RE = re.compile(rb'"op"\s*:\s*"([A-Z_]{1,32})"')
 
@@ -126,7 +128,7 @@ def name_problem(name: Any) -> str | None:
         return "file name cannot be . or .."
     if "/" in name or "\\" in name:
         return "file name cannot contain / or \\"
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
+    if _CONTROL_RE.search(name):
         return "file name cannot contain NUL or control characters"
     return None
 

@@ -1,0 +1,191 @@
+"""Index server benchmark (not run by CI).
+
+Simulated peers over real sockets JOIN until the index holds N files, then one
+peer runs a few thousand varied SEARCHes. Prints JOIN throughput, SEARCH
+latency p50/p99 and the server's peak RSS.
+
+    .venv/bin/python tests/bench/index_bench.py [--peers 1000] [--files 1000] [--searches 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "su",
+    "te",
+    "vo",
+    "ni",
+    "pa",
+    "ze",
+    "do",
+    "ru",
+    "fi",
+    "go",
+    "ha",
+    "je",
+    "ma",
+    "no",
+    "pe",
+    "qu",
+    "sa",
+    "ti",
+    "vu",
+    "we",
+    "xa",
+    "yo",
+]
+
+
+def words(rng: random.Random, count: int) -> list[str]:
+    return ["".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(count)]
+
+
+def make_names(rng: random.Random, vocabulary: list[str], count: int) -> list[str]:
+    names = []
+    for _ in range(count):
+        title = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(2, 4)))
+        episode = f"S{rng.randint(1, 9):02d}E{rng.randint(1, 24):02d}"
+        quality = rng.choice(["720p", "1080p", "2160p"])
+        names.append(f"{title} {episode} {quality}.{rng.choice(['mkv', 'mp4', 'avi'])}")
+    return names
+
+
+def read_line(sock: socket.socket, buffer: bytearray) -> dict:
+    while b"\n" not in buffer:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("server closed")
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peers", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--searches", type=int, default=3000)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.peers * 2 + 100)), hard))
+
+    db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server_app",
+            "--headless",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    port = None
+    for line in server.stdout:
+        if line.startswith("napster-server listening on"):
+            port = int(line.rsplit(":", 1)[1])
+            break
+    # Drain the server's log so it never blocks on a full pipe.
+    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
+    rng = random.Random(7)
+    vocabulary = words(rng, 3000)
+    baseline_rss = peak_rss_mb(server.pid)
+    sockets = []
+    started = time.perf_counter()
+    try:
+        for peer in range(args.peers):
+            # 32 connections per address is the server's limit: spread over 127.0.0.x.
+            source = f"127.0.0.{2 + peer // 30}"
+            sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+            files = [
+                {
+                    "name": name,
+                    "size": rng.randint(10**8, 2 * 10**10),
+                    "hash": f"{rng.getrandbits(256):064x}",
+                }
+                for name in make_names(rng, vocabulary, args.files)
+            ]
+            sock.sendall(
+                json.dumps({"op": "JOIN", "id": 1, "port": 6000 + peer, "files": files}).encode()
+                + b"\n"
+            )
+            reply = read_line(sock, bytearray())
+            assert reply["op"] == "JOIN_OK", reply
+            sockets.append(sock)
+        join_seconds = time.perf_counter() - started
+        total = args.peers * args.files
+
+        searcher = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.250", 0))
+        buffer = bytearray()
+        searcher.sendall(b'{"op":"JOIN","id":1,"port":5999,"files":[]}\n')
+        read_line(searcher, buffer)
+        latencies = []
+        hits = 0
+        for index in range(args.searches):
+            kind = index % 3
+            if kind == 0:
+                query = rng.choice(vocabulary)
+            elif kind == 1:
+                query = f"{rng.choice(vocabulary)} {rng.choice(['1080p', 'mkv', 'S01'])}"
+            else:
+                query = rng.choice(vocabulary)[:4]
+            t0 = time.perf_counter()
+            searcher.sendall(
+                json.dumps({"op": "SEARCH", "id": index, "query": query}).encode() + b"\n"
+            )
+            reply = read_line(searcher, buffer)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            hits += len(reply["results"])
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(f"index size: {total:,} files from {args.peers:,} peers")
+        print(f"JOIN: {total / join_seconds:,.0f} files/s ({join_seconds:.1f} s in all)")
+        print(
+            f"SEARCH over {args.searches:,} queries: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {latencies[-1]:.1f} ms, avg results {hits / args.searches:.1f}"
+        )
+        print(
+            f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB (at start: {baseline_rss:.0f} MB)"
+        )
+        print("targets: SEARCH p99 < 50 ms, RSS < 1024 MB")
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()

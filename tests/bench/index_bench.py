@@ -174,7 +174,8 @@ def main() -> None:
         print(f"index size: {total:,} files from {args.peers:,} peers")
         print(f"JOIN: {total / join_seconds:,.0f} files/s ({join_seconds:.1f} s in all)")
         print(
-            f"SEARCH over {args.searches:,} queries: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {latencies[-1]:.1f} ms, avg results {hits / args.searches:.1f}"
+            f"SEARCH over {args.searches:,} queries: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+            f"max {latencies[-1]:.1f} ms, avg results {hits / args.searches:.1f}"
         )
         print(
             f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB (at start: {baseline_rss:.0f} MB)"

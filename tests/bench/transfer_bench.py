@@ -181,7 +181,7 @@ def main() -> None:
             ours, ceiling, rss_b = [], [], []
             try:
                 a.expect("joined as")
-                for run in range(args.runs):
+                for _run in range(args.runs):
                     ceiling.append(plain_pair(share / name, work / "plain.bin"))
                     shutil.rmtree(downloads, ignore_errors=True)
                     shutil.rmtree(work / "b-home", ignore_errors=True)
@@ -237,7 +237,8 @@ def main() -> None:
                 f"(runs: {', '.join(f'{size / t / 1e9:.2f}' for t in ours)})"
             )
             print(
-                f"  ceiling, plain Python pair (sendfile -> recv_into+write+fsync): {ceiling_rate:.2f} GB/s "
+                "  ceiling, plain Python pair (sendfile -> recv_into+write+fsync): "
+                f"{ceiling_rate:.2f} GB/s "
                 f"(runs: {', '.join(f'{size / t / 1e9:.2f}' for t in ceiling)})"
             )
             print(f"  ratio: {ours_rate / ceiling_rate:.2f} (target >= 0.85)")

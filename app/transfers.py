@@ -167,8 +167,15 @@ class TransferManager(QObject):
         self._pumps: dict[str, FilePump] = {}
         self._digests: dict[str, FileDigest] = {}
         self._cancel_delete: dict[str, bool] = {}
-        self._retry_timer = QTimer(self, singleShot=True)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
         self._retry_timer.timeout.connect(self._on_retry_timer)
+        # Finished pumps are released from a zero-delay timer, never inside their own signals.
+        self._finished_pumps: list[FilePump] = []
+        self._reaper = QTimer(self)
+        self._reaper.setSingleShot(True)
+        self._reaper.setInterval(0)
+        self._reaper.timeout.connect(self._finished_pumps.clear)
         self._load()
 
     # ------------------------------------------------------------ queries
@@ -410,7 +417,10 @@ class TransferManager(QObject):
         self.transfer_failed.emit(transfer_id, reason)
 
     def _on_pump_done(self, transfer_id: str) -> None:
-        self._pumps.pop(transfer_id, None)
+        pump = self._pumps.pop(transfer_id, None)
+        if pump is not None:
+            self._finished_pumps.append(pump)
+            self._reaper.start()
         transfer = self._transfers.get(transfer_id)
         if transfer is not None and transfer.state.is_active:
             # Stopped without pause or cancel (shutdown): run again later.
@@ -439,7 +449,10 @@ class TransferManager(QObject):
 
     def _forget(self, transfer_id: str) -> None:
         transfer = self._transfers.pop(transfer_id, None)
-        self._pumps.pop(transfer_id, None)
+        pump = self._pumps.pop(transfer_id, None)
+        if pump is not None:
+            self._finished_pumps.append(pump)
+            self._reaper.start()
         if transfer is None:
             return
         if self._cancel_delete.pop(transfer_id, False) and transfer.state is not TransferState.DONE:

@@ -74,6 +74,12 @@ def fit_search_results(results: list[p.SearchResult], request_id: int | None) ->
     return p.SearchOk(id=request_id, results=tuple(kept))
 
 
+def _single_shot_timer(parent: QObject) -> QTimer:
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    return timer
+
+
 class PeerSession(QObject):
     """One control connection: reads requests, answers them, enforces deadlines."""
 
@@ -96,14 +102,14 @@ class PeerSession(QObject):
         self._closing = False
         self._finished = False
 
-        self._join_timer = QTimer(self, singleShot=True)
+        self._join_timer = _single_shot_timer(self)
         self._join_timer.timeout.connect(self._on_join_timeout)
         self._join_timer.start(int(server.limits.join_timeout * 1000))
-        self._idle_timer = QTimer(self, singleShot=True)
+        self._idle_timer = _single_shot_timer(self)
         self._idle_timer.timeout.connect(self._on_idle_timeout)
         self._idle_timer.start(int(server.limits.idle_timeout * 1000))
         # Gives a closing connection a few seconds to flush its last replies.
-        self._abort_timer = QTimer(self, singleShot=True)
+        self._abort_timer = _single_shot_timer(self)
         self._abort_timer.timeout.connect(self._abort_socket)
 
         socket.readyRead.connect(self._on_ready_read)

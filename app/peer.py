@@ -83,7 +83,13 @@ class PeerNode(QObject):
         self.data_dir = data_dir
         for folder in (config.share_dir, config.download_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        self.library = Library(self._shared_folders(), data_dir / "hashes.sqlite3", parent=self)
+        queue_path = data_dir / "queue.json"
+        self.library = Library(
+            self._shared_folders(),
+            data_dir / "hashes.sqlite3",
+            parent=self,
+            excluded_files=[queue_path, queue_path.with_name("queue.json.napster-tmp")],
+        )
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
         self.client = IndexClient(
             config.server_host,
@@ -94,7 +100,7 @@ class PeerNode(QObject):
             **client_options,
         )
         self.transfers = TransferManager(
-            data_dir / "queue.json", config.download_dir, config.max_downloads, timeouts, self
+            queue_path, config.download_dir, config.max_downloads, timeouts, self
         )
         self._source_searches: dict[int, str] = {}
         self.library.files_added.connect(self._on_files_added)

@@ -238,7 +238,7 @@ class PeerSession(QObject):
             else:
                 self._forget_peer()
                 self.peer_id = store.add_peer(self.ip, message.port, message.agent, message.files)
-                total = len(message.files)
+                total = store.file_count(self.peer_id)
         except IndexLimitError as exc:
             raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
         self._join_timer.stop()

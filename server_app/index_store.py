@@ -1,0 +1,689 @@
+"""The index server's index: who is online and which files each one shares.
+
+Pure Python on the standard library's ``sqlite3``; no Qt. One ``IndexStore`` is
+used from one thread (the server's event loop).
+
+Two databases on one connection:
+
+- ``main`` (the file given, WAL mode) holds ``bans``, the only data kept across
+  restarts.
+- ``live`` is a private temporary database (``ATTACH ''``) for everything that is
+  only true while the server runs, so a restart starts with no peer online (they
+  JOIN again) without deleting anything, and no write waits for a journal sync:
+
+  - ``peers``: one row per online peer, with its running file count and byte total;
+  - ``files``: one row per (peer, hash, name) entry; ``hash`` as 32 raw bytes (half
+    the size of hex, in the table and both indexes that hold it), ``name_key`` the
+    name in the form matching compares (``fold()``);
+  - ``names_fts``: an FTS5 trigram index over ``files.name_key`` (external content).
+    This module writes it in the same transaction as ``files``, in rising rowid
+    order, never from triggers: FTS5 flushes its pending terms at each statement
+    savepoint and at each lower rowid, which makes a per-row trigger about ten
+    times slower.
+
+Search: every whitespace-separated term must be a substring of the folded name.
+Terms of 3+ characters go to the trigram index as quoted phrases; shorter ones are
+GLOB filters on ``name_key``. Both sides are folded in Python and the index is
+case-sensitive, so a match is exactly ``fold(term) in fold(name)``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from app.network.protocol import FileInfo, PeerAddress, SearchResult
+
+__all__ = [
+    "IndexLimitError",
+    "IndexStore",
+    "IndexedFile",
+    "PeerRecord",
+    "StoreCounters",
+    "fold",
+    "normalize_address",
+]
+
+SCHEMA_VERSION = 1
+MAX_STORED_INT = 2**63 - 1
+#: Distinct (hash, name) candidates gathered per search, as a multiple of ``limit``.
+CANDIDATE_FACTOR = 3
+MIN_CANDIDATES = 200
+#: The most candidates one search gathers when many are dropped (e.g. held only by the asker).
+MAX_CANDIDATES = 20_000
+#: Values per ``IN (...)`` list; lists are padded to a power of two so few statements exist.
+IN_CHUNK = 512
+TRIGRAM = 3
+#: Rows one candidate query may examine: trigram-index matches, or table rows when
+#: every term is shorter than 3 characters (no index can serve those). Bounds the
+#: time of a query like "mp4 zq" whose terms each match much but together little.
+MAX_INDEX_ROWS = 50_000
+MAX_SCAN_ROWS = 100_000
+
+_LIVE_SCHEMA = """
+CREATE TABLE live.peers (
+    peer_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    host      TEXT NOT NULL,
+    port      INTEGER NOT NULL,
+    agent     TEXT NOT NULL,
+    files     INTEGER NOT NULL DEFAULT 0,
+    bytes     INTEGER NOT NULL DEFAULT 0,
+    joined_at REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE live.files (
+    id       INTEGER PRIMARY KEY,
+    peer_id  INTEGER NOT NULL,
+    hash     BLOB NOT NULL,
+    name     TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    UNIQUE (peer_id, hash, name)
+);
+-- The UNIQUE index above, (peer_id, hash, name), is also the index on files(peer_id).
+CREATE INDEX live.files_by_hash ON files (hash, peer_id);
+CREATE INDEX live.files_by_key ON files (name_key);
+CREATE VIRTUAL TABLE live.names_fts USING fts5 (
+    name_key,
+    content = 'files',
+    content_rowid = 'id',
+    tokenize = 'trigram case_sensitive 1'
+);
+"""
+
+_BANS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS main.bans (
+    address   TEXT PRIMARY KEY,
+    reason    TEXT NOT NULL DEFAULT '',
+    banned_at REAL NOT NULL
+);
+"""
+
+
+class IndexLimitError(Exception):
+    """A peer would share more files than ``max_files_per_peer``; nothing was changed."""
+
+    def __init__(self, files: int, limit: int) -> None:
+        super().__init__(f"{files} files is more than the {limit} files a peer may share")
+        self.files = files
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class StoreCounters:
+    """Totals over the whole index; ``files`` and ``bytes`` count every (peer, file) entry."""
+
+    peers: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PeerRecord:
+    """One online peer as the admin window shows it."""
+
+    peer_id: int
+    host: str
+    port: int
+    agent: str
+    files: int
+    bytes: int
+    joined_at: float
+    last_seen: float
+
+    @property
+    def address(self) -> PeerAddress:
+        return PeerAddress(self.host, self.port)
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """One distinct (hash, name) in the index and how many online peers hold that hash."""
+
+    name: str
+    size: int
+    hash: str
+    peers: int
+
+
+def fold(text: str) -> str:
+    """The form names and search terms are compared in: case-folded, then NFC."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFC", text.casefold())
+
+
+def normalize_address(address: str) -> str:
+    """One spelling per IP address (``::ffff:1.2.3.4`` is ``1.2.3.4``); other text as given."""
+    text = address.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return address.strip()
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A search query split into what the database can use."""
+
+    exact_key: str
+    fts_match: str
+    short_terms: tuple[str, ...]
+    matches_nothing: bool = False
+
+    @classmethod
+    def parse(cls, query: str) -> _Query | None:
+        terms = list(dict.fromkeys(fold(term) for term in query.split()))
+        if not terms:
+            return None
+        if any("\x00" in term for term in terms):
+            # No name holds NUL, and SQLite's GLOB and FTS5 would stop reading at it.
+            return cls(exact_key="", fts_match="", short_terms=(), matches_nothing=True)
+        long_terms = [term for term in terms if len(term) >= TRIGRAM]
+        # A short term inside a long one is already implied by it.
+        short_terms = tuple(
+            term
+            for term in terms
+            if len(term) < TRIGRAM and not any(term in other for other in long_terms)
+        )
+        fts_match = " ".join('"' + term.replace('"', '""') + '"' for term in long_terms)
+        return cls(fold(query.strip()), fts_match, short_terms)
+
+
+@dataclass
+class _Group:
+    """A distinct (hash, name) candidate while a search is ranked."""
+
+    hash: bytes
+    name: str
+    size: int
+    exact: bool
+    holders: int = 0
+
+    def rank_key(self) -> tuple[bool, int, str, str, bytes]:
+        return (not self.exact, -self.holders, fold(self.name), self.name, self.hash)
+
+
+_Entries = dict[tuple[bytes, str], tuple[str, int]]
+
+
+class IndexStore:
+    """Peers, their shared files and bans, in one SQLite database with an FTS5 name index.
+
+    ``path`` is the database file for bans (opened in WAL mode) or ``":memory:"``;
+    peers and files live in a private temporary database, so every run starts with
+    none. ``cache_mib`` caps the memory that one holds before it spills to a
+    temporary file (a million entries take about 450 MiB). Every change is one
+    transaction: a failure (including ``IndexLimitError``) leaves nothing half done.
+    ``hash`` values must be 64 hexadecimal characters (``ValueError`` if not).
+    Changing the files of an unknown peer id raises ``KeyError``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        max_files_per_peer: int = 200_000,
+        *,
+        cache_mib: int = 512,
+    ) -> None:
+        self.max_files_per_peer = max_files_per_peer
+        self._db = sqlite3.connect(os.fspath(path), isolation_level=None, cached_statements=256)
+        self._addresses: dict[int, PeerAddress] | None = None
+        try:
+            self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open_schema(self, in_memory: bool, cache_mib: int) -> None:
+        db = self._db
+        if not in_memory:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        # The live index is a private temporary database: nothing to clear after a
+        # restart, no journal to sync, and it spills to a temporary file when it is large.
+        db.execute("ATTACH DATABASE '' AS live")
+        db.execute(f"PRAGMA live.cache_size = {-1024 * cache_mib}")
+        # The rollback journal is only needed to undo a transaction, never after a crash.
+        db.execute("PRAGMA live.journal_mode = MEMORY")
+        with self._transaction():
+            db.execute(_BANS_SCHEMA)
+            for statement in _LIVE_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database; the store cannot be used afterwards."""
+        self._db.close()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------ peers and files
+
+    def add_peer(
+        self,
+        host: str,
+        port: int,
+        agent: str,
+        files: Sequence[FileInfo],
+        now: float | None = None,
+    ) -> int:
+        """Record a peer that has just JOINed with ``files``; returns its new peer id."""
+        entries = self._entries(files)
+        self._check_limit(len(entries))
+        now = time.time() if now is None else now
+        self._addresses = None
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO peers (host, port, agent, joined_at, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (host, port, agent, now, now),
+            )
+            peer_id = cursor.lastrowid
+            assert peer_id is not None
+            added, added_bytes = self._insert(peer_id, entries, ignore_existing=False)
+            self._set_totals(peer_id, added, added_bytes)
+        return peer_id
+
+    def replace_files(self, peer_id: int, files: Sequence[FileInfo]) -> int:
+        """Make ``files`` the peer's whole list (a second JOIN); returns the new total."""
+        entries = self._entries(files)
+        self._check_limit(len(entries))
+        self._require_peer(peer_id)
+        files_total = len(entries)
+        bytes_total = sum(size for _, size in entries.values())
+        with self._transaction() as db:
+            stale = []
+            for row_id, hash_, name, key, size in db.execute(
+                "SELECT id, hash, name, name_key, size FROM files WHERE peer_id = ?", (peer_id,)
+            ):
+                wanted = entries.get((hash_, name))
+                if wanted is not None and wanted[1] == size:
+                    del entries[(hash_, name)]
+                else:
+                    stale.append((row_id, key))
+            self._delete(stale)
+            self._insert(peer_id, entries, ignore_existing=False)
+            self._set_totals(peer_id, files_total, bytes_total)
+        return files_total
+
+    def update_files(self, peer_id: int, add: Sequence[FileInfo], remove: Sequence[str]) -> int:
+        """Remove every entry of the hashes in ``remove``, then add ``add``; returns the total.
+
+        Removing first lets one UPDATE rename a file (remove its hash, add the new name).
+        """
+        entries = self._entries(add)
+        removed_hashes = list(dict.fromkeys(bytes.fromhex(value) for value in remove))
+        files_total, bytes_total = self._require_peer(peer_id)
+        with self._transaction():
+            removed = list(
+                self._select_in(
+                    "SELECT id, name_key, size FROM files WHERE peer_id = ? AND hash IN ({marks})",
+                    removed_hashes,
+                    before=(peer_id,),
+                )
+            )
+            self._delete([(row_id, key) for row_id, key, _ in removed])
+            added, added_bytes = self._insert(peer_id, entries, ignore_existing=True)
+            files_total += added - len(removed)
+            if files_total > self.max_files_per_peer:
+                raise IndexLimitError(files_total, self.max_files_per_peer)
+            bytes_total += added_bytes - sum(size for _, _, size in removed)
+            self._set_totals(peer_id, files_total, bytes_total)
+        return files_total
+
+    def remove_peer(self, peer_id: int) -> None:
+        """Forget a peer and all its files, in one transaction. Unknown ids are ignored."""
+        self._addresses = None
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, name_key FROM files WHERE peer_id = ? ORDER BY id", (peer_id,)
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO names_fts (names_fts, rowid, name_key) VALUES ('delete', ?, ?)", rows
+            )
+            db.execute("DELETE FROM files WHERE peer_id = ?", (peer_id,))
+            db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+
+    def touch(self, peer_id: int, now: float | None = None) -> None:
+        """Note that the peer was heard from (``last_seen``)."""
+        now = time.time() if now is None else now
+        self._db.execute("UPDATE peers SET last_seen = ? WHERE peer_id = ?", (now, peer_id))
+
+    def _check_limit(self, files: int) -> None:
+        if files > self.max_files_per_peer:
+            raise IndexLimitError(files, self.max_files_per_peer)
+
+    def _require_peer(self, peer_id: int) -> tuple[int, int]:
+        row = self._db.execute(
+            "SELECT files, bytes FROM peers WHERE peer_id = ?", (peer_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no peer {peer_id} in the index")
+        return row[0], int(row[1])
+
+    @staticmethod
+    def _entries(files: Iterable[FileInfo]) -> _Entries:
+        """The files keyed by (raw hash, name), each once (the first size listed wins)."""
+        entries: _Entries = {}
+        for info in files:
+            key = (bytes.fromhex(info.hash), info.name)
+            if key not in entries:
+                entries[key] = (fold(info.name), info.size)
+        return entries
+
+    def _insert(self, peer_id: int, entries: _Entries, ignore_existing: bool) -> tuple[int, int]:
+        """Insert entries and index their names; returns how many were new and their bytes."""
+        if not entries:
+            return 0, 0
+        db = self._db
+        first_id = db.execute("SELECT ifnull(max(id), 0) + 1 FROM files").fetchone()[0]
+        # Ids follow hash order, so the rows and both hash indexes fill in key order.
+        rows = [
+            (first_id + offset, peer_id, hash_, name, key, size)
+            for offset, ((hash_, name), (key, size)) in enumerate(sorted(entries.items()))
+        ]
+        verb = "INSERT OR IGNORE" if ignore_existing else "INSERT"
+        db.executemany(
+            f"{verb} INTO files (id, peer_id, hash, name, name_key, size)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        if ignore_existing:
+            inserted = {
+                row_id
+                for (row_id,) in db.execute("SELECT id FROM files WHERE id >= ?", (first_id,))
+            }
+            rows = [row for row in rows if row[0] in inserted]
+        db.executemany(
+            "INSERT INTO names_fts (rowid, name_key) VALUES (?, ?)",
+            [(row[0], row[4]) for row in rows],
+        )
+        return len(rows), sum(row[5] for row in rows)
+
+    def _delete(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Delete file rows given as (id, name_key), and their index entries."""
+        if not rows:
+            return
+        # FTS5 flushes its pending changes whenever a rowid is lower than the last one.
+        rows = sorted(rows)
+        self._db.executemany(
+            "INSERT INTO names_fts (names_fts, rowid, name_key) VALUES ('delete', ?, ?)", rows
+        )
+        self._db.executemany("DELETE FROM files WHERE id = ?", [(row[0],) for row in rows])
+
+    def _set_totals(self, peer_id: int, files: int, total_bytes: int) -> None:
+        stored = max(0, min(total_bytes, MAX_STORED_INT))
+        self._db.execute(
+            "UPDATE peers SET files = ?, bytes = ? WHERE peer_id = ?", (files, stored, peer_id)
+        )
+
+    # ------------------------------------------------------------ reading
+
+    def counters(self) -> StoreCounters:
+        """How many peers are online and how many file entries and bytes they share."""
+        rows = self._db.execute("SELECT files, bytes FROM peers").fetchall()
+        return StoreCounters(
+            peers=len(rows),
+            files=sum(files for files, _ in rows),
+            bytes=sum(int(size) for _, size in rows),
+        )
+
+    def peers(self) -> list[PeerRecord]:
+        """Every online peer, oldest first."""
+        rows = self._db.execute(
+            "SELECT peer_id, host, port, agent, files, bytes, joined_at, last_seen"
+            " FROM peers ORDER BY peer_id"
+        )
+        return [_peer_record(row) for row in rows]
+
+    def peer(self, peer_id: int) -> PeerRecord | None:
+        row = self._db.execute(
+            "SELECT peer_id, host, port, agent, files, bytes, joined_at, last_seen"
+            " FROM peers WHERE peer_id = ?",
+            (peer_id,),
+        ).fetchone()
+        return None if row is None else _peer_record(row)
+
+    def peer_files(self, peer_id: int) -> list[FileInfo]:
+        """The peer's entries, sorted by name (case-insensitively)."""
+        rows = self._db.execute(
+            "SELECT name, size, hash FROM files WHERE peer_id = ? ORDER BY name_key, name, hash",
+            (peer_id,),
+        )
+        return [FileInfo(name, size, hash_.hex()) for name, size, hash_ in rows]
+
+    def file_count(self, peer_id: int) -> int:
+        row = self._db.execute("SELECT files FROM peers WHERE peer_id = ?", (peer_id,)).fetchone()
+        return 0 if row is None else row[0]
+
+    def check_index(self) -> None:
+        """Raise ``sqlite3.DatabaseError`` unless the name index agrees with ``files``."""
+        self._db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('integrity-check', 1)")
+
+    # ------------------------------------------------------------ search
+
+    def search(
+        self, query: str, limit: int = 100, exclude_peer: int | None = None
+    ) -> list[SearchResult]:
+        """Files whose name holds every term of ``query``, one result per (hash, name).
+
+        ``peers`` lists every online peer holding the hash (under any name) except
+        ``exclude_peer``, by peer id; results no other peer holds are left out. An
+        exact whole-name match ranks first, then more peers, then name.
+
+        The work is bounded so that a term matching a million entries stays fast:
+        ranking looks at the first ``CANDIDATE_FACTOR`` x ``limit`` distinct matches
+        (more when many are dropped for having no other peer) plus the exact ones,
+        found among at most ``MAX_INDEX_ROWS`` index matches, or ``MAX_SCAN_ROWS``
+        entries when no term is 3+ characters long.
+        """
+        parsed = _Query.parse(query)
+        if parsed is None or limit <= 0:
+            return []
+        exclude = -1 if exclude_peer is None else exclude_peer
+        groups = self._ranked_groups(parsed, limit, exclude)
+        holders = self._holders([group.hash for group in groups], exclude)
+        return [
+            SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.hash]))
+            for group in groups
+        ]
+
+    def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:
+        """For the admin window: like ``search`` but counting every peer; ``""`` lists all.
+
+        With no terms the list is sorted by name (case-insensitively).
+        """
+        if limit <= 0:
+            return []
+        parsed = _Query.parse(query)
+        if parsed is not None:
+            groups = self._ranked_groups(parsed, limit, exclude=-1)
+        else:
+            groups = self._groups_by_name(limit)
+        return [
+            IndexedFile(group.name, group.size, group.hash.hex(), group.holders) for group in groups
+        ]
+
+    def _ranked_groups(self, parsed: _Query, limit: int, exclude: int) -> list[_Group]:
+        """The best ``limit`` (hash, name) groups held by some peer other than ``exclude``."""
+        if parsed.matches_nothing:
+            return []
+        cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
+        counts: dict[bytes, int] = {}
+        while True:
+            groups, complete = self._candidates(parsed, cap)
+            unknown = list({group.hash for group in groups if group.hash not in counts})
+            counts.update(dict.fromkeys(unknown, 0))
+            counts.update(
+                self._select_in(
+                    "SELECT hash, count(DISTINCT peer_id) FROM files"
+                    " WHERE hash IN ({marks}) AND peer_id != ? GROUP BY hash",
+                    unknown,
+                    after=(exclude,),
+                )
+            )
+            held = []
+            for group in groups:
+                group.holders = counts[group.hash]
+                if group.holders:
+                    held.append(group)
+            if len(held) >= limit or complete or cap >= MAX_CANDIDATES:
+                held.sort(key=_Group.rank_key)
+                return held[:limit]
+            cap = min(cap * 4, MAX_CANDIDATES)
+
+    def _candidates(self, parsed: _Query, cap: int) -> tuple[list[_Group], bool]:
+        """Up to ``cap`` matching groups plus every exact match; True if nothing was cut."""
+        db = self._db
+        groups: dict[tuple[bytes, str], _Group] = {}
+        exact_rows = db.execute(
+            "SELECT DISTINCT hash, name, size FROM files WHERE name_key = ? LIMIT ?",
+            (parsed.exact_key, cap),
+        ).fetchall()
+        for hash_, name, size in exact_rows:
+            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
+        filters = "".join(" AND f.name_key GLOB ?" for _ in parsed.short_terms)
+        patterns = tuple(_glob_pattern(term) for term in parsed.short_terms)
+        if parsed.fts_match:
+            sql = (
+                "SELECT DISTINCT f.hash, f.name, f.size"
+                " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?) AS m"
+                f" CROSS JOIN files AS f ON f.id = m.rowid WHERE 1{filters} LIMIT ?"
+            )
+            params: tuple[object, ...] = (parsed.fts_match, MAX_INDEX_ROWS, *patterns, cap)
+        else:
+            sql = (
+                "SELECT DISTINCT f.hash, f.name, f.size"
+                " FROM (SELECT hash, name, name_key, size FROM files LIMIT ?) AS f"
+                f" WHERE 1{filters} LIMIT ?"
+            )
+            params = (MAX_SCAN_ROWS, *patterns, cap)
+        rows = db.execute(sql, params).fetchall()
+        for hash_, name, size in rows:
+            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
+        complete = len(rows) < cap and len(exact_rows) < cap
+        return list(groups.values()), complete
+
+    def _groups_by_name(self, limit: int) -> list[_Group]:
+        rows = self._db.execute(
+            "SELECT DISTINCT hash, name, size FROM files ORDER BY name_key, name, hash LIMIT ?",
+            (limit,),
+        ).fetchall()
+        groups: dict[tuple[bytes, str], _Group] = {}
+        for hash_, name, size in rows:
+            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
+        hashes = list({group.hash for group in groups.values()})
+        counts = dict(
+            self._select_in(
+                "SELECT hash, count(DISTINCT peer_id) FROM files WHERE hash IN ({marks})"
+                " GROUP BY hash",
+                hashes,
+            )
+        )
+        for group in groups.values():
+            group.holders = counts.get(group.hash, 0)
+        return list(groups.values())
+
+    def _holders(self, hashes: Sequence[bytes], exclude: int) -> dict[bytes, list[PeerAddress]]:
+        """Addresses of the peers holding each hash, by peer id, without ``exclude``."""
+        addresses = self._peer_addresses()
+        holders: dict[bytes, list[PeerAddress]] = {hash_: [] for hash_ in hashes}
+        rows = sorted(
+            self._select_in(
+                "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?",
+                list(holders),
+                after=(exclude,),
+            )
+        )
+        for hash_, peer_id in rows:
+            holders[hash_].append(addresses[peer_id])
+        return holders
+
+    def _peer_addresses(self) -> dict[int, PeerAddress]:
+        if self._addresses is None:
+            rows = self._db.execute("SELECT peer_id, host, port FROM peers")
+            self._addresses = {peer_id: PeerAddress(host, port) for peer_id, host, port in rows}
+        return self._addresses
+
+    def _select_in(
+        self,
+        sql: str,
+        values: Sequence[object],
+        before: tuple[object, ...] = (),
+        after: tuple[object, ...] = (),
+    ) -> Iterator[tuple]:
+        """Run ``sql`` with ``{marks}`` standing for an IN list, over ``values`` in chunks."""
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = list(values[start : start + IN_CHUNK])
+            width = 16
+            while width < len(chunk):
+                width *= 2
+            chunk += [chunk[-1]] * (width - len(chunk))
+            marks = ", ".join("?" * width)
+            yield from self._db.execute(sql.format(marks=marks), (*before, *chunk, *after))
+
+    # ------------------------------------------------------------ bans
+
+    def ban(self, address: str, reason: str = "") -> None:
+        """Refuse ``address`` from now on (kept across restarts); banning again updates it."""
+        self._db.execute(
+            "INSERT INTO bans (address, reason, banned_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason,"
+            " banned_at = excluded.banned_at",
+            (normalize_address(address), reason, time.time()),
+        )
+
+    def unban(self, address: str) -> None:
+        self._db.execute("DELETE FROM bans WHERE address = ?", (normalize_address(address),))
+
+    def is_banned(self, address: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM bans WHERE address = ?", (normalize_address(address),)
+        ).fetchone()
+        return row is not None
+
+    def bans(self) -> list[tuple[str, str, float]]:
+        """Every ban as (address, reason, banned_at), oldest first."""
+        rows = self._db.execute(
+            "SELECT address, reason, banned_at FROM bans ORDER BY banned_at, address"
+        )
+        return [(address, reason, banned_at) for address, reason, banned_at in rows]
+
+
+def _glob_pattern(term: str) -> str:
+    """A GLOB pattern matching names that contain ``term`` literally."""
+    literal = "".join(f"[{char}]" if char in "*?[" else char for char in term)
+    return f"*{literal}*"
+
+
+def _peer_record(row: tuple) -> PeerRecord:
+    peer_id, host, port, agent, files, size, joined_at, last_seen = row
+    return PeerRecord(peer_id, host, port, agent, files, int(size), joined_at, last_seen)

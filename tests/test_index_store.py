@@ -1,0 +1,630 @@
+"""IndexStore: peers, files, search semantics and bans, without Qt."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import server_app.index_store as index_store
+from app.network.protocol import FileInfo, PeerAddress
+from server_app.index_store import (
+    IndexedFile,
+    IndexLimitError,
+    IndexStore,
+    PeerRecord,
+    StoreCounters,
+    fold,
+    normalize_address,
+)
+
+
+def digest(label: str) -> str:
+    return hashlib.sha256(label.encode()).hexdigest()
+
+
+def info(name: str, label: str | None = None, size: int = 100) -> FileInfo:
+    """A file whose hash is derived from ``label`` (the name when not given)."""
+    return FileInfo(name, size, digest(name if label is None else label))
+
+
+def names(results) -> list[str]:
+    return [result.name for result in results]
+
+
+def addr(port: int) -> PeerAddress:
+    return PeerAddress("10.0.0.1", port)
+
+
+@pytest.fixture
+def store():
+    with IndexStore() as opened:
+        yield opened
+
+
+def join(store: IndexStore, port: int, files, now: float | None = None) -> int:
+    return store.add_peer("10.0.0.1", port, "test/1", list(files), now=now)
+
+
+# ---------------------------------------------------------------- peers and files
+
+
+def test_add_peer_records_the_peer_and_its_files(store):
+    files = [info("a.mp4", size=10), info("b.mkv", size=32)]
+    peer_id = store.add_peer("192.0.2.7", 6001, "napster-p2p/1.0", files, now=1000.0)
+    other = join(store, 6002, [info("c.iso")])
+
+    assert peer_id != other
+    assert store.peer(peer_id) == PeerRecord(
+        peer_id, "192.0.2.7", 6001, "napster-p2p/1.0", 2, 42, 1000.0, 1000.0
+    )
+    assert store.peer(peer_id).address == PeerAddress("192.0.2.7", 6001)
+    assert store.peer_files(peer_id) == files
+    assert store.file_count(peer_id) == 2
+    assert [record.peer_id for record in store.peers()] == [peer_id, other]
+    assert store.peer(9999) is None
+    assert store.file_count(9999) == 0
+    assert store.peer_files(9999) == []
+
+
+def test_peer_ids_are_not_reused_after_a_peer_leaves(store):
+    first = join(store, 1, [])
+    store.remove_peer(first)
+    assert join(store, 2, []) != first
+
+
+def test_the_same_hash_and_name_twice_is_stored_once_but_other_names_are_kept(store):
+    peer_id = join(
+        store,
+        1,
+        [info("a.mp4", "x"), info("a.mp4", "x"), info("copy of a.mp4", "x"), info("b", "y")],
+    )
+    assert store.file_count(peer_id) == 3
+    assert sorted(f.name for f in store.peer_files(peer_id)) == ["a.mp4", "b", "copy of a.mp4"]
+    assert store.counters() == StoreCounters(peers=1, files=3, bytes=300)
+
+
+def test_touch_updates_last_seen_only(store):
+    peer_id = join(store, 1, [], now=10.0)
+    store.touch(peer_id, now=25.5)
+    record = store.peer(peer_id)
+    assert (record.joined_at, record.last_seen) == (10.0, 25.5)
+    store.touch(12345, now=30.0)  # an unknown peer is ignored
+
+
+def test_replace_files_replaces_the_whole_list(store):
+    peer_id = join(store, 1, [info("old one.mp4"), info("kept.mp4", size=7)])
+    searcher = join(store, 2, [])
+
+    total = store.replace_files(peer_id, [info("kept.mp4", size=7), info("new one.mp4", size=5)])
+
+    assert total == 2
+    assert sorted(f.name for f in store.peer_files(peer_id)) == ["kept.mp4", "new one.mp4"]
+    assert store.search("old", exclude_peer=searcher) == []
+    assert names(store.search("one", exclude_peer=searcher)) == ["new one.mp4"]
+    assert store.peer(peer_id).bytes == 12
+    assert store.counters() == StoreCounters(peers=2, files=2, bytes=12)
+    store.check_index()
+
+
+def test_replace_files_with_an_empty_list_keeps_the_peer(store):
+    peer_id = join(store, 1, [info("a.mp4")])
+    assert store.replace_files(peer_id, []) == 0
+    assert store.peer(peer_id).files == 0
+    assert store.counters() == StoreCounters(peers=1, files=0, bytes=0)
+
+
+def test_update_files_adds_and_removes_by_hash(store):
+    peer_id = join(store, 1, [info("a.mp4", "A"), info("a copy.mp4", "A"), info("b.mp4", "B")])
+    searcher = join(store, 2, [])
+
+    total = store.update_files(
+        peer_id, add=[info("c.mp4", "C", size=1), info("b.mp4", "B")], remove=[digest("A")]
+    )
+
+    assert total == 2  # both names of hash A went; b.mp4 was already there
+    assert sorted(f.name for f in store.peer_files(peer_id)) == ["b.mp4", "c.mp4"]
+    assert store.file_count(peer_id) == 2
+    assert store.peer(peer_id).bytes == 101
+    assert names(store.search("mp4", exclude_peer=searcher)) == ["b.mp4", "c.mp4"]
+    assert store.update_files(peer_id, add=[], remove=[digest("not shared")]) == 2
+    store.check_index()
+
+
+def test_update_files_removes_before_adding_so_a_rename_is_one_update(store):
+    peer_id = join(store, 1, [info("draft.mp4", "V")])
+    total = store.update_files(peer_id, add=[info("final.mp4", "V")], remove=[digest("V")])
+    assert total == 1
+    assert store.peer_files(peer_id) == [info("final.mp4", "V")]
+
+
+def test_changing_files_of_an_unknown_peer_raises_key_error(store):
+    with pytest.raises(KeyError):
+        store.replace_files(77, [info("a")])
+    with pytest.raises(KeyError):
+        store.update_files(77, [info("a")], [])
+    assert store.counters() == StoreCounters(0, 0, 0)
+
+
+def test_remove_peer_removes_the_peer_and_all_its_files(store):
+    leaving = join(store, 1, [info(f"song {n}.mp3", size=3) for n in range(50)])
+    staying = join(store, 2, [info("song 0.mp3", size=3), info("other.mp3", size=4)])
+    searcher = join(store, 3, [])
+
+    store.remove_peer(leaving)
+
+    assert store.peer(leaving) is None
+    assert store.peer_files(leaving) == []
+    assert store.counters() == StoreCounters(peers=2, files=2, bytes=7)
+    results = store.search("song", exclude_peer=searcher)
+    assert [(r.name, r.peers) for r in results] == [("song 0.mp3", (addr(2),))]
+    assert store.peer(staying).files == 2
+    store.remove_peer(leaving)  # a second time is harmless
+    store.check_index()
+
+
+def test_remove_peer_is_one_transaction(store):
+    peer_id = join(store, 1, [info(f"clip {n}.mp4") for n in range(20)])
+    searcher = join(store, 2, [])
+    # Make the last statement of remove_peer fail: everything before it must roll back.
+    store._db.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE DELETE ON live.peers"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    with pytest.raises(sqlite3.DatabaseError):
+        store.remove_peer(peer_id)
+
+    assert store.file_count(peer_id) == 20
+    assert len(store.peer_files(peer_id)) == 20
+    assert len(store.search("clip", exclude_peer=searcher)) == 20
+    store.check_index()
+
+
+def test_file_ids_reused_after_removal_keep_the_index_consistent(store):
+    first = join(store, 1, [info(f"alpha {n}") for n in range(30)])
+    store.remove_peer(first)
+    second = join(store, 2, [info(f"beta {n}") for n in range(30)])
+    searcher = join(store, 3, [])
+    assert store.search("alpha", exclude_peer=searcher) == []
+    assert len(store.search("beta", exclude_peer=searcher)) == 30
+    store.update_files(second, [info("gamma")], [digest("beta 3")])
+    assert names(store.search("gamma", exclude_peer=searcher)) == ["gamma"]
+    store.check_index()
+
+
+def test_check_index_notices_a_file_row_missing_from_the_index(store):
+    join(store, 1, [info("a.mp4")])
+    store._db.execute(
+        "INSERT INTO files (id, peer_id, hash, name, name_key, size)"
+        " VALUES (999, 1, zeroblob(32), 'x', 'x', 1)"
+    )
+    with pytest.raises(sqlite3.DatabaseError):
+        store.check_index()
+
+
+def test_counters_count_every_peer_file_entry(store):
+    assert store.counters() == StoreCounters(0, 0, 0)
+    join(store, 1, [info("a", size=2**40), info("b", size=1)])
+    join(store, 2, [info("a", size=2**40)])
+    assert store.counters() == StoreCounters(peers=2, files=3, bytes=2 * 2**40 + 1)
+
+
+def test_huge_sizes_do_not_overflow(store):
+    peer_id = join(store, 1, [info("a", size=2**63 - 1), info("b", size=2**63 - 1)])
+    assert store.counters().files == 2
+    assert store.peer(peer_id).bytes == 2**63 - 1  # a peer's total is clamped to 64 bits
+    assert store.peer_files(peer_id)[0].size == 2**63 - 1
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_add_peer_over_the_limit_raises_and_adds_nothing():
+    with IndexStore(max_files_per_peer=3) as store:
+        with pytest.raises(IndexLimitError) as caught:
+            join(store, 1, [info(f"f{n}") for n in range(4)])
+        assert caught.value.limit == 3
+        assert store.peers() == []
+        assert store.counters() == StoreCounters(0, 0, 0)
+        # Duplicates do not count against the limit.
+        peer_id = join(store, 1, [info("f1"), info("f1"), info("f2"), info("f3")])
+        assert store.file_count(peer_id) == 3
+
+
+def test_replace_files_over_the_limit_leaves_the_list_untouched():
+    with IndexStore(max_files_per_peer=3) as store:
+        before = [info("a"), info("b")]
+        peer_id = join(store, 1, before)
+        with pytest.raises(IndexLimitError):
+            store.replace_files(peer_id, [info(f"n{n}") for n in range(4)])
+        assert store.peer_files(peer_id) == before
+        assert store.file_count(peer_id) == 2
+
+
+def test_update_files_over_the_limit_rolls_back_the_removals_too():
+    with IndexStore(max_files_per_peer=3) as store:
+        before = [info("a"), info("b"), info("c")]
+        peer_id = join(store, 1, before)
+        searcher = join(store, 2, [])
+        with pytest.raises(IndexLimitError):
+            store.update_files(peer_id, add=[info("d"), info("e")], remove=[digest("a")])
+        assert store.peer_files(peer_id) == before
+        assert store.counters() == StoreCounters(peers=2, files=3, bytes=300)
+        assert store.search("d", exclude_peer=searcher) == []
+        assert names(store.search("a", exclude_peer=searcher)) == ["a"]
+        store.check_index()
+        # Exactly at the limit is fine.
+        assert store.update_files(peer_id, add=[info("d")], remove=[digest("a")]) == 3
+
+
+# ---------------------------------------------------------------- search
+
+
+@pytest.fixture
+def library(store):
+    """Three sharing peers (ids 1-3) and an asker (id 4) who shares nothing."""
+    join(
+        store,
+        1,
+        [
+            info("Aula de Python.mp4", "python"),
+            info("aula.mkv", "mkv"),
+            info("Ação.mp4", "acao"),
+            info("50%_off sale.pdf", "pdf"),
+        ],
+    )
+    join(store, 2, [info("Aula de Python.mp4", "python"), info("lecture.mp4", "python")])
+    join(store, 3, [info("holiday (2019) *final*.avi", "avi"), info('say "hi".txt', "txt")])
+    join(store, 4, [])
+    return store
+
+
+ASKER = 4
+
+
+def test_every_term_must_occur_in_the_name(library):
+    assert names(library.search("aula mp4", exclude_peer=ASKER)) == ["Aula de Python.mp4"]
+    assert names(library.search("mp4 aula", exclude_peer=ASKER)) == ["Aula de Python.mp4"]
+    assert library.search("aula avi", exclude_peer=ASKER) == []
+
+
+def test_search_is_case_insensitive(library):
+    assert names(library.search("AULA.MKV", exclude_peer=ASKER)) == ["aula.mkv"]
+    assert names(library.search("pYtHoN", exclude_peer=ASKER)) == ["Aula de Python.mp4"]
+
+
+def test_terms_of_one_or_two_characters_work(library):
+    assert names(library.search("de", exclude_peer=ASKER)) == ["Aula de Python.mp4"]
+    assert names(library.search("DE mp4", exclude_peer=ASKER)) == ["Aula de Python.mp4"]
+    assert names(library.search("(2", exclude_peer=ASKER)) == ["holiday (2019) *final*.avi"]
+    assert sorted(names(library.search("v", exclude_peer=ASKER))) == [
+        "aula.mkv",
+        "holiday (2019) *final*.avi",
+    ]
+    assert library.search("zq", exclude_peer=ASKER) == []
+    assert library.search("aula zq", exclude_peer=ASKER) == []
+
+
+def test_unicode_names_match_in_any_case_and_normal_form(library):
+    for query in ("açã", "AÇÃ", "Ação.MP4", unicodedata.normalize("NFD", "AÇÃO")):
+        assert names(library.search(query, exclude_peer=ASKER)) == ["Ação.mp4"], query
+    assert names(library.search("ç", exclude_peer=ASKER)) == ["Ação.mp4"]
+    assert library.search("acao", exclude_peer=ASKER) == []
+
+
+def test_unicode_case_folding_is_used(store):
+    join(store, 1, [info("STRASSE.mkv"), info("ΣΟΦΙΑ.mkv")])
+    assert names(store.search("straße")) == ["STRASSE.mkv"]
+    assert names(store.search("σοφια")) == ["ΣΟΦΙΑ.mkv"]
+
+
+def test_a_query_without_terms_finds_nothing(library):
+    assert library.search("") == []
+    assert library.search("   \t ") == []
+    assert library.search("aula", limit=0) == []
+
+
+def test_results_group_by_hash_and_name_and_list_the_peers_of_the_hash(library):
+    results = library.search("mp4", exclude_peer=ASKER)
+    by_name = {result.name: result for result in results}
+    assert sorted(by_name) == ["Aula de Python.mp4", "Ação.mp4", "lecture.mp4"]
+    # One result for the name two peers share, listing both.
+    assert by_name["Aula de Python.mp4"].peers == (addr(1), addr(2))
+    # Peer 1 holds the same bytes as "lecture.mp4" under another name: it is listed too.
+    assert by_name["lecture.mp4"].peers == (addr(1), addr(2))
+    assert by_name["lecture.mp4"].hash == digest("python")
+    assert by_name["lecture.mp4"].size == 100
+    assert by_name["Ação.mp4"].peers == (addr(1),)
+
+
+def test_the_asker_is_left_out_and_results_only_it_holds_are_dropped(library):
+    results = {r.name: r for r in library.search("mp4", exclude_peer=1)}
+    assert sorted(results) == ["Aula de Python.mp4", "lecture.mp4"]  # Ação.mp4 only on peer 1
+    assert results["Aula de Python.mp4"].peers == (addr(2),)
+    assert results["lecture.mp4"].peers == (addr(2),)
+    # Without an asker every holder is listed.
+    assert len(library.search("mp4")) == 3
+
+
+def test_peers_are_listed_in_peer_id_order(store):
+    ids = [join(store, port, [info("shared.bin", "same")]) for port in (9, 3, 7)]
+    asker = join(store, 1, [])
+    result = store.search("shared", exclude_peer=asker)[0]
+    assert ids == sorted(ids)
+    assert result.peers == (addr(9), addr(3), addr(7))
+
+
+def test_exact_name_ranks_first_then_more_peers_then_name(store):
+    join(store, 1, [info("clip.mp4 extended", "e"), info("b clip.mp4", "b")])
+    join(store, 2, [info("clip.mp4 extended", "e"), info("a clip.mp4", "a")])
+    join(store, 3, [info("clip.mp4 extended", "e"), info("CLIP.MP4", "exact")])
+    asker = join(store, 4, [])
+    assert names(store.search("  clip.mp4 ", exclude_peer=asker)) == [
+        "CLIP.MP4",
+        "clip.mp4 extended",
+        "a clip.mp4",
+        "b clip.mp4",
+    ]
+
+
+def test_limit_caps_the_results(store):
+    join(store, 1, [info(f"track {n:02}.flac") for n in range(30)])
+    asker = join(store, 2, [])
+    results = store.search("track", limit=7, exclude_peer=asker)
+    assert names(results) == [f"track {n:02}.flac" for n in range(7)]
+
+
+def test_an_exact_match_ranks_first_even_beyond_the_candidate_cap(store, monkeypatch):
+    monkeypatch.setattr(index_store, "MIN_CANDIDATES", 5)
+    monkeypatch.setattr(index_store, "CANDIDATE_FACTOR", 1)
+    join(store, 1, [info(f"concert {n:03}.mkv") for n in range(300)])
+    join(store, 2, [info("Concert")])
+    asker = join(store, 3, [])
+    results = store.search("CONCERT", limit=3, exclude_peer=asker)
+    assert names(results)[0] == "Concert"
+    assert len(results) == 3
+
+
+def test_search_looks_further_when_the_askers_own_files_fill_the_candidates(store, monkeypatch):
+    monkeypatch.setattr(index_store, "MIN_CANDIDATES", 4)
+    monkeypatch.setattr(index_store, "CANDIDATE_FACTOR", 1)
+    asker = join(store, 1, [info(f"mix {n:03}.mp3") for n in range(200)])
+    join(store, 2, [info("mix zzz.mp3")])
+    assert names(store.search("mix", limit=1, exclude_peer=asker)) == ["mix zzz.mp3"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', '""', "%", "_", "*", "(", ")", "NEAR", "AND", "OR", "NOT", "a OR b", "NEAR(a b)",
+     "^", "-", ":", "'", "[", "]", "?", "\\", "{x}", "+", 'x"y', "col:term", "a* b*", "\x00"],
+)  # fmt: skip
+def test_query_syntax_characters_never_raise(library, query):
+    for result in library.search(query):
+        assert all(term in fold(result.name) for term in fold(query).split())
+    library.search_files(query)
+
+
+def test_special_characters_match_literally(store):
+    join(
+        store,
+        1,
+        [
+            info("50%_off.pdf"),
+            info("50x-off.pdf"),
+            info("star*.png"),
+            info("plain.png"),
+            info('quote "me".txt'),
+            info("near by.txt"),
+            info("Band (live).mp3"),
+            info("Orange.jpg"),
+            info("what?.doc"),
+            info("[draft].doc"),
+        ],
+    )
+    asker = join(store, 2, [])
+
+    def found(query: str) -> list[str]:
+        return sorted(names(store.search(query, exclude_peer=asker)))
+
+    assert found("%_") == ["50%_off.pdf"]
+    assert found("%") == ["50%_off.pdf"]
+    assert found("_") == ["50%_off.pdf"]
+    assert found("*") == ["star*.png"]
+    assert found("star*") == ["star*.png"]
+    assert found('"me"') == ['quote "me".txt']
+    assert found('"') == ['quote "me".txt']
+    assert found("NEAR") == ["near by.txt"]
+    assert found("AND") == ["Band (live).mp3"]
+    assert found("(live)") == ["Band (live).mp3"]
+    assert found("(") == ["Band (live).mp3"]
+    assert found("OR") == ["Orange.jpg"]
+    assert found("?") == ["what?.doc"]
+    assert found("[") == ["[draft].doc"]
+    assert found("[draft]") == ["[draft].doc"]
+    assert found("NOT") == []
+    assert found("\x00") == []
+    assert store.search_files("\x00") == []
+
+
+def test_search_files_lists_everything_by_name_when_the_query_is_empty(library):
+    listed = library.search_files("")
+    assert [f.name for f in listed] == [
+        "50%_off sale.pdf",
+        "Aula de Python.mp4",
+        "aula.mkv",
+        "Ação.mp4",
+        "holiday (2019) *final*.avi",
+        "lecture.mp4",
+        'say "hi".txt',
+    ]
+    assert listed[1] == IndexedFile("Aula de Python.mp4", 100, digest("python"), 2)
+    assert {f.name: f.peers for f in listed}["lecture.mp4"] == 2
+    assert [f.name for f in library.search_files("", limit=2)] == [
+        "50%_off sale.pdf",
+        "Aula de Python.mp4",
+    ]
+
+
+def test_search_files_matches_like_search_without_excluding_anyone(library):
+    assert [(f.name, f.peers) for f in library.search_files("aula")] == [
+        ("Aula de Python.mp4", 2),
+        ("aula.mkv", 1),
+    ]
+    assert [f.name for f in library.search_files("Ação.mp4")] == ["Ação.mp4"]
+    assert library.search_files("nothing like this") == []
+    assert library.search_files("aula", limit=0) == []
+
+
+# ---------------------------------------------------------------- file-backed database
+
+
+def test_reopening_a_file_clears_peers_and_files_but_keeps_bans(tmp_path):
+    path = tmp_path / "index.sqlite"
+    with IndexStore(path) as store:
+        join(store, 1, [info("movie.mkv")])
+        join(store, 2, [info("movie.mkv")])
+        store.ban("203.0.113.9", "spam")
+        assert store.counters().peers == 2
+
+    with IndexStore(str(path)) as store:
+        assert store.peers() == []
+        assert store.counters() == StoreCounters(0, 0, 0)
+        assert store.search("movie") == []
+        assert store.search_files("") == []
+        assert store.is_banned("203.0.113.9")
+        assert [(address, reason) for address, reason, _ in store.bans()] == [
+            ("203.0.113.9", "spam")
+        ]
+        assert join(store, 3, [info("movie.mkv")]) >= 1
+        assert store.counters() == StoreCounters(1, 1, 100)
+        store.check_index()
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ---------------------------------------------------------------- bans
+
+
+def test_ban_unban_and_list(store):
+    assert not store.is_banned("198.51.100.1")
+    store.ban("198.51.100.1", "flood")
+    store.ban("2001:db8::1")
+    assert store.is_banned("198.51.100.1")
+    assert store.is_banned("2001:DB8:0::1")
+    assert not store.is_banned("198.51.100.2")
+    listed = store.bans()
+    assert [(a, r) for a, r, _ in listed] == [("198.51.100.1", "flood"), ("2001:db8::1", "")]
+    assert all(isinstance(when, float) for _, _, when in listed)
+
+    store.ban("198.51.100.1", "flood again")  # banning again updates the reason
+    assert ("198.51.100.1", "flood again") in [(a, r) for a, r, _ in store.bans()]
+    assert len(store.bans()) == 2
+
+    store.unban("198.51.100.1")
+    assert not store.is_banned("198.51.100.1")
+    store.unban("198.51.100.1")  # unbanning twice is harmless
+    assert [a for a, _, _ in store.bans()] == ["2001:db8::1"]
+
+
+def test_ipv4_mapped_addresses_are_the_same_address(store):
+    store.ban("::ffff:192.0.2.5")
+    assert store.is_banned("192.0.2.5")
+    assert store.bans()[0][0] == "192.0.2.5"
+    assert normalize_address(" [2001:db8::2] ") == "2001:db8::2"
+    assert normalize_address("not an ip") == "not an ip"
+
+
+# ---------------------------------------------------------------- against a model
+
+
+ALPHABET = "aAbB çÇãÃ%_*\"'(.1"
+name_strategy = (
+    st.text(alphabet=ALPHABET, min_size=1, max_size=8)
+    .map(str.strip)
+    .filter(lambda name: name not in ("", ".", ".."))
+)
+files_strategy = st.lists(st.tuples(name_strategy, st.sampled_from("pqrs")), max_size=6)
+operation_strategy = st.one_of(
+    st.tuples(st.just("join"), files_strategy),
+    st.tuples(st.just("leave"), st.integers(0, 5)),
+    st.tuples(st.just("rejoin"), st.integers(0, 5), files_strategy),
+    st.tuples(
+        st.just("update"), st.integers(0, 5), files_strategy, st.lists(st.sampled_from("pqrs"))
+    ),
+)
+
+
+def model_search(shares, query, limit, exclude):
+    """The SEARCH rules of PROTOCOL.md, written the slow and obvious way."""
+    terms = [fold(term) for term in query.split()]
+    if not terms:
+        return []
+    holders: dict[str, set[int]] = {}
+    groups: set[tuple[str, str]] = set()
+    for peer_id, files in shares.items():
+        for name, label in files:
+            holders.setdefault(digest(label), set()).add(peer_id)
+            if all(term in fold(name) for term in terms):
+                groups.add((digest(label), name))
+    ranked = []
+    for hash_, name in groups:
+        peers = sorted(p for p in holders[hash_] if p != exclude)
+        if peers:
+            exact = fold(name) == fold(query.strip())
+            ranked.append(((not exact, -len(peers), fold(name), name, hash_), name, hash_, peers))
+    ranked.sort()
+    return [(name, hash_, peers) for _, name, hash_, peers in ranked[:limit]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    operations=st.lists(operation_strategy, min_size=1, max_size=8),
+    query=st.text(alphabet=ALPHABET + "  ", max_size=6),
+    limit=st.integers(1, 8),
+    asker=st.integers(0, 6),
+)
+def test_search_agrees_with_a_model(operations, query, limit, asker):
+    with IndexStore() as store:
+        shares: dict[int, set[tuple[str, str]]] = {}
+        joined: list[int] = []  # every peer id ever given, so operations can name old ones
+        for operation in operations:
+            kind, *args = operation
+            if kind == "join":
+                files = [info(name, label) for name, label in args[0]]
+                peer_id = store.add_peer("10.0.0.1", 1000 + len(joined), "t", files)
+                joined.append(peer_id)
+                shares[peer_id] = set(args[0])
+            elif not joined:
+                continue
+            elif kind == "leave":
+                peer_id = joined[args[0] % len(joined)]
+                store.remove_peer(peer_id)
+                shares.pop(peer_id, None)
+            elif joined[args[0] % len(joined)] in shares:
+                peer_id = joined[args[0] % len(joined)]
+                if kind == "rejoin":
+                    total = store.replace_files(peer_id, [info(n, label) for n, label in args[1]])
+                    shares[peer_id] = set(args[1])
+                else:
+                    gone = set(args[2])
+                    total = store.update_files(
+                        peer_id,
+                        add=[info(n, label) for n, label in args[1]],
+                        remove=[digest(label) for label in args[2]],
+                    )
+                    kept = {(n, label) for n, label in shares[peer_id] if label not in gone}
+                    shares[peer_id] = kept | set(args[1])
+                assert total == len(shares[peer_id])
+        exclude = joined[asker] if asker < len(joined) else None
+        expected = model_search(shares, query, limit, exclude)
+        got = store.search(query, limit=limit, exclude_peer=exclude)
+        ports = {peer_id: 1000 + index for index, peer_id in enumerate(joined)}
+        assert [(r.name, r.hash, r.peers) for r in got] == [
+            (name, hash_, tuple(PeerAddress("10.0.0.1", ports[p]) for p in peers))
+            for name, hash_, peers in expected
+        ]
+        assert store.counters().files == sum(len(files) for files in shares.values())
+        store.check_index()

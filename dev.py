@@ -51,12 +51,23 @@ def run_tests(python: Path, extra: list[str]) -> int:
 
 
 def run_app(python: Path, extra: list[str]) -> int:
-    server = subprocess.Popen([str(python), "-m", "server_app", *extra], cwd=ROOT)
+    """The index server's admin window and a peer window, both on localhost."""
+    server = subprocess.Popen(
+        [str(python), "-m", "server_app", "--host", "127.0.0.1", "--port", "1099"], cwd=ROOT
+    )
+    peer = subprocess.Popen(
+        [str(python), "-m", "app", "--server", "127.0.0.1:1099", *extra], cwd=ROOT
+    )
     try:
-        return server.wait()
+        code = peer.wait()
+        server.wait()
+        return code
     except KeyboardInterrupt:
-        server.terminate()
-        return server.wait()
+        for process in (peer, server):
+            process.terminate()
+        for process in (peer, server):
+            process.wait()
+        return 130
 
 
 def main() -> int:

@@ -24,6 +24,9 @@ log = logging.getLogger("napster.server")
 READ_CHUNK = 64 * 1024
 #: A client that stops reading its replies is dropped once this much waits to be sent.
 MAX_PENDING_WRITE = 4 * 1024 * 1024
+#: A peer's last_seen is written to the store at most this often (seconds): a write per
+#: PING would cost a transaction per request on a large index.
+TOUCH_INTERVAL = 30.0
 #: How many file names a JOIN log line shows before it says "and N more".
 LOGGED_NAMES = 10
 
@@ -98,6 +101,8 @@ class PeerSession(QObject):
         self.peer_label = self.remote
         self.agent = ""
         self.connected_at = time.time()
+        self.last_seen = self.connected_at
+        self._last_touch = 0.0
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
         self._closing = False
         self._finished = False
@@ -167,7 +172,9 @@ class PeerSession(QObject):
             log.debug("Socket error from %s: %s", self.peer_label, self.socket.errorString())
 
     def _on_join_timeout(self) -> None:
-        if self.peer_id is None:
+        # A busy loop may run this timer before a JOIN that has already arrived.
+        self._on_ready_read()
+        if self.peer_id is None and not self._closing:
             log.info(
                 "Closing %s: no JOIN within %.0f s", self.remote, self.server.limits.join_timeout
             )
@@ -225,8 +232,10 @@ class PeerSession(QObject):
         except p.ProtocolError as exc:
             self._fail(exc)
             return
-        if self.peer_id is not None:
-            self.server.store.touch(self.peer_id)
+        self.last_seen = time.time()
+        if self.peer_id is not None and self.last_seen - self._last_touch >= TOUCH_INTERVAL:
+            self._last_touch = self.last_seen
+            self.server.store.touch(self.peer_id, self.last_seen)
         self.server.request_handled.emit(message.OP, (time.perf_counter() - started) * 1000.0)
 
     def _on_join(self, message: p.Join) -> None:

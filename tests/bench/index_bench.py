@@ -77,6 +77,31 @@ def read_line(sock: socket.socket, buffer: bytearray) -> dict:
     return json.loads(line)
 
 
+class KeepAlive:
+    """PINGs every peer socket now and then: the server drops a peer silent for 90 s."""
+
+    def __init__(self, sockets: list[socket.socket], every: float = 20.0) -> None:
+        self.sockets = sockets
+        self.every = every
+        self.last = time.monotonic()
+
+    def tick(self) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        for sock in self.sockets:
+            sock.sendall(b'{"op":"PING"}\n')
+            # Read the PONGs that came back since the last round so nothing piles up.
+            sock.setblocking(False)
+            try:
+                while sock.recv(65536):
+                    pass
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -117,15 +142,19 @@ def main() -> None:
         if line.startswith("napster-server listening on"):
             port = int(line.rsplit(":", 1)[1])
             break
-    # Drain the server's log so it never blocks on a full pipe.
-    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
+    # Keep the server's log (it never blocks on a full pipe this way).
+    log_path = db.with_name("server.log")
+    subprocess.Popen(["cat"], stdin=server.stdout, stdout=open(log_path, "w"))  # noqa: SIM115
+    print(f"server log: {log_path}", flush=True)
     rng = random.Random(7)
     vocabulary = words(rng, 3000)
     baseline_rss = peak_rss_mb(server.pid)
-    sockets = []
+    sockets: list[socket.socket] = []
+    keep_alive = KeepAlive(sockets)
     started = time.perf_counter()
     try:
         for peer in range(args.peers):
+            keep_alive.tick()
             # 32 connections per address is the server's limit: spread over 127.0.0.x.
             source = f"127.0.0.{2 + peer // 30}"
             sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
@@ -154,6 +183,7 @@ def main() -> None:
         latencies = []
         hits = 0
         for index in range(args.searches):
+            keep_alive.tick()
             kind = index % 3
             if kind == 0:
                 query = rng.choice(vocabulary)
@@ -185,7 +215,10 @@ def main() -> None:
         for sock in sockets:
             sock.close()
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ log = logging.getLogger("napster.server")
 READ_CHUNK = 64 * 1024
 #: A client that stops reading its replies is dropped once this much waits to be sent.
 MAX_PENDING_WRITE = 4 * 1024 * 1024
-#: A peer's last_seen is written to the store at most this often (seconds): a write per
-#: PING would cost a transaction per request on a large index.
+#: How often (seconds) the peers' last_seen times go to the store, all in one transaction:
+#: a commit per PING costs tens of milliseconds on an index of a million files.
 TOUCH_INTERVAL = 30.0
 #: How many file names a JOIN log line shows before it says "and N more".
 LOGGED_NAMES = 10
@@ -102,7 +102,6 @@ class PeerSession(QObject):
         self.agent = ""
         self.connected_at = time.time()
         self.last_seen = self.connected_at
-        self._last_touch = 0.0
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
         self._closing = False
         self._finished = False
@@ -233,9 +232,8 @@ class PeerSession(QObject):
             self._fail(exc)
             return
         self.last_seen = time.time()
-        if self.peer_id is not None and self.last_seen - self._last_touch >= TOUCH_INTERVAL:
-            self._last_touch = self.last_seen
-            self.server.store.touch(self.peer_id, self.last_seen)
+        if self.peer_id is not None:
+            self.server.seen[self.peer_id] = self.last_seen
         self.server.request_handled.emit(message.OP, (time.perf_counter() - started) * 1000.0)
 
     def _on_join(self, message: p.Join) -> None:
@@ -298,6 +296,7 @@ class PeerSession(QObject):
         if self.peer_id is None:
             return
         peer_id, self.peer_id = self.peer_id, None
+        self.server.seen.pop(peer_id, None)
         self.server.store.remove_peer(peer_id)
         self.server.peer_left.emit(peer_id, self.peer_label)
 
@@ -331,6 +330,12 @@ class IndexServer(QTcpServer):
         self._reaper.setSingleShot(True)
         self._reaper.setInterval(0)
         self._reaper.timeout.connect(self._reap_sessions)
+        #: peer id -> when it was last heard from, not yet written to the store
+        self.seen: dict[int, float] = {}
+        self._touch_timer = QTimer(self)
+        self._touch_timer.setInterval(int(TOUCH_INTERVAL * 1000))
+        self._touch_timer.timeout.connect(self.flush_last_seen)
+        self._touch_timer.start()
         self.newConnection.connect(self._on_new_connection)
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
@@ -352,6 +357,11 @@ class IndexServer(QTcpServer):
         self.close()
         for session in list(self.sessions):
             session.close(flush=False)
+
+    def flush_last_seen(self) -> None:
+        """Write the pending last_seen times to the store in one transaction."""
+        seen, self.seen = self.seen, {}
+        self.store.touch_many(seen)
 
     def session_for(self, peer_id: int) -> PeerSession | None:
         return next((s for s in self.sessions if s.peer_id == peer_id), None)

@@ -377,6 +377,16 @@ class IndexStore:
         now = time.time() if now is None else now
         self._db.execute("UPDATE peers SET last_seen = ? WHERE peer_id = ?", (now, peer_id))
 
+    def touch_many(self, seen: dict[int, float]) -> None:
+        """Record ``last_seen`` for many peers in one transaction (one commit, not one each)."""
+        if not seen:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE peers SET last_seen = ? WHERE peer_id = ?",
+                [(when, peer_id) for peer_id, when in seen.items()],
+            )
+
     def _check_limit(self, files: int) -> None:
         if files > self.max_files_per_peer:
             raise IndexLimitError(files, self.max_files_per_peer)
@@ -623,8 +633,14 @@ class IndexStore:
                 after=(exclude,),
             )
         )
+        seen: set[tuple[bytes, PeerAddress]] = set()
         for hash_, peer_id in rows:
-            holders[hash_].append(addresses[peer_id])
+            # A peer that JOINed again on a new connection before the server noticed its
+            # old one drop holds two peer ids for one address: list the address once.
+            address = addresses[peer_id]
+            if (hash_, address) not in seen:
+                seen.add((hash_, address))
+                holders[hash_].append(address)
         return holders
 
     def _peer_addresses(self) -> dict[int, PeerAddress]:

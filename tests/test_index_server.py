@@ -390,3 +390,15 @@ def test_a_client_that_never_reads_is_dropped(qtbot, server, connect):
     qtbot.waitUntil(flood_until_dropped, timeout=20000)
     assert left[0][1] == "127.0.0.1:8777"
     assert_still_serving(qtbot, server)
+
+
+def test_last_seen_reaches_the_store_in_one_batch(qtbot, server, connect):
+    client = connect()
+    join(qtbot, client, 6001, [])
+    peer_id = server.store.peers()[0].peer_id
+    joined_at = server.store.peer(peer_id).last_seen
+    client.request(qtbot, {"op": "PING", "id": 2})
+    assert server.seen[peer_id] >= joined_at
+    server.flush_last_seen()
+    assert server.store.peer(peer_id).last_seen == server.session_for(peer_id).last_seen
+    assert server.seen == {}

@@ -12,18 +12,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QObject, Signal
 
 from app.network import protocol as p
 from app.peer import PeerConfig, PeerNode, parse_host_port
 
-MENU = """
+MENU = QT_TRANSLATE_NOOP(
+    "ConsoleMenu",
+    """
 Napster P2P
   1 JOIN      enter the network and share your folder
   2 SEARCH    find which peers have a file
   3 DOWNLOAD  download a file from a peer
   4 QUIT
-"""
+""",
+)
 
 
 class ConsoleMenu(QObject):
@@ -53,7 +56,7 @@ class ConsoleMenu(QObject):
         print(question, end="", file=self.out, flush=True)
 
     def menu(self) -> None:
-        self.say(MENU)
+        self.say(self.tr(MENU))
         self.ask("> ", self._on_choice)
 
     def read_stdin_forever(self, stream=None) -> threading.Thread:
@@ -90,18 +93,28 @@ class ConsoleMenu(QObject):
         }
         action = actions.get(command)
         if action is None:
-            self.say(f"Unknown option {p.printable(choice)!r}: type 1, 2, 3 or 4.")
+            self.say(
+                self.tr("Unknown option {choice}: type 1, 2, 3 or 4.").format(
+                    choice=repr(p.printable(choice))
+                )
+            )
             self.menu()
             return
         action()
 
     def join(self) -> None:
         if self.node is not None:
-            self.say(f"Already in the network, sharing {self.config.share_dir}.")
+            self.say(
+                self.tr("Already in the network, sharing {folder}.").format(
+                    folder=self.config.share_dir
+                )
+            )
             self.menu()
             return
         self.ask(
-            f"Index server [{self.config.server_host}:{self.config.server_port}]: ",
+            self.tr("Index server [{server}]: ").format(
+                server=f"{self.config.server_host}:{self.config.server_port}"
+            ),
             self._join_server,
         )
 
@@ -110,17 +123,23 @@ class ConsoleMenu(QObject):
             try:
                 self.config.server_host, self.config.server_port = parse_host_port(answer)
             except ValueError as exc:
-                self.say(f"Not a server address: {exc}.")
+                self.say(self.tr("Not a server address: {reason}.").format(reason=exc))
                 self.join()
                 return
-        self.ask(f"Shared folder [{self.config.share_dir}]: ", self._join_folder)
+        self._ask_folder()
+
+    def _ask_folder(self) -> None:
+        self.ask(
+            self.tr("Shared folder [{folder}]: ").format(folder=self.config.share_dir),
+            self._join_folder,
+        )
 
     def _join_folder(self, answer: str) -> None:
         if answer:
             folder = Path(answer).expanduser()
             if not folder.is_dir():
-                self.say(f"{folder} is not a folder.")
-                self.ask(f"Shared folder [{self.config.share_dir}]: ", self._join_folder)
+                self.say(self.tr("{folder} is not a folder.").format(folder=folder))
+                self._ask_folder()
                 return
             self.config.share_dir = folder.resolve()
         self.node = PeerNode(self.config, parent=self)
@@ -139,7 +158,7 @@ class ConsoleMenu(QObject):
             self.menu()
             return
         node.client.set_listen_port(port)
-        self.say(f"Hashing the files in {self.config.share_dir} ...")
+        self.say(self.tr("Hashing the files in {folder} ...").format(folder=self.config.share_dir))
         node.library.hashing_finished.connect(self._start_joining)
         node.library.start()
 
@@ -152,15 +171,19 @@ class ConsoleMenu(QObject):
 
     def _on_joined(self, address: str, _count: int) -> None:
         names = " ".join(p.printable(f.name) for f in self.node.library.infos())
-        self.say(f"I am peer {address} with files {names}".rstrip())
+        self.say(
+            self.tr("I am peer {address} with files {names}")
+            .format(address=address, names=names)
+            .rstrip()
+        )
         self.menu()
 
     def search(self) -> None:
         if self.node is None:
-            self.say("JOIN first.")
+            self.say(self.tr("JOIN first."))
             self.menu()
             return
-        self.ask("File name: ", self._search_for)
+        self.ask(self.tr("File name: "), self._search_for)
 
     def _search_for(self, query: str) -> None:
         if not query:
@@ -176,38 +199,44 @@ class ConsoleMenu(QObject):
         exact = [r for r in results if r.name.lower() == self._query.lower()]
         if exact:
             peers = " ".join(str(peer) for r in exact for peer in r.peers)
-            self.say(f"peers with the requested file: {peers}")
+            self.say(self.tr("peers with the requested file: {peers}").format(peers=peers))
         else:
-            self.say("No peer has a file with exactly that name.")
+            self.say(self.tr("No peer has a file with exactly that name."))
         others = [r for r in results if r not in exact]
         if others:
-            self.say("Other files that match:")
+            self.say(self.tr("Other files that match:"))
             for result in others[:20]:
                 peers = " ".join(str(peer) for peer in result.peers)
-                self.say(f"  {p.printable(result.name)} ({result.size} bytes): {peers}")
+                self.say(
+                    self.tr("  {name} ({size} bytes): {peers}").format(
+                        name=p.printable(result.name), size=result.size, peers=peers
+                    )
+                )
         self.menu()
 
     def _on_search_failed(self, request_id: int, message: str) -> None:
         if request_id == self._search_id:
-            self.say(f"Search failed: {message}")
+            self.say(self.tr("Search failed: {reason}").format(reason=message))
             self.menu()
 
     def download(self) -> None:
         if self.node is None:
-            self.say("JOIN first.")
+            self.say(self.tr("JOIN first."))
             self.menu()
             return
-        self.ask("File name: ", self._download_name)
+        self.ask(self.tr("File name: "), self._download_name)
 
     def _download_name(self, name: str) -> None:
         matches = [r for r in self.results if r.name.lower() == name.lower()]
         if not matches:
-            self.say("SEARCH for that file first; no search result has that name.")
+            self.say(self.tr("SEARCH for that file first; no search result has that name."))
             self.menu()
             return
         self._chosen = matches[0]
         default = str(self._chosen.peers[0]) if self._chosen.peers else ""
-        self.ask(f"Peer to download from [{default}]: ", self._download_from)
+        self.ask(
+            self.tr("Peer to download from [{peer}]: ").format(peer=default), self._download_from
+        )
 
     def _download_from(self, answer: str) -> None:
         result = self._chosen
@@ -216,24 +245,34 @@ class ConsoleMenu(QObject):
             try:
                 host, port = parse_host_port(answer, p.DEFAULT_PEER_PORT)
             except ValueError as exc:
-                self.say(f"Not a peer address: {exc}.")
+                self.say(self.tr("Not a peer address: {reason}.").format(reason=exc))
                 self.menu()
                 return
             chosen = p.PeerAddress(host, port)
             peers = [chosen] + [peer for peer in peers if peer != chosen]
         self.node.transfers.add(result.hash, result.size, result.name, peers)
-        self.say(f"Downloading {p.printable(result.name)} ...")
+        self.say(self.tr("Downloading {name} ...").format(name=p.printable(result.name)))
         self.menu()
 
     def _on_downloaded(self, transfer_id: str, path: str) -> None:
         transfer = self.node.transfers.get(transfer_id)
         name = p.printable(transfer.remote_name if transfer else Path(path).name)
-        self.say(f"\nFile {name} downloaded successfully to folder {Path(path).parent}")
+        self.say(
+            "\n"
+            + self.tr("File {name} downloaded successfully to folder {folder}").format(
+                name=name, folder=Path(path).parent
+            )
+        )
 
     def _on_download_failed(self, transfer_id: str, reason: str) -> None:
         transfer = self.node.transfers.get(transfer_id)
         if transfer is not None:
-            self.say(f"\nDownload of {p.printable(transfer.name)} failed: {reason}")
+            self.say(
+                "\n"
+                + self.tr("Download of {name} failed: {reason}").format(
+                    name=p.printable(transfer.name), reason=reason
+                )
+            )
 
     def quit(self) -> None:
         if self.node is not None:
@@ -243,9 +282,12 @@ class ConsoleMenu(QObject):
 
 def run_console(args: argparse.Namespace) -> int:
     from app.__main__ import config_from_args
+    from app.i18n import Translations
     from app.quit_signals import QuitOnSignals
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    translations = Translations(app)
+    translations.apply("")  # the console follows the system language
     menu = ConsoleMenu(config_from_args(args))
     quitter = QuitOnSignals(menu.quit)
     menu.menu()

@@ -1,0 +1,65 @@
+"""Numbers as people read them: sizes, speeds, times left, counts (in the current locale)."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QCoreApplication, QLocale
+
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+translate = QCoreApplication.translate
+
+
+def format_count(count: int) -> str:
+    """1234 -> "1,234" (or "1.234" in Portuguese)."""
+    return QLocale().toString(int(count))
+
+
+def format_size(size: float) -> str:
+    """Decimal units, as file managers show them: 12_400_000_000 -> "12.4 GB"."""
+    value = float(size)
+    for unit in UNITS:
+        if abs(value) < 1000 or unit == UNITS[-1]:
+            if unit == "B":
+                return f"{QLocale().toString(int(value))} B"
+            return f"{QLocale().toString(value, 'f', 1)} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def format_speed(bytes_per_second: float) -> str:
+    if bytes_per_second <= 0:
+        return ""
+    return translate("Format", "{size}/s").format(size=format_size(bytes_per_second))
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds left as "42 s", "3 min 20 s", "2 h 05 min"; "" when unknown."""
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return ""
+    total = round(seconds)
+    if total < 60:
+        return translate("Format", "{s} s").format(s=total)
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return translate("Format", "{m} min {s:02d} s").format(m=minutes, s=secs)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return translate("Format", "{h} h {m:02d} min").format(h=hours, m=minutes)
+    return translate("Format", "{d} days").format(d=hours // 24)
+
+
+def format_files(count: int) -> str:
+    """ "1 file", "1,234 files"."""
+    if count == 1:
+        return translate("Format", "1 file")
+    return translate("Format", "{count} files").format(count=format_count(count))
+
+
+def format_progress(done: int, total: int) -> str:
+    """ "1.2 GB of 12.4 GB"."""
+    return translate("Format", "{done} of {total}").format(
+        done=format_size(done), total=format_size(total)
+    )

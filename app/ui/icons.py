@@ -1,0 +1,97 @@
+"""Icons: the app icon and a type icon for video, audio and other files."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QStyle
+
+VIDEO_EXTENSIONS = frozenset(
+    {
+        "mp4",
+        "mkv",
+        "avi",
+        "mov",
+        "wmv",
+        "flv",
+        "webm",
+        "m4v",
+        "mpg",
+        "mpeg",
+        "ts",
+        "m2ts",
+        "vob",
+        "3gp",
+        "ogv",
+        "divx",
+        "rmvb",
+    }
+)
+AUDIO_EXTENSIONS = frozenset(
+    {
+        "mp3",
+        "flac",
+        "wav",
+        "ogg",
+        "oga",
+        "opus",
+        "m4a",
+        "aac",
+        "wma",
+        "aiff",
+        "alac",
+        "mka",
+        "ape",
+    }
+)
+
+
+class FileKind(str, Enum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    OTHER = "other"
+
+
+def file_kind(name: str) -> FileKind:
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    if extension in VIDEO_EXTENSIONS:
+        return FileKind.VIDEO
+    if extension in AUDIO_EXTENSIONS:
+        return FileKind.AUDIO
+    return FileKind.OTHER
+
+
+def icons_dir() -> Path:
+    bundle = getattr(sys, "_MEIPASS", None)
+    base = Path(bundle) if bundle else Path(__file__).resolve().parent.parent.parent
+    return base / "resources" / "icons"
+
+
+def _svg(name: str, fallback: QStyle.StandardPixmap) -> QIcon:
+    icon = QIcon(str(icons_dir() / f"{name}.svg"))
+    if icon.isNull() or (not icon.availableSizes() and icon.pixmap(16, 16).isNull()):
+        icon = QApplication.style().standardIcon(fallback)
+    return icon
+
+
+@cache
+def kind_icon(kind: FileKind) -> QIcon:
+    fallback = {
+        FileKind.VIDEO: QStyle.StandardPixmap.SP_MediaPlay,
+        FileKind.AUDIO: QStyle.StandardPixmap.SP_MediaVolume,
+        FileKind.OTHER: QStyle.StandardPixmap.SP_FileIcon,
+    }[kind]
+    return _svg(f"file-{kind.value}", fallback)
+
+
+@cache
+def app_icon() -> QIcon:
+    return _svg("napster-peer", QStyle.StandardPixmap.SP_DriveNetIcon)
+
+
+def standard_icon(pixmap: QStyle.StandardPixmap) -> QIcon:
+    return QApplication.style().standardIcon(pixmap)

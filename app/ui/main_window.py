@@ -1,0 +1,879 @@
+"""The peer's main window: Search, Transfers and Shared files pages, menus, toolbar, status.
+
+The window drives a ``PeerNode`` (adapter methods in, adapter signals out) and a
+``FileCopier`` for files dropped on it; it does no socket, file or hash work itself.
+``run_window()`` is what ``napster-peer`` runs without flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStyle,
+    QSystemTrayIcon,
+    QTableView,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from app.file_copier import FileCopier
+from app.i18n import Translations
+from app.network import protocol as p
+from app.peer import PeerConfig, PeerNode, parse_host_port
+from app.settings import Settings
+from app.transfers import TransferState
+from app.ui.dialogs import CancelAnswer, Prompts, SettingsDialog, SettingsValues
+from app.ui.formatting import format_count
+from app.ui.icons import app_icon, standard_icon
+from app.ui.models import KEY_ROLE, percent, transfer_state_text
+from app.ui.search_page import SearchPage
+from app.ui.shared_page import SharedPage
+from app.ui.status import StatusArea
+from app.ui.transfers_page import TransfersPage
+
+log = logging.getLogger("napster.ui")
+
+TICK_MS = 1000
+DEFAULT_SIZE = QSize(1100, 700)
+SP = QStyle.StandardPixmap
+
+
+def local_paths(mime: QMimeData) -> list[Path]:
+    """The local files and folders a drag carries (URLs of other kinds are ignored)."""
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+class MainWindow(QMainWindow):
+    """The desktop window around one PeerNode.
+
+    ``prompts`` asks the questions that need a modal dialog and ``open_url`` opens files and
+    folders; tests replace both. ``notifications`` keeps every notification shown.
+    """
+
+    #: the window has stopped the peer (LEAVE sent, queue saved)
+    stopped = Signal()
+
+    def __init__(
+        self,
+        node: PeerNode,
+        settings: Settings,
+        translations: Translations | None = None,
+        prompts: Prompts | None = None,
+        copier: FileCopier | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.node = node
+        self.settings = settings
+        self.translations = translations or Translations(self)
+        self.prompts = prompts or Prompts(self)
+        self.copier = copier or FileCopier(self)
+        self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
+        self.notifications: list[tuple[str, str]] = []
+        self._stopped = False
+        self._copy_names: dict[int, str] = {}
+        self.setObjectName("main_window")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+
+        self.search_page = SearchPage(node, self.file_status, self)
+        self.transfers_page = TransfersPage(node, self)
+        self.shared_page = SharedPage(node, self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("pages")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.search_page, "")
+        self.tabs.addTab(self.transfers_page, "")
+        self.tabs.addTab(self.shared_page, "")
+        self.tabs.currentChanged.connect(self._update_actions)
+        self.setCentralWidget(self.tabs)
+
+        self.actions: dict[str, QAction] = {}
+        self._make_actions()
+        self._make_menus_and_toolbar()
+        self.status = StatusArea(node, self.statusBar(), self)
+        self.tray = self._make_tray()
+
+        self.search_page.download_requested.connect(self.queue_downloads)
+        self.search_page.table.customContextMenuRequested.connect(self._search_menu)
+        self.transfers_page.selection_changed.connect(self._update_actions)
+        self.transfers_page.downloads_table.doubleClicked.connect(self._on_download_double_click)
+        self.transfers_page.downloads_table.customContextMenuRequested.connect(self._downloads_menu)
+        self.transfers_page.uploads_table.customContextMenuRequested.connect(self._uploads_menu)
+        self.search_page.table.selectionModel().selectionChanged.connect(self._update_actions)
+        self.shared_page.add_files_requested.connect(self.add_files)
+        self.shared_page.open_folder_requested.connect(self.open_shared_folder)
+        self.shared_page.table.customContextMenuRequested.connect(self._shared_menu)
+        self.shared_page.model.rowsInserted.connect(self._update_tab_titles)
+        self.shared_page.model.rowsRemoved.connect(self._update_tab_titles)
+        self.shared_page.model.modelReset.connect(self._update_tab_titles)
+
+        transfers = node.transfers
+        transfers.transfer_finished.connect(self._on_download_finished)
+        transfers.transfer_failed.connect(self._on_download_failed)
+        for signal in (
+            transfers.transfer_added,
+            transfers.transfer_changed,
+            transfers.transfer_removed,
+        ):
+            signal.connect(self._schedule_marks)
+        node.library.files_added.connect(self._schedule_marks)
+
+        copier = self.copier
+        copier.job_started.connect(self._on_copy_started)
+        copier.job_progress.connect(self._on_copy_progress)
+        copier.job_finished.connect(self._on_copy_finished)
+        copier.job_failed.connect(self._on_copy_failed)
+        copier.job_cancelled.connect(self._on_copy_cancelled)
+
+        # Search results and tab titles follow transfers, at most a few times a second.
+        self._marks_timer = QTimer(self)
+        self._marks_timer.setSingleShot(True)
+        self._marks_timer.setInterval(300)
+        self._marks_timer.timeout.connect(self._refresh_marks)
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(TICK_MS)
+        self._ticker.timeout.connect(self._tick)
+        self._ticker.start()
+
+        self.retranslate()
+        self._restore_state()
+        self._update_actions()
+
+    # ------------------------------------------------------------ building
+
+    def _make_actions(self) -> None:
+        specs: list[tuple[str, Callable[[], None], QKeySequence | str | None, object]] = [
+            ("add_files", self.add_files, QKeySequence.StandardKey.Open, SP.SP_FileDialogNewFolder),
+            ("open_shared", self.open_shared_folder, "Ctrl+Shift+S", SP.SP_DirOpenIcon),
+            ("open_downloads", self.open_download_folder, "Ctrl+Shift+D", SP.SP_DirIcon),
+            ("settings", self.open_settings, "Ctrl+,", SP.SP_FileDialogDetailedView),
+            ("quit", self.close, QKeySequence.StandardKey.Quit, SP.SP_DialogCloseButton),
+            ("page_search", lambda: self.show_page(self.search_page), "Ctrl+1", None),
+            ("page_transfers", lambda: self.show_page(self.transfers_page), "Ctrl+2", None),
+            ("page_shared", lambda: self.show_page(self.shared_page), "Ctrl+3", None),
+            ("find", self.focus_search, QKeySequence.StandardKey.Find, None),
+            ("download", self.search_page.download_selected, "Ctrl+D", SP.SP_ArrowDown),
+            ("pause", self.pause_selected, "Ctrl+P", SP.SP_MediaPause),
+            ("resume", self.resume_selected, "Ctrl+R", SP.SP_MediaPlay),
+            (
+                "cancel",
+                self.cancel_selected,
+                QKeySequence.StandardKey.Delete,
+                SP.SP_DialogCancelButton,
+            ),
+            ("retry", self.retry_selected, "F5", SP.SP_BrowserReload),
+            ("open_file", self.open_selected, "Ctrl+Return", SP.SP_FileIcon),
+            ("show_in_folder", self.show_selected_in_folder, "Ctrl+L", SP.SP_DirLinkIcon),
+            ("clear_finished", self.clear_finished, None, SP.SP_DialogResetButton),
+            ("about", self.show_about, QKeySequence.StandardKey.HelpContents, None),
+        ]
+        for name, slot, shortcut, icon in specs:
+            action = QAction(self)
+            action.setObjectName(f"action_{name}")
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+            if icon is not None:
+                action.setIcon(standard_icon(icon))
+            action.triggered.connect(slot)
+            self.actions[name] = action
+        self.actions["cancel"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.transfers_page.addAction(self.actions["cancel"])
+
+    def _make_menus_and_toolbar(self) -> None:
+        a = self.actions
+        bar = self.menuBar()
+        self.file_menu = bar.addMenu("")
+        for name in ("add_files", "open_shared", "open_downloads", None, "settings", None, "quit"):
+            self._add(self.file_menu, name)
+        self.view_menu = bar.addMenu("")
+        for name in ("page_search", "page_transfers", "page_shared", None, "find"):
+            self._add(self.view_menu, name)
+        self.transfers_menu = bar.addMenu("")
+        for name in (
+            "download",
+            None,
+            "pause",
+            "resume",
+            "retry",
+            "cancel",
+            None,
+            "open_file",
+            "show_in_folder",
+            None,
+            "clear_finished",
+        ):
+            self._add(self.transfers_menu, name)
+        self.help_menu = bar.addMenu("")
+        self.help_menu.addAction(a["about"])
+
+        self.toolbar = QToolBar(self)
+        self.toolbar.setObjectName("main_toolbar")
+        self.toolbar.setMovable(False)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.setIconSize(QSize(18, 18))
+        for name in (
+            "download",
+            None,
+            "pause",
+            "resume",
+            "retry",
+            "cancel",
+            "open_file",
+            "show_in_folder",
+            None,
+            "add_files",
+            "open_shared",
+            None,
+            "settings",
+        ):
+            self._add(self.toolbar, name)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        self.view_menu.addSeparator()
+        self.toggle_toolbar = self.toolbar.toggleViewAction()
+        self.view_menu.addAction(self.toggle_toolbar)
+
+    def _add(self, target: QMenu | QToolBar, name: str | None) -> None:
+        if name is None:
+            target.addSeparator()
+        else:
+            target.addAction(self.actions[name])
+
+    def _make_tray(self) -> QSystemTrayIcon | None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        tray = QSystemTrayIcon(app_icon(), self)
+        menu = QMenu(self)
+        self.tray_show = menu.addAction("", self._show_from_tray)
+        self.tray_quit = menu.addAction("", self.close)
+        tray.setContextMenu(menu)
+        tray.activated.connect(
+            lambda reason: (
+                reason == QSystemTrayIcon.ActivationReason.Trigger and self._show_from_tray()
+            )
+        )
+        tray.show()
+        return tray
+
+    def _show_from_tray(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # ------------------------------------------------------------ texts
+
+    def retranslate(self) -> None:
+        self.setWindowTitle(self.tr("Napster P2P"))
+        texts = {
+            "add_files": (
+                self.tr("&Add Files to Share…"),
+                self.tr("Copy files into the shared folder"),
+            ),
+            "open_shared": (self.tr("Open &Shared Folder"), self.tr("Open the shared folder")),
+            "open_downloads": (
+                self.tr("Open &Download Folder"),
+                self.tr("Open the folder downloads go to"),
+            ),
+            "settings": (self.tr("S&ettings…"), self.tr("Server, folders, ports, language")),
+            "quit": (self.tr("&Quit"), self.tr("Leave the network and quit")),
+            "page_search": (self.tr("&Search"), ""),
+            "page_transfers": (self.tr("&Transfers"), ""),
+            "page_shared": (self.tr("Shared &Files"), ""),
+            "find": (self.tr("&Find…"), self.tr("Type a new search")),
+            "download": (self.tr("&Download"), self.tr("Download the selected search results")),
+            "pause": (self.tr("&Pause"), self.tr("Pause the selected downloads")),
+            "resume": (self.tr("&Resume"), self.tr("Resume the selected downloads")),
+            "cancel": (self.tr("&Cancel"), self.tr("Cancel the selected downloads")),
+            "retry": (self.tr("Re&try"), self.tr("Try the selected failed downloads again")),
+            "open_file": (self.tr("&Open"), self.tr("Open the downloaded file")),
+            "show_in_folder": (
+                self.tr("Show in &Folder"),
+                self.tr("Open the folder that holds the file"),
+            ),
+            "clear_finished": (
+                self.tr("C&lear Finished"),
+                self.tr("Remove finished downloads from the list (the files stay)"),
+            ),
+            "about": (self.tr("&About Napster P2P"), ""),
+        }
+        for name, (text, tip) in texts.items():
+            action = self.actions[name]
+            action.setText(text)
+            shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            tip = tip or text.replace("&", "").rstrip("…")
+            action.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
+            action.setStatusTip(tip)
+        self.actions["open_file"].setIconText(self.tr("Open"))
+        self.actions["show_in_folder"].setIconText(self.tr("Show in Folder"))
+        self.actions["add_files"].setIconText(self.tr("Add Files"))
+        self.actions["open_shared"].setIconText(self.tr("Shared Folder"))
+        self.actions["settings"].setIconText(self.tr("Settings"))
+        self.file_menu.setTitle(self.tr("&File"))
+        self.view_menu.setTitle(self.tr("&View"))
+        self.transfers_menu.setTitle(self.tr("&Transfers"))
+        self.help_menu.setTitle(self.tr("&Help"))
+        self.toolbar.setWindowTitle(self.tr("Toolbar"))
+        self.toggle_toolbar.setText(self.tr("Show &Toolbar"))
+        if self.tray is not None:
+            self.tray.setToolTip(self.tr("Napster P2P"))
+            self.tray_show.setText(self.tr("Show Window"))
+            self.tray_quit.setText(self.tr("Quit"))
+        self.search_page.retranslate()
+        self.transfers_page.retranslate()
+        self.shared_page.retranslate()
+        self._update_tab_titles()
+        self.status.refresh()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def _update_tab_titles(self, *_args: object) -> None:
+        unfinished = sum(
+            1 for t in self.node.transfers.transfers() if t.state is not TransferState.DONE
+        )
+        shared = self.shared_page.model.shared_count()
+        self.tabs.setTabText(0, self.tr("Search"))
+        self.tabs.setTabText(
+            1,
+            self.tr("Transfers ({count})").format(count=format_count(unfinished))
+            if unfinished
+            else self.tr("Transfers"),
+        )
+        self.tabs.setTabText(
+            2,
+            self.tr("Shared files ({count})").format(count=format_count(shared))
+            if shared
+            else self.tr("Shared files"),
+        )
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> int:
+        """Start the peer; a listen port in use falls back to any free port (said in the status)."""
+        try:
+            return self.node.start()
+        except OSError as exc:
+            wanted = self.node.config.listen_port
+            if wanted == 0:
+                raise
+            log.warning("%s; listening on a free port instead", exc)
+            self.node.config.listen_port = 0
+            port = self.node.start()
+            self.statusBar().showMessage(
+                self.tr("Port {wanted} is in use; other peers reach you on port {port}.").format(
+                    wanted=wanted, port=port
+                ),
+                15000,
+            )
+            return port
+
+    def busy_counts(self) -> tuple[int, int, int]:
+        """Running or queued downloads, uploads in progress, copies not finished."""
+        downloads = sum(
+            1
+            for t in self.node.transfers.transfers()
+            if t.state.is_active or t.state is TransferState.QUEUED
+        )
+        return downloads, self.node.uploads.active_uploads, self.copier.pending()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._stopped:
+            downloads, uploads, copies = self.busy_counts()
+            if (downloads or uploads or copies) and not self.prompts.confirm_quit(
+                downloads, uploads, copies
+            ):
+                event.ignore()
+                return
+            self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Save the window, stop copying, LEAVE the index and save the queue (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._ticker.stop()
+        self._save_state()
+        self.copier.stop()
+        self.node.stop()
+        if self.tray is not None:
+            self.tray.hide()
+        self.stopped.emit()
+
+    def _tables(self) -> dict[str, QTableView]:
+        return {
+            "search": self.search_page.table,
+            "downloads": self.transfers_page.downloads_table,
+            "uploads": self.transfers_page.uploads_table,
+            "shared": self.shared_page.table,
+        }
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.window_state("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(DEFAULT_SIZE)
+        toolbars = self.settings.window_state("toolbars")
+        if toolbars is not None:
+            self.restoreState(toolbars)
+        for name, table in self._tables().items():
+            state = self.settings.window_state(f"header_{name}")
+            if state is not None:
+                table.horizontalHeader().restoreState(state)
+        splitter = self.settings.window_state("transfers_splitter")
+        if splitter is not None:
+            self.transfers_page.splitter.restoreState(splitter)
+
+    def _save_state(self) -> None:
+        settings = self.settings
+        settings.set_window_state("geometry", self.saveGeometry())
+        settings.set_window_state("toolbars", self.saveState())
+        for name, table in self._tables().items():
+            settings.set_window_state(f"header_{name}", table.horizontalHeader().saveState())
+        settings.set_window_state("transfers_splitter", self.transfers_page.splitter.saveState())
+        settings.sync()
+
+    # ------------------------------------------------------------ pages
+
+    def show_page(self, page: QWidget) -> None:
+        self.tabs.setCurrentWidget(page)
+
+    def focus_search(self) -> None:
+        self.show_page(self.search_page)
+        self.search_page.field.setFocus()
+        self.search_page.field.selectAll()
+
+    def file_status(self, file_hash: str) -> str:
+        """How a search result relates to this peer: downloaded, downloading, or already shared."""
+        transfer = self.node.transfers.find_by_hash(file_hash)
+        if transfer is not None:
+            if transfer.state is TransferState.DONE:
+                return self.tr("Downloaded")
+            if transfer.state is TransferState.DOWNLOADING:
+                return self.tr("Downloading {percent}").format(percent=percent(transfer.progress))
+            return transfer_state_text(transfer)
+        if self.node.library.lookup(file_hash) is not None:
+            return self.tr("In your shared files")
+        return ""
+
+    def _schedule_marks(self, *_args: object) -> None:
+        if not self._marks_timer.isActive():
+            self._marks_timer.start()
+
+    def _refresh_marks(self) -> None:
+        self.search_page.model.refresh_status()
+        self._update_tab_titles()
+        self._update_actions()
+
+    def _tick(self) -> None:
+        self.transfers_page.downloads.tick()
+        self.status.set_upload_speed(self.transfers_page.uploads.total_speed())
+        self.status.refresh()
+
+    # ------------------------------------------------------------ downloads
+
+    def queue_downloads(self, results: list[p.SearchResult]) -> list[str]:
+        """Queue each result with all its sources; files already downloaded are skipped."""
+        queued: list[str] = []
+        queued_names: list[str] = []
+        skipped: list[str] = []
+        for result in results:
+            existing = self.node.transfers.find_by_hash(result.hash)
+            if existing is not None and existing.state is TransferState.DONE:
+                skipped.append(result.name)
+                continue
+            queued.append(self.node.download(result))
+            queued_names.append(result.name)
+        if len(queued) == 1:
+            message = self.tr("Downloading {name}").format(name=p.printable(queued_names[0]))
+        elif queued:
+            message = self.tr("Downloading {count} files").format(count=len(queued))
+        elif skipped:
+            message = self.tr("Already downloaded: {name}").format(name=p.printable(skipped[0]))
+        else:
+            message = ""
+        if message:
+            self.statusBar().showMessage(message, 5000)
+        self._schedule_marks()
+        return queued
+
+    def _selected(self):
+        return self.transfers_page.selected_transfers()
+
+    def pause_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.pause(transfer.id)
+
+    def resume_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.resume(transfer.id)
+
+    def retry_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.retry(transfer.id)
+
+    def cancel_selected(self) -> None:
+        unfinished = [t for t in self._selected() if t.state is not TransferState.DONE]
+        if not unfinished:
+            return
+        answer = self.prompts.ask_cancel([p.printable(t.name) for t in unfinished])
+        if answer is CancelAnswer.KEEP_DOWNLOADING:
+            return
+        delete = answer is CancelAnswer.CANCEL_DELETE_PARTIAL
+        for transfer in unfinished:
+            self.node.transfers.cancel(transfer.id, delete_partial=delete)
+
+    def clear_finished(self) -> None:
+        for transfer in self.node.transfers.transfers():
+            if transfer.state is TransferState.DONE:
+                self.node.transfers.cancel(transfer.id)
+
+    def open_selected(self) -> None:
+        for transfer in self._selected():
+            if transfer.state is TransferState.DONE and transfer.final_path:
+                self.open_url(QUrl.fromLocalFile(transfer.final_path))
+
+    def show_selected_in_folder(self) -> None:
+        folders = []
+        for transfer in self._selected():
+            folder = Path(transfer.final_path).parent if transfer.final_path else transfer.folder
+            if folder not in folders:
+                folders.append(folder)
+        for folder in folders:
+            self.open_url(QUrl.fromLocalFile(str(folder)))
+
+    def _on_download_double_click(self, index) -> None:
+        transfer = self.node.transfers.get(index.data(KEY_ROLE))
+        if transfer is not None and transfer.state is TransferState.DONE and transfer.final_path:
+            self.open_url(QUrl.fromLocalFile(transfer.final_path))
+
+    def _on_download_finished(self, transfer_id: str, path: str) -> None:
+        transfer = self.node.transfers.get(transfer_id)
+        name = p.printable(transfer.name if transfer else Path(path).name)
+        if self.settings.notify_finished:
+            self.notify(
+                self.tr("Download finished"),
+                self.tr("{name} is in {folder}").format(name=name, folder=Path(path).parent),
+            )
+
+    def _on_download_failed(self, transfer_id: str, reason: str) -> None:
+        transfer = self.node.transfers.get(transfer_id)
+        if transfer is not None and transfer.state is TransferState.FAILED:
+            self.statusBar().showMessage(
+                self.tr("Download of {name} failed: {reason}").format(
+                    name=p.printable(transfer.name), reason=reason
+                ),
+                10000,
+            )
+
+    def notify(self, title: str, text: str) -> None:
+        """A tray notification where the desktop has a tray; always a status-bar message."""
+        self.notifications.append((title, text))
+        self.statusBar().showMessage(f"{title}: {text}", 8000)
+        if self.tray is not None and QSystemTrayIcon.supportsMessages():
+            self.tray.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 6000)
+
+    def _update_actions(self, *_args: object) -> None:
+        selected = self._selected()
+        states = {t.state for t in selected}
+        on_transfers = self.tabs.currentWidget() is self.transfers_page
+        a = self.actions
+        a["download"].setEnabled(bool(self.search_page.selected_results()))
+        a["pause"].setEnabled(
+            on_transfers and bool(states - {TransferState.DONE, TransferState.PAUSED})
+        )
+        a["resume"].setEnabled(
+            on_transfers
+            and bool(states & {TransferState.PAUSED, TransferState.FAILED, TransferState.WAITING})
+        )
+        a["retry"].setEnabled(
+            on_transfers and bool(states & {TransferState.FAILED, TransferState.WAITING})
+        )
+        a["cancel"].setEnabled(on_transfers and bool(states - {TransferState.DONE}))
+        done = on_transfers and TransferState.DONE in states
+        a["open_file"].setEnabled(done)
+        a["show_in_folder"].setEnabled(on_transfers and bool(selected))
+        a["clear_finished"].setEnabled(
+            any(t.state is TransferState.DONE for t in self.node.transfers.transfers())
+        )
+
+    # ------------------------------------------------------------ context menus
+
+    def _context_menu(self) -> QMenu:
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        return menu
+
+    def _popup(self, table: QTableView, names: list[str | None], position) -> None:
+        menu = self._context_menu()
+        for name in names:
+            self._add(menu, name)
+        menu.popup(table.viewport().mapToGlobal(position))
+
+    def _search_menu(self, position) -> None:
+        self._popup(self.search_page.table, ["download"], position)
+
+    def _downloads_menu(self, position) -> None:
+        self._popup(
+            self.transfers_page.downloads_table,
+            [
+                "pause",
+                "resume",
+                "retry",
+                "cancel",
+                None,
+                "open_file",
+                "show_in_folder",
+                None,
+                "clear_finished",
+            ],
+            position,
+        )
+
+    def _uploads_menu(self, position) -> None:
+        menu = self._context_menu()
+        menu.addAction(
+            self.tr("Clear Finished Uploads"), self.transfers_page.uploads.clear_finished
+        )
+        menu.popup(self.transfers_page.uploads_table.viewport().mapToGlobal(position))
+
+    def _shared_menu(self, position) -> None:
+        menu = self._context_menu()
+        jobs = self.shared_page.selected_copy_jobs()
+        if jobs:
+            menu.addAction(
+                self.tr("Cancel Copy"), lambda: [self.copier.cancel(job) for job in jobs]
+            )
+        menu.addAction(self.actions["open_shared"])
+        menu.addAction(self.tr("Clear Failed"), self.shared_page.model.clear_failed)
+        menu.popup(self.shared_page.table.viewport().mapToGlobal(position))
+
+    # ------------------------------------------------------------ sharing by drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self.shared_page.set_drop_active(True)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self.shared_page.set_drop_active(False)
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.shared_page.set_drop_active(False)
+        paths = local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        self.share_paths(paths)
+
+    def share_paths(self, paths: list[Path]) -> list[int]:
+        """Copy files and folders into the shared folder (in the background) to share them."""
+        jobs = self.copier.copy(paths, self.node.config.share_dir)
+        for job, path in zip(jobs, paths, strict=False):
+            self.shared_page.model.copy_queued(job, path.name or str(path))
+        self.show_page(self.shared_page)
+        return jobs
+
+    def add_files(self) -> None:
+        paths = self.prompts.choose_files(self.node.config.share_dir)
+        if paths:
+            self.share_paths(paths)
+
+    def _copy_status(self, name: str, done: int, total: int) -> None:
+        self.status.set_copying(name, done, total, max(0, self.copier.pending() - 1))
+
+    def _on_copy_started(self, job: int, name: str, total: int) -> None:
+        self.shared_page.model.copy_started(job, name, total)
+        self._copy_names[job] = name
+        self._copy_status(name, 0, total)
+
+    def _on_copy_progress(self, job: int, done: int, total: int) -> None:
+        self.shared_page.model.copy_progress(job, done, total)
+        self._copy_status(self._copy_names.get(job, ""), done, total)
+
+    def _copy_ended(self, job: int) -> str:
+        name = self._copy_names.pop(job, "")
+        if not self.copier.pending():
+            self.status.set_copying("", 0, 0, 0)
+        return name
+
+    def _on_copy_finished(self, job: int, copied: list) -> None:
+        self.shared_page.model.copy_finished(job, copied)
+        self._copy_ended(job)
+        self.node.library.rescan()
+
+    def _on_copy_failed(self, job: int, reason: str) -> None:
+        self.shared_page.model.copy_failed(job, reason)
+        name = self._copy_ended(job)
+        self.statusBar().showMessage(
+            self.tr("Could not copy {name}: {reason}").format(name=name, reason=reason), 10000
+        )
+
+    def _on_copy_cancelled(self, job: int) -> None:
+        self.shared_page.model.copy_cancelled(job)
+        self._copy_ended(job)
+
+    # ------------------------------------------------------------ folders and settings
+
+    def open_shared_folder(self) -> None:
+        self.open_url(QUrl.fromLocalFile(str(self.node.config.share_dir)))
+
+    def open_download_folder(self) -> None:
+        self.open_url(QUrl.fromLocalFile(str(self.node.config.download_dir)))
+
+    def current_values(self) -> SettingsValues:
+        """The settings as they are in force (command-line choices included)."""
+        config = self.node.config
+        host = f"[{config.server_host}]" if ":" in config.server_host else config.server_host
+        return SettingsValues(
+            server_address=f"{host}:{config.server_port}",
+            share_dir=config.share_dir,
+            download_dir=config.download_dir,
+            listen_port=self.settings.listen_port,
+            upload_slots=config.upload_slots,
+            max_downloads=config.max_downloads,
+            language=self.settings.language,
+            notify_finished=self.settings.notify_finished,
+        )
+
+    def open_settings(self) -> None:
+        values = self.prompts.edit_settings(self.current_values())
+        if values is not None:
+            self.apply_settings(values)
+
+    def apply_settings(self, values: SettingsValues) -> None:
+        """Save the settings and apply what can change while running."""
+        values.save(self.settings)
+        config = self.node.config
+        host, port = parse_host_port(values.server_address)
+        if (host, port) != (config.server_host, config.server_port):
+            self.node.set_server(host, port)
+            self.status.server_changed()
+        if (values.share_dir, values.download_dir) != (config.share_dir, config.download_dir):
+            try:
+                self.node.set_folders(values.share_dir, values.download_dir)
+            except OSError as exc:
+                self.prompts.show_error(
+                    self.tr("Folder not usable"),
+                    self.tr("The folder could not be used: {reason}").format(reason=exc),
+                )
+            self.shared_page.folders_changed()
+        if values.upload_slots != config.upload_slots:
+            self.node.set_upload_slots(values.upload_slots)
+        if values.max_downloads != config.max_downloads:
+            self.node.set_max_downloads(values.max_downloads)
+        self.set_language(values.language)
+        if values.listen_port not in (0, self.node.listen_port):
+            self.statusBar().showMessage(
+                self.tr("The new listen port {port} is used after a restart.").format(
+                    port=values.listen_port
+                ),
+                10000,
+            )
+        self.status.refresh()
+
+    def set_language(self, choice: str) -> None:
+        """Show the window in ``choice`` ("" follows the system), at once."""
+        self.translations.apply(choice)
+        self.retranslate()
+
+    def show_about(self) -> None:
+        self.prompts.show_about()
+
+
+def config_from_settings(settings: Settings, args: argparse.Namespace) -> PeerConfig:
+    """The peer's configuration: the saved settings, then what the command line says."""
+    from app.__main__ import config_from_args
+
+    config = config_from_args(args)
+    if not args.server:
+        try:
+            config.server_host, config.server_port = parse_host_port(settings.server_address)
+        except ValueError:
+            log.warning(
+                "Saved server address %r is not valid; using the default", settings.server_address
+            )
+    if not args.share:
+        config.share_dir = settings.share_dir
+    if not args.downloads:
+        config.download_dir = settings.download_dir
+    if args.port is None:
+        config.listen_port = settings.listen_port
+    config.upload_slots = settings.upload_slots
+    config.max_downloads = settings.max_downloads
+    return config
+
+
+def run_window(args: argparse.Namespace) -> int:
+    """``napster-peer``: first-run setup if needed, then the window until it closes."""
+    from app.__main__ import setup_logging
+    from app.quit_signals import QuitOnSignals
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationDisplayName("Napster P2P")
+    app.setWindowIcon(app_icon())
+    setup_logging()
+    settings = Settings.for_app()
+    translations = Translations(app)
+    translations.apply(settings.language)
+    explicit = bool(args.server or args.share or args.downloads)
+    if not settings.setup_done and not explicit:
+        dialog = SettingsDialog(SettingsValues.load(settings), first_run=True)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return 0
+        dialog.values().save(settings)
+        translations.apply(settings.language)
+    try:
+        node = PeerNode(config_from_settings(settings, args))
+    except OSError as exc:
+        QMessageBox.critical(None, "Napster P2P", str(exc))
+        return 1
+    window = MainWindow(node, settings, translations)
+    window.show()
+    try:
+        window.start()
+    except OSError as exc:
+        QMessageBox.critical(window, "Napster P2P", str(exc))
+        window.shutdown()
+        return 1
+    quitter = QuitOnSignals(window.close)
+    code = app.exec()
+    window.shutdown()
+    quitter.uninstall()
+    return code

@@ -1,0 +1,162 @@
+"""The Transfers page: downloads above, uploads below, each a table with a progress bar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QLabel,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.peer import PeerNode
+from app.transfers import Transfer
+from app.ui.delegates import ProgressBarDelegate, StateDelegate
+from app.ui.models import KEY_ROLE, DownloadsModel, UploadsModel
+from app.ui.search_page import fit_header, hint_label, make_table
+
+
+def _section_title(parent: QWidget) -> QLabel:
+    label = QLabel(parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+class TransfersPage(QWidget):
+    """Downloads and uploads; the window's actions work on ``selected_transfers()``."""
+
+    selection_changed = Signal()
+
+    def __init__(self, node: PeerNode, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.node = node
+        self.downloads = DownloadsModel(node.transfers, self)
+        self.uploads = UploadsModel(self)
+        uploads = node.uploads
+        uploads.upload_started.connect(self.uploads.on_started)
+        uploads.upload_progress.connect(self.uploads.on_progress)
+        uploads.upload_finished.connect(self.uploads.on_finished)
+        uploads.upload_failed.connect(self.uploads.on_failed)
+
+        self.downloads_title = _section_title(self)
+        self.downloads_table, self.downloads_proxy = make_table(
+            self.downloads, "downloads_table", self
+        )
+        self.downloads_table.setItemDelegateForColumn(
+            DownloadsModel.PROGRESS, ProgressBarDelegate(self.downloads_table)
+        )
+        self.downloads_table.setItemDelegateForColumn(
+            DownloadsModel.STATE, StateDelegate(self.downloads_table)
+        )
+        header = self.downloads_table.horizontalHeader()
+        for column, width in ((1, 170), (2, 130), (3, 90), (4, 90), (5, 190), (6, 70)):
+            header.resizeSection(column, width)
+        self.downloads_table.selectionModel().selectionChanged.connect(self.selection_changed)
+        self.downloads.dataChanged.connect(self._on_downloads_changed)
+        self.downloads.rowsInserted.connect(self._show_state)
+        self.downloads.rowsRemoved.connect(self._show_state)
+        self.downloads_hint = hint_label(self)
+        self.downloads_stack = QStackedWidget(self)
+        self.downloads_stack.addWidget(self.downloads_hint)
+        self.downloads_stack.addWidget(self.downloads_table)
+
+        self.uploads_title = _section_title(self)
+        self.uploads_table, self.uploads_proxy = make_table(self.uploads, "uploads_table", self)
+        self.uploads_table.setItemDelegateForColumn(
+            UploadsModel.PROGRESS, ProgressBarDelegate(self.uploads_table)
+        )
+        self.uploads_table.setItemDelegateForColumn(
+            UploadsModel.STATE, StateDelegate(self.uploads_table)
+        )
+        header = self.uploads_table.horizontalHeader()
+        for column, width in ((1, 150), (2, 130), (3, 170), (4, 90), (5, 160)):
+            header.resizeSection(column, width)
+        for signal in (
+            self.uploads.rowsInserted,
+            self.uploads.rowsRemoved,
+            self.uploads.modelReset,
+        ):
+            signal.connect(self._show_state)
+        self.uploads_hint = hint_label(self)
+        self.uploads_stack = QStackedWidget(self)
+        self.uploads_stack.addWidget(self.uploads_hint)
+        self.uploads_stack.addWidget(self.uploads_table)
+
+        top = QWidget(self)
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.downloads_title)
+        top_layout.addWidget(self.downloads_stack, 1)
+        bottom = QWidget(self)
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 6, 0, 0)
+        bottom_layout.addWidget(self.uploads_title)
+        bottom_layout.addWidget(self.uploads_stack, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setObjectName("transfers_splitter")
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(bottom)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.splitter)
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        self.downloads.retranslate()
+        self.uploads.retranslate()
+        fit_header(self.downloads_table)
+        fit_header(self.uploads_table)
+        self._show_state()
+
+    def _on_downloads_changed(self, *_args: object) -> None:
+        self.selection_changed.emit()  # the actions depend on the selected rows' states
+
+    def _show_state(self, *_args: object) -> None:
+        downloads = self.downloads.rowCount()
+        uploads = self.uploads.rowCount()
+        self.downloads_title.setText(
+            self.tr("Downloads ({count})").format(count=downloads)
+            if downloads
+            else self.tr("Downloads")
+        )
+        self.uploads_title.setText(
+            self.tr("Uploads ({count})").format(count=uploads) if uploads else self.tr("Uploads")
+        )
+        self.downloads_hint.setText(
+            self.tr(
+                "Nothing is downloading.\n"
+                "Search for a file and double-click it: it shows up here with its progress."
+            )
+        )
+        self.uploads_hint.setText(
+            self.tr(
+                "Nobody is downloading from you right now.\n"
+                "Other peers can download every file on the Shared files page."
+            )
+        )
+        self.downloads_stack.setCurrentWidget(
+            self.downloads_table if downloads else self.downloads_hint
+        )
+        self.uploads_stack.setCurrentWidget(self.uploads_table if uploads else self.uploads_hint)
+
+    def selected_transfers(self) -> list[Transfer]:
+        selected = []
+        for index in self.downloads_table.selectionModel().selectedRows():
+            transfer = self.node.transfers.get(index.data(KEY_ROLE))
+            if transfer is not None:
+                selected.append(transfer)
+        return selected
+
+    def select_transfer(self, transfer_id: str) -> None:
+        row = self.downloads.row_of(transfer_id)
+        if row < 0:
+            return
+        index = self.downloads_proxy.mapFromSource(self.downloads.index(row, 0))
+        self.downloads_table.selectRow(index.row())

@@ -1,0 +1,971 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="pt_BR">
+    <context>
+        <name>ConsoleMenu</name>
+        <message>
+            <source>
+Napster P2P
+  1 JOIN      enter the network and share your folder
+  2 SEARCH    find which peers have a file
+  3 DOWNLOAD  download a file from a peer
+  4 QUIT
+</source>
+            <translation>
+Napster P2P
+  1 JOIN      entrar na rede e compartilhar sua pasta
+  2 SEARCH    descobrir quais peers têm um arquivo
+  3 DOWNLOAD  baixar um arquivo de um peer
+  4 QUIT      sair
+</translation>
+        </message>
+        <message>
+            <source>Unknown option {choice}: type 1, 2, 3 or 4.</source>
+            <translation>Opção desconhecida {choice}: digite 1, 2, 3 ou 4.</translation>
+        </message>
+        <message>
+            <source>Already in the network, sharing {folder}.</source>
+            <translation>Já está na rede, compartilhando {folder}.</translation>
+        </message>
+        <message>
+            <source>Index server [{server}]: </source>
+            <translation>Servidor de índice [{server}]: </translation>
+        </message>
+        <message>
+            <source>Not a server address: {reason}.</source>
+            <translation>Endereço de servidor inválido: {reason}.</translation>
+        </message>
+        <message>
+            <source>Shared folder [{folder}]: </source>
+            <translation>Pasta compartilhada [{folder}]: </translation>
+        </message>
+        <message>
+            <source>{folder} is not a folder.</source>
+            <translation>{folder} não é uma pasta.</translation>
+        </message>
+        <message>
+            <source>Hashing the files in {folder} ...</source>
+            <translation>Calculando o hash dos arquivos em {folder} ...</translation>
+        </message>
+        <message>
+            <source>I am peer {address} with files {names}</source>
+            <translation>Sou peer {address} com arquivos {names}</translation>
+        </message>
+        <message>
+            <source>JOIN first.</source>
+            <translation>Faça JOIN primeiro.</translation>
+        </message>
+        <message>
+            <source>File name: </source>
+            <translation>Nome do arquivo: </translation>
+        </message>
+        <message>
+            <source>peers with the requested file: {peers}</source>
+            <translation>peers com arquivo solicitado: {peers}</translation>
+        </message>
+        <message>
+            <source>No peer has a file with exactly that name.</source>
+            <translation>Nenhum peer tem um arquivo com exatamente esse nome.</translation>
+        </message>
+        <message>
+            <source>Other files that match:</source>
+            <translation>Outros arquivos que correspondem:</translation>
+        </message>
+        <message>
+            <source>  {name} ({size} bytes): {peers}</source>
+            <translation>  {name} ({size} bytes): {peers}</translation>
+        </message>
+        <message>
+            <source>Search failed: {reason}</source>
+            <translation>A busca falhou: {reason}</translation>
+        </message>
+        <message>
+            <source>SEARCH for that file first; no search result has that name.</source>
+            <translation>Faça SEARCH por esse arquivo primeiro; nenhum resultado de busca tem esse nome.</translation>
+        </message>
+        <message>
+            <source>Peer to download from [{peer}]: </source>
+            <translation>Peer de onde baixar [{peer}]: </translation>
+        </message>
+        <message>
+            <source>Not a peer address: {reason}.</source>
+            <translation>Endereço de peer inválido: {reason}.</translation>
+        </message>
+        <message>
+            <source>Downloading {name} ...</source>
+            <translation>Baixando {name} ...</translation>
+        </message>
+        <message>
+            <source>File {name} downloaded successfully to folder {folder}</source>
+            <translation>Arquivo {name} baixado com sucesso na pasta {folder}</translation>
+        </message>
+        <message>
+            <source>Download of {name} failed: {reason}</source>
+            <translation>O download de {name} falhou: {reason}</translation>
+        </message>
+    </context>
+    <context>
+        <name>DownloadsModel</name>
+        <message>
+            <source>Name</source>
+            <translation>Nome</translation>
+        </message>
+        <message>
+            <source>Size</source>
+            <translation>Tamanho</translation>
+        </message>
+        <message>
+            <source>Progress</source>
+            <translation>Progresso</translation>
+        </message>
+        <message>
+            <source>Speed</source>
+            <translation>Velocidade</translation>
+        </message>
+        <message>
+            <source>Time left</source>
+            <translation>Tempo restante</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>Estado</translation>
+        </message>
+        <message>
+            <source>Sources</source>
+            <translation>Fontes</translation>
+        </message>
+        <message>
+            <source>{usable} of {total}</source>
+            <translation>{usable} de {total}</translation>
+        </message>
+        <message>
+            <source>{source} (sent bad data)</source>
+            <translation>{source} (enviou dados corrompidos)</translation>
+        </message>
+        <message>
+            <source>{source} (in use)</source>
+            <translation>{source} (em uso)</translation>
+        </message>
+        <message>
+            <source>No sources</source>
+            <translation>Nenhuma fonte</translation>
+        </message>
+    </context>
+    <context>
+        <name>Format</name>
+        <message>
+            <source>{size}/s</source>
+            <translation>{size}/s</translation>
+        </message>
+        <message>
+            <source>{s} s</source>
+            <translation>{s} s</translation>
+        </message>
+        <message>
+            <source>{m} min {s:02d} s</source>
+            <translation>{m} min {s:02d} s</translation>
+        </message>
+        <message>
+            <source>{h} h {m:02d} min</source>
+            <translation>{h} h {m:02d} min</translation>
+        </message>
+        <message>
+            <source>{d} days</source>
+            <translation>{d} dias</translation>
+        </message>
+        <message>
+            <source>1 file</source>
+            <translation>1 arquivo</translation>
+        </message>
+        <message>
+            <source>{count} files</source>
+            <translation>{count} arquivos</translation>
+        </message>
+        <message>
+            <source>{done} of {total}</source>
+            <translation>{done} de {total}</translation>
+        </message>
+        <message>
+            <source>{percent} %</source>
+            <translation>{percent} %</translation>
+        </message>
+    </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>Napster P2P</source>
+            <extracomment>the window has stopped the peer (LEAVE sent, queue saved)</extracomment>
+            <translation>Napster P2P</translation>
+        </message>
+        <message>
+            <source>&amp;Add Files to Share…</source>
+            <translation>&amp;Adicionar arquivos para compartilhar…</translation>
+        </message>
+        <message>
+            <source>Copy files into the shared folder</source>
+            <translation>Copiar arquivos para a pasta compartilhada</translation>
+        </message>
+        <message>
+            <source>Open &amp;Shared Folder</source>
+            <translation>Abrir pasta &amp;compartilhada</translation>
+        </message>
+        <message>
+            <source>Open the shared folder</source>
+            <translation>Abrir a pasta compartilhada</translation>
+        </message>
+        <message>
+            <source>Open &amp;Download Folder</source>
+            <translation>Abrir pasta de &amp;downloads</translation>
+        </message>
+        <message>
+            <source>Open the folder downloads go to</source>
+            <translation>Abrir a pasta onde ficam os downloads</translation>
+        </message>
+        <message>
+            <source>S&amp;ettings…</source>
+            <translation>Co&amp;nfigurações…</translation>
+        </message>
+        <message>
+            <source>Server, folders, ports, language</source>
+            <translation>Servidor, pastas, portas, idioma</translation>
+        </message>
+        <message>
+            <source>&amp;Quit</source>
+            <translation>&amp;Sair</translation>
+        </message>
+        <message>
+            <source>Leave the network and quit</source>
+            <translation>Sair da rede e fechar</translation>
+        </message>
+        <message>
+            <source>&amp;Search</source>
+            <translation>&amp;Pesquisar</translation>
+        </message>
+        <message>
+            <source>&amp;Transfers</source>
+            <translation>&amp;Transferências</translation>
+        </message>
+        <message>
+            <source>Shared &amp;Files</source>
+            <translation>Arquivos &amp;compartilhados</translation>
+        </message>
+        <message>
+            <source>&amp;Find…</source>
+            <translation>&amp;Localizar…</translation>
+        </message>
+        <message>
+            <source>Type a new search</source>
+            <translation>Digitar uma nova pesquisa</translation>
+        </message>
+        <message>
+            <source>&amp;Download</source>
+            <translation>&amp;Baixar</translation>
+        </message>
+        <message>
+            <source>Download the selected search results</source>
+            <translation>Baixar os resultados selecionados</translation>
+        </message>
+        <message>
+            <source>&amp;Pause</source>
+            <translation>&amp;Pausar</translation>
+        </message>
+        <message>
+            <source>Pause the selected downloads</source>
+            <translation>Pausar os downloads selecionados</translation>
+        </message>
+        <message>
+            <source>&amp;Resume</source>
+            <translation>&amp;Retomar</translation>
+        </message>
+        <message>
+            <source>Resume the selected downloads</source>
+            <translation>Retomar os downloads selecionados</translation>
+        </message>
+        <message>
+            <source>&amp;Cancel</source>
+            <translation>&amp;Cancelar</translation>
+        </message>
+        <message>
+            <source>Cancel the selected downloads</source>
+            <translation>Cancelar os downloads selecionados</translation>
+        </message>
+        <message>
+            <source>Re&amp;try</source>
+            <translation>&amp;Tentar de novo</translation>
+        </message>
+        <message>
+            <source>Try the selected failed downloads again</source>
+            <translation>Tentar de novo os downloads que falharam</translation>
+        </message>
+        <message>
+            <source>&amp;Open</source>
+            <translation>&amp;Abrir</translation>
+        </message>
+        <message>
+            <source>Open the downloaded file</source>
+            <translation>Abrir o arquivo baixado</translation>
+        </message>
+        <message>
+            <source>Show in &amp;Folder</source>
+            <translation>Mostrar na &amp;pasta</translation>
+        </message>
+        <message>
+            <source>Open the folder that holds the file</source>
+            <translation>Abrir a pasta que contém o arquivo</translation>
+        </message>
+        <message>
+            <source>C&amp;lear Finished</source>
+            <translation>&amp;Limpar concluídos</translation>
+        </message>
+        <message>
+            <source>Remove finished downloads from the list (the files stay)</source>
+            <translation>Tirar da lista os downloads concluídos (os arquivos ficam)</translation>
+        </message>
+        <message>
+            <source>&amp;About Napster P2P</source>
+            <translation>&amp;Sobre o Napster P2P</translation>
+        </message>
+        <message>
+            <source>Open</source>
+            <translation>Abrir</translation>
+        </message>
+        <message>
+            <source>Show in Folder</source>
+            <translation>Mostrar na pasta</translation>
+        </message>
+        <message>
+            <source>Add Files</source>
+            <translation>Adicionar</translation>
+        </message>
+        <message>
+            <source>Shared Folder</source>
+            <translation>Pasta compartilhada</translation>
+        </message>
+        <message>
+            <source>Settings</source>
+            <translation>Configurações</translation>
+        </message>
+        <message>
+            <source>&amp;File</source>
+            <translation>&amp;Arquivo</translation>
+        </message>
+        <message>
+            <source>&amp;View</source>
+            <translation>&amp;Exibir</translation>
+        </message>
+        <message>
+            <source>&amp;Help</source>
+            <translation>Aj&amp;uda</translation>
+        </message>
+        <message>
+            <source>Toolbar</source>
+            <translation>Barra de ferramentas</translation>
+        </message>
+        <message>
+            <source>Show &amp;Toolbar</source>
+            <translation>Mostrar barra de &amp;ferramentas</translation>
+        </message>
+        <message>
+            <source>Show Window</source>
+            <translation>Mostrar janela</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Sair</translation>
+        </message>
+        <message>
+            <source>Search</source>
+            <translation>Pesquisar</translation>
+        </message>
+        <message>
+            <source>Transfers ({count})</source>
+            <translation>Transferências ({count})</translation>
+        </message>
+        <message>
+            <source>Transfers</source>
+            <translation>Transferências</translation>
+        </message>
+        <message>
+            <source>Shared files ({count})</source>
+            <translation>Arquivos compartilhados ({count})</translation>
+        </message>
+        <message>
+            <source>Shared files</source>
+            <translation>Arquivos compartilhados</translation>
+        </message>
+        <message>
+            <source>Port {wanted} is in use; other peers reach you on port {port}.</source>
+            <translation>A porta {wanted} está em uso; outros peers acessam você pela porta {port}.</translation>
+        </message>
+        <message>
+            <source>Downloaded</source>
+            <translation>Baixado</translation>
+        </message>
+        <message>
+            <source>Downloading {percent}</source>
+            <translation>Baixando {percent}</translation>
+        </message>
+        <message>
+            <source>In your shared files</source>
+            <translation>Nos seus compartilhados</translation>
+        </message>
+        <message>
+            <source>Downloading {name}</source>
+            <translation>Baixando {name}</translation>
+        </message>
+        <message>
+            <source>Downloading {count} files</source>
+            <translation>Baixando {count} arquivos</translation>
+        </message>
+        <message>
+            <source>Already downloaded: {name}</source>
+            <translation>Já baixado: {name}</translation>
+        </message>
+        <message>
+            <source>Download finished</source>
+            <translation>Download concluído</translation>
+        </message>
+        <message>
+            <source>{name} is in {folder}</source>
+            <translation>{name} está em {folder}</translation>
+        </message>
+        <message>
+            <source>Download of {name} failed: {reason}</source>
+            <translation>O download de {name} falhou: {reason}</translation>
+        </message>
+        <message>
+            <source>Clear Finished Uploads</source>
+            <translation>Limpar envios concluídos</translation>
+        </message>
+        <message>
+            <source>Cancel Copy</source>
+            <translation>Cancelar cópia</translation>
+        </message>
+        <message>
+            <source>Clear Failed</source>
+            <translation>Limpar falhas</translation>
+        </message>
+        <message>
+            <source>Could not copy {name}: {reason}</source>
+            <translation>Não foi possível copiar {name}: {reason}</translation>
+        </message>
+        <message>
+            <source>Folder not usable</source>
+            <translation>Pasta inutilizável</translation>
+        </message>
+        <message>
+            <source>The folder could not be used: {reason}</source>
+            <translation>Não foi possível usar a pasta: {reason}</translation>
+        </message>
+        <message>
+            <source>The new listen port {port} is used after a restart.</source>
+            <translation>A nova porta {port} passa a valer depois de reiniciar.</translation>
+        </message>
+    </context>
+    <context>
+        <name>Prompts</name>
+        <message>
+            <source>Quit Napster P2P?</source>
+            <translation>Sair do Napster P2P?</translation>
+        </message>
+        <message>
+            <source>{count} downloads are running.</source>
+            <translation>{count} downloads em andamento.</translation>
+        </message>
+        <message>
+            <source>{count} peers are downloading from you.</source>
+            <translation>{count} peers estão baixando de você.</translation>
+        </message>
+        <message>
+            <source>{count} files are still being copied.</source>
+            <translation>{count} arquivos ainda estão sendo copiados.</translation>
+        </message>
+        <message>
+            <source>Unfinished downloads resume the next time you start the app.</source>
+            <translation>Downloads inacabados continuam na próxima vez que você abrir o app.</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Sair</translation>
+        </message>
+        <message>
+            <source>Keep running</source>
+            <translation>Continuar aberto</translation>
+        </message>
+        <message>
+            <source>Cancel downloads?</source>
+            <translation>Cancelar downloads?</translation>
+        </message>
+        <message>
+            <source>Cancel the download of “{name}”?</source>
+            <translation>Cancelar o download de “{name}”?</translation>
+        </message>
+        <message>
+            <source>Cancel {count} downloads?</source>
+            <translation>Cancelar {count} downloads?</translation>
+        </message>
+        <message>
+            <source>The part already downloaded can be deleted, or kept so that downloading the same file again continues where it stopped.</source>
+            <translation>A parte já baixada pode ser apagada, ou mantida para que baixar o mesmo arquivo de novo continue de onde parou.</translation>
+        </message>
+        <message>
+            <source>Cancel and delete</source>
+            <translation>Cancelar e apagar</translation>
+        </message>
+        <message>
+            <source>Cancel, keep the part</source>
+            <translation>Cancelar, manter a parte</translation>
+        </message>
+        <message>
+            <source>Keep downloading</source>
+            <translation>Continuar baixando</translation>
+        </message>
+        <message>
+            <source>Choose files to share</source>
+            <translation>Escolha arquivos para compartilhar</translation>
+        </message>
+        <message>
+            <source>About Napster P2P</source>
+            <translation>Sobre o Napster P2P</translation>
+        </message>
+        <message>
+            <source>Napster P2P {version}
+
+Find files through an index server and download them straight from other peers, every piece verified.</source>
+            <translation>Napster P2P {version}
+
+Encontre arquivos por meio de um servidor de índice e baixe-os direto de outros peers, com cada parte verificada.</translation>
+        </message>
+    </context>
+    <context>
+        <name>SearchPage</name>
+        <message>
+            <source>Searching for “{query}”…</source>
+            <extracomment>the results the user asked to download</extracomment>
+            <translation>Pesquisando “{query}”…</translation>
+        </message>
+        <message>
+            <source>The search did not reach the server. Check the status bar below.</source>
+            <translation>A pesquisa não chegou ao servidor. Veja a barra de status abaixo.</translation>
+        </message>
+        <message>
+            <source>No peer shares a file matching “{query}”.
+Every word must appear in the name: try fewer or shorter words.</source>
+            <translation>Nenhum peer compartilha um arquivo que corresponda a “{query}”.
+Todas as palavras precisam aparecer no nome: tente menos palavras ou palavras mais curtas.</translation>
+        </message>
+        <message>
+            <source>Find files shared by other peers.
+Type part of a name (for example: aula mp4) and press Enter.
+Double-click a result to download it.</source>
+            <translation>Encontre arquivos compartilhados por outros peers.
+Digite parte de um nome (por exemplo: aula mp4) e tecle Enter.
+Clique duas vezes em um resultado para baixá-lo.</translation>
+        </message>
+        <message>
+            <source>Search for files, e.g. aula mp4</source>
+            <translation>Pesquisar arquivos, por exemplo aula mp4</translation>
+        </message>
+        <message>
+            <source>Search</source>
+            <translation>Pesquisar</translation>
+        </message>
+        <message>
+            <source>Download</source>
+            <translation>Baixar</translation>
+        </message>
+        <message>
+            <source>Download the selected files from every source</source>
+            <translation>Baixar os arquivos selecionados de todas as fontes</translation>
+        </message>
+        <message>
+            <source>1 result</source>
+            <translation>1 resultado</translation>
+        </message>
+        <message>
+            <source>{count} results</source>
+            <translation>{count} resultados</translation>
+        </message>
+        <message>
+            <source>Type a file name or part of one to search.</source>
+            <translation>Digite um nome de arquivo, ou parte dele, para pesquisar.</translation>
+        </message>
+    </context>
+    <context>
+        <name>SearchResultsModel</name>
+        <message>
+            <source>Name</source>
+            <translation>Nome</translation>
+        </message>
+        <message>
+            <source>Size</source>
+            <translation>Tamanho</translation>
+        </message>
+        <message>
+            <source>Sources</source>
+            <translation>Fontes</translation>
+        </message>
+        <message>
+            <source>Status</source>
+            <translation>Situação</translation>
+        </message>
+        <message>
+            <source>{count} bytes</source>
+            <translation>{count} bytes</translation>
+        </message>
+    </context>
+    <context>
+        <name>SettingsDialog</name>
+        <message>
+            <source>Welcome to Napster P2P</source>
+            <translation>Bem-vindo ao Napster P2P</translation>
+        </message>
+        <message>
+            <source>Settings</source>
+            <translation>Configurações</translation>
+        </message>
+        <message>
+            <source>Napster P2P finds files through an index server and downloads them straight from other peers. Say which server to use, which folder you share and where downloads go. You can change all of this later in Settings.</source>
+            <translation>O Napster P2P encontra arquivos por meio de um servidor de índice e os baixa direto de outros peers. Informe qual servidor usar, qual pasta você compartilha e para onde vão os downloads. Você pode mudar tudo isso depois em Configurações.</translation>
+        </message>
+        <message>
+            <source>Network and folders</source>
+            <translation>Rede e pastas</translation>
+        </message>
+        <message>
+            <source>Index server:</source>
+            <translation>Servidor de índice:</translation>
+        </message>
+        <message>
+            <source>Host name or address and port, e.g. 127.0.0.1:1099</source>
+            <translation>Nome ou endereço do host e porta, por exemplo 127.0.0.1:1099</translation>
+        </message>
+        <message>
+            <source>Shared folder:</source>
+            <translation>Pasta compartilhada:</translation>
+        </message>
+        <message>
+            <source>Download folder:</source>
+            <translation>Pasta de downloads:</translation>
+        </message>
+        <message>
+            <source>Browse…</source>
+            <translation>Procurar…</translation>
+        </message>
+        <message>
+            <source>Choose a folder</source>
+            <translation>Escolha uma pasta</translation>
+        </message>
+        <message>
+            <source>Transfers and interface</source>
+            <translation>Transferências e interface</translation>
+        </message>
+        <message>
+            <source>Listen port:</source>
+            <translation>Porta de escuta:</translation>
+        </message>
+        <message>
+            <source>any free port</source>
+            <translation>qualquer porta livre</translation>
+        </message>
+        <message>
+            <source>Other peers download from this port. A new port is used after a restart.</source>
+            <translation>Outros peers baixam por esta porta. Uma nova porta passa a valer depois de reiniciar.</translation>
+        </message>
+        <message>
+            <source>Upload slots:</source>
+            <translation>Vagas de envio:</translation>
+        </message>
+        <message>
+            <source>Downloads at a time:</source>
+            <translation>Downloads simultâneos:</translation>
+        </message>
+        <message>
+            <source>Language:</source>
+            <translation>Idioma:</translation>
+        </message>
+        <message>
+            <source>System default</source>
+            <translation>Padrão do sistema</translation>
+        </message>
+        <message>
+            <source>Notify me when a download finishes</source>
+            <translation>Avisar quando um download terminar</translation>
+        </message>
+        <message>
+            <source>Start</source>
+            <translation>Começar</translation>
+        </message>
+        <message>
+            <source>OK</source>
+            <translation>OK</translation>
+        </message>
+        <message>
+            <source>Quit</source>
+            <translation>Sair</translation>
+        </message>
+        <message>
+            <source>Cancel</source>
+            <translation>Cancelar</translation>
+        </message>
+        <message>
+            <source>The server address is not valid: {reason}.</source>
+            <translation>O endereço do servidor não é válido: {reason}.</translation>
+        </message>
+        <message>
+            <source>Choose a folder for “{field}”.</source>
+            <translation>Escolha uma pasta para “{field}”.</translation>
+        </message>
+        <message>
+            <source>“{path}” is not a full folder path.</source>
+            <translation>“{path}” não é um caminho completo de pasta.</translation>
+        </message>
+    </context>
+    <context>
+        <name>SharedFilesModel</name>
+        <message>
+            <source>Name</source>
+            <translation>Nome</translation>
+        </message>
+        <message>
+            <source>Size</source>
+            <translation>Tamanho</translation>
+        </message>
+        <message>
+            <source>Folder</source>
+            <translation>Pasta</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>Estado</translation>
+        </message>
+        <message>
+            <source>Waiting to copy</source>
+            <translation>Aguardando cópia</translation>
+        </message>
+        <message>
+            <source>Copying {percent}</source>
+            <translation>Copiando {percent}</translation>
+        </message>
+        <message>
+            <source>Waiting to be hashed</source>
+            <translation>Aguardando verificação</translation>
+        </message>
+        <message>
+            <source>Hashing…</source>
+            <translation>Calculando hash…</translation>
+        </message>
+        <message>
+            <source>Not shared: {reason}</source>
+            <translation>Não compartilhado: {reason}</translation>
+        </message>
+        <message>
+            <source>Shared</source>
+            <translation>Compartilhado</translation>
+        </message>
+    </context>
+    <context>
+        <name>SharedPage</name>
+        <message>
+            <source>Sharing {folder}</source>
+            <translation>Compartilhando {folder}</translation>
+        </message>
+        <message>
+            <source>Your downloads in {folder} are shared too.</source>
+            <translation>Seus downloads em {folder} também são compartilhados.</translation>
+        </message>
+        <message>
+            <source>Add files…</source>
+            <translation>Adicionar arquivos…</translation>
+        </message>
+        <message>
+            <source>Copy files into the shared folder</source>
+            <translation>Copiar arquivos para a pasta compartilhada</translation>
+        </message>
+        <message>
+            <source>Open shared folder</source>
+            <translation>Abrir pasta compartilhada</translation>
+        </message>
+        <message>
+            <source>Filter by name</source>
+            <translation>Filtrar por nome</translation>
+        </message>
+        <message>
+            <source>You are not sharing any files yet.
+
+Drag files or folders here from your desktop or file manager,
+or click “Add files…”. They are copied into your shared folder,
+checked, and offered to other peers.</source>
+            <translation>Você ainda não compartilha nenhum arquivo.
+
+Arraste para cá arquivos ou pastas da área de trabalho ou do gerenciador de arquivos,
+ou clique em “Adicionar arquivos…”. Eles são copiados para a sua pasta compartilhada,
+verificados e oferecidos a outros peers.</translation>
+        </message>
+        <message>
+            <source>Drop files anywhere on this window to share them.</source>
+            <translation>Solte arquivos em qualquer lugar desta janela para compartilhá-los.</translation>
+        </message>
+    </context>
+    <context>
+        <name>StatusArea</name>
+        <message>
+            <source>Connected to {server} · sharing {files} ({size})</source>
+            <translation>Conectado a {server} · compartilhando {files} ({size})</translation>
+        </message>
+        <message>
+            <source>Server unreachable, trying again now…</source>
+            <translation>Servidor inacessível, tentando de novo agora…</translation>
+        </message>
+        <message>
+            <source>Connecting to {server}…</source>
+            <translation>Conectando a {server}…</translation>
+        </message>
+        <message>
+            <source>Joining {server}…</source>
+            <translation>Entrando em {server}…</translation>
+        </message>
+        <message>
+            <source>Server unreachable, retrying in {seconds} s</source>
+            <translation>Servidor inacessível, nova tentativa em {seconds} s</translation>
+        </message>
+        <message>
+            <source>Offline</source>
+            <translation>Desconectado</translation>
+        </message>
+        <message>
+            <source>Copying {name} ({done} of {total})</source>
+            <translation>Copiando {name} ({done} de {total})</translation>
+        </message>
+        <message>
+            <source>+{count} more</source>
+            <translation>+{count} na fila</translation>
+        </message>
+        <message>
+            <source>Hashing {current} of {total} files…</source>
+            <translation>Calculando hash: {current} de {total} arquivos…</translation>
+        </message>
+        <message>
+            <source>Looking for new files in the shared folder…</source>
+            <translation>Procurando arquivos novos na pasta compartilhada…</translation>
+        </message>
+        <message>
+            <source>Down {down} · Up {up}</source>
+            <translation>Recebendo {down} · Enviando {up}</translation>
+        </message>
+        <message>
+            <source>0 B/s</source>
+            <translation>0 B/s</translation>
+        </message>
+    </context>
+    <context>
+        <name>Transfers</name>
+        <message>
+            <source>Waiting to retry in {time}</source>
+            <extracomment>float 0..1 for the progress delegate, or None when the row has no progress to show the row's key: a SearchResult, a transfer id, an upload id or a shared-file key</extracomment>
+            <translation>Nova tentativa em {time}</translation>
+        </message>
+        <message>
+            <source>unknown error</source>
+            <translation>erro desconhecido</translation>
+        </message>
+        <message>
+            <source>Failed: {reason}</source>
+            <translation>Falhou: {reason}</translation>
+        </message>
+        <message>
+            <source>Queued</source>
+            <translation>Na fila</translation>
+        </message>
+        <message>
+            <source>Connecting</source>
+            <translation>Conectando</translation>
+        </message>
+        <message>
+            <source>Verifying</source>
+            <translation>Verificando</translation>
+        </message>
+        <message>
+            <source>Downloading</source>
+            <translation>Baixando</translation>
+        </message>
+        <message>
+            <source>Paused</source>
+            <translation>Pausado</translation>
+        </message>
+        <message>
+            <source>Done</source>
+            <translation>Concluído</translation>
+        </message>
+    </context>
+    <context>
+        <name>TransfersPage</name>
+        <message>
+            <source>Downloads ({count})</source>
+            <translation>Downloads ({count})</translation>
+        </message>
+        <message>
+            <source>Downloads</source>
+            <translation>Downloads</translation>
+        </message>
+        <message>
+            <source>Uploads ({count})</source>
+            <translation>Envios ({count})</translation>
+        </message>
+        <message>
+            <source>Uploads</source>
+            <translation>Envios</translation>
+        </message>
+        <message>
+            <source>Nothing is downloading.
+Search for a file and double-click it: it shows up here with its progress.</source>
+            <translation>Nada está sendo baixado.
+Pesquise um arquivo e clique duas vezes nele: ele aparece aqui com o progresso.</translation>
+        </message>
+        <message>
+            <source>Nobody is downloading from you right now.
+Other peers can download every file on the Shared files page.</source>
+            <translation>Ninguém está baixando de você agora.
+Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.</translation>
+        </message>
+    </context>
+    <context>
+        <name>UploadsModel</name>
+        <message>
+            <source>Name</source>
+            <translation>Nome</translation>
+        </message>
+        <message>
+            <source>Peer</source>
+            <translation>Peer</translation>
+        </message>
+        <message>
+            <source>Progress</source>
+            <translation>Progresso</translation>
+        </message>
+        <message>
+            <source>Sent</source>
+            <translation>Enviado</translation>
+        </message>
+        <message>
+            <source>Speed</source>
+            <translation>Velocidade</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>Estado</translation>
+        </message>
+        <message>
+            <source>Failed: {reason}</source>
+            <translation>Falhou: {reason}</translation>
+        </message>
+        <message>
+            <source>Done</source>
+            <translation>Concluído</translation>
+        </message>
+        <message>
+            <source>Uploading</source>
+            <translation>Enviando</translation>
+        </message>
+    </context>
+</TS>

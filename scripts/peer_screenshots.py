@@ -1,0 +1,308 @@
+"""Screenshots of the peer window for the docs: ``python scripts/peer_screenshots.py``.
+
+Runs offscreen against a real index server on loopback, stages realistic data (long names,
+a 12.4 GB file, a failed download, uploads, files being copied and hashed) in the window's
+models, and writes ``docs/screenshots/peer-*.png``, plus the empty pages a new user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QCoreApplication, QElapsedTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.library import SharedFile  # noqa: E402
+from app.network import protocol as p  # noqa: E402
+from app.peer import PeerConfig, PeerNode  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.transfers import TransferState  # noqa: E402
+from app.ui.dialogs import SettingsDialog, SettingsValues  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+from server_app.index_server import IndexServer  # noqa: E402
+from server_app.index_store import IndexStore  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+GB = 1_000_000_000
+MB = 1_000_000
+LONG_NAME = (
+    "Curso completo de Redes de Computadores — Aula 01 a 40 (1080p, legendado em português).mkv"
+)
+
+
+class Silent:
+    """Prompts that never open a dialog (the script only takes pictures)."""
+
+    def confirm_quit(self, *_args) -> bool:
+        return True
+
+    def __getattr__(self, _name):
+        return lambda *args, **kwargs: None
+
+
+def settle(ms: int = 400) -> None:
+    timer = QElapsedTimer()
+    timer.start()
+    while timer.elapsed() < ms:
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def fake_hash(seed: int) -> str:
+    return f"{seed:064x}"
+
+
+def peers(count: int, base: int = 7000) -> tuple[p.PeerAddress, ...]:
+    hosts = ["192.168.0.12", "10.0.0.7", "172.16.4.20", "192.168.1.33", "10.1.2.3", "10.9.8.7"]
+    return tuple(p.PeerAddress(hosts[i % len(hosts)], base + i) for i in range(count))
+
+
+def write_queue(data_dir: Path, downloads: Path) -> None:
+    """A download queue as the app saves it: paused, done, failed and queued files."""
+    entries = [
+        (LONG_NAME, 12_400_000_000, "paused", 5_332_000_000, ""),
+        ("aula2.mp4", 734_003_200, "done", 734_003_200, ""),
+        (
+            "Entrevista com a professora Ana Lima — gravação original sem cortes.mov",
+            3_100_000_000,
+            "failed",
+            1_210_000_000,
+            "Not enough free disk space in /home/ana/Downloads: the file needs 1.9 GB more, "
+            "1.2 GB is free.",
+        ),
+        ("trilha sonora — faixa 07.flac", 41_200_000, "paused", 12_000_000, ""),
+        ("slides-aula-03.pdf", 8_400_000, "failed", 0, ""),
+        ("aula1.mp4", 702_000_000, "paused", 0, ""),
+    ]
+    transfers = []
+    for index, (name, size, state, done, error) in enumerate(entries):
+        transfers.append(
+            {
+                "id": f"t{index}",
+                "hash": fake_hash(100 + index),
+                "size": size,
+                "name": name,
+                "remote_name": name,
+                "folder": str(downloads),
+                "part_name": name + ".part",
+                "sources": [s.to_json() for s in peers(5 - index % 4)],
+                "bad_sources": [],
+                "state": state,
+                "error": error,
+                "done_bytes": done,
+                "final_path": str(downloads / name) if state == "done" else "",
+                "added_at": 1_700_000_000 + index,
+            }
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "queue.json").write_text(json.dumps({"version": 1, "transfers": transfers}))
+
+
+def make_window(root: Path, server: IndexServer, with_queue: bool, language: str = "en"):
+    config = PeerConfig(
+        server_host="127.0.0.1",
+        server_port=server.serverPort(),
+        share_dir=root / "Napster" / "Shared",
+        download_dir=root / "Napster" / "Downloads",
+        listen_host="127.0.0.1",
+        listen_port=0,
+        data_dir=root / "data",
+    )
+    if with_queue:
+        write_queue(config.data_dir, config.download_dir)
+    node = PeerNode(config)
+    settings = Settings.from_file(root / "settings.ini")
+    window = MainWindow(node, settings, prompts=Silent())
+    window.resize(1180, 720)
+    window.show()
+    window.start()
+    window.set_language(language)
+    deadline = time.monotonic() + 5
+    while node.client.state != "joined" and time.monotonic() < deadline:
+        settle(50)
+    return window
+
+
+def stage_transfers(window: MainWindow) -> None:
+    transfers = window.node.transfers
+    running = transfers.get("t0")
+    running.state = TransferState.DOWNLOADING
+    running.speed = 48_200_000
+    running.current_source = str(running.sources[0])
+    waiting = transfers.get("t4")
+    waiting.state = TransferState.WAITING
+    waiting.error = "Every source failed"
+    waiting.next_retry_at = time.monotonic() + 42
+    verifying = transfers.get("t5")
+    verifying.state = TransferState.VERIFYING
+    verifying.done_bytes = 210_000_000
+    for transfer in transfers.transfers():
+        transfers.transfer_changed.emit(transfer.id)
+    uploads = window.transfers_page.uploads
+    uploads.on_started(1, "192.168.0.12:53122", "aula2.mp4", 0, 734_003_200)
+    uploads.on_started(2, "10.0.0.7:40210", LONG_NAME, 0, 12_400_000_000)
+    uploads.on_started(3, "172.16.4.20:61002", "trilha sonora — faixa 07.flac", 0, 41_200_000)
+    rows = uploads.rows()
+    for row, sent, speed in (
+        (rows[0], 512_000_000, 21_400_000),
+        (rows[1], 1_900_000_000, 9_800_000),
+    ):
+        row.sent, row.speed = sent, speed
+    uploads.on_finished(3)
+    uploads.refresh_all()
+
+
+def stage_search(window: MainWindow) -> None:
+    page = window.search_page
+    page.field.setText("aula")
+    results = [
+        p.SearchResult(LONG_NAME, 12_400_000_000, fake_hash(100), peers(5)),
+        p.SearchResult("aula1.mp4", 702_000_000, fake_hash(105), peers(6)),
+        p.SearchResult("aula2.mp4", 734_003_200, fake_hash(101), peers(4)),
+        p.SearchResult("aula3.mp4", 688_100_000, fake_hash(200), peers(3)),
+        p.SearchResult(
+            "aula 04 - protocolos de transporte (TCP e UDP).mp4",
+            1_240_000_000,
+            fake_hash(201),
+            peers(2),
+        ),
+        p.SearchResult("aula-05-audio.m4a", 58_300_000, fake_hash(202), peers(1)),
+        p.SearchResult("exercícios da aula 05.pdf", 2_100_000, fake_hash(203), peers(2)),
+        p.SearchResult(
+            "aula 06 — gravação ao vivo, parte 1 de 3.webm", 2_950_000_000, fake_hash(204), peers(1)
+        ),
+    ]
+    page._query = "aula"
+    page.model.set_results(results)
+    page._show_state()
+    page.table.selectRow(3)
+
+
+def stage_shared(window: MainWindow) -> None:
+    model = window.shared_page.model
+    share = window.node.config.share_dir
+    downloads = window.node.config.download_dir
+    files = [
+        (share / "aula1.mp4", 702_000_000),
+        (share / "aula2.mp4", 734_003_200),
+        (
+            share / "Semestre 2024-2" / "aula 04 - protocolos de transporte (TCP e UDP).mp4",
+            1_240_000_000,
+        ),
+        (share / "Semestre 2024-2" / "exercícios da aula 05.pdf", 2_100_000),
+        (share / "Música" / "trilha sonora — faixa 07.flac", 41_200_000),
+        (downloads / "aula2.mp4", 734_003_200),
+    ]
+    model.add_files(
+        [
+            SharedFile(path, path.name, size, 0, fake_hash(300 + i), ())
+            for i, (path, size) in enumerate(files)
+        ]
+    )
+    model.copy_queued(1, LONG_NAME)
+    model.copy_started(1, LONG_NAME, 12_400_000_000)
+    model.copy_progress(1, 3_968_000_000, 12_400_000_000)
+    model.copy_finished(2, [(str(share / "entrevista completa.mov"), 3_100_000_000)])
+    model.mark_hashing("entrevista completa.mov")
+    model.mark_failed(str(share / "backup antigo.iso"), "permission denied")
+    window.status.set_copying(LONG_NAME, 3_968_000_000, 12_400_000_000, 0)
+
+
+def fake_status(window: MainWindow, hashing: bool = False) -> None:
+    window.status._shared = (1234, 87_200_000_000)
+    window.status._hashing = (2, 10) if hashing else None
+    window.status.set_upload_speed(31_200_000)
+    window.status.refresh()
+
+
+def shoot(window, name: str) -> Path:
+    settle(150)
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"peer-{name}.png"
+    window.grab().save(str(path))
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def main() -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationDisplayName("Napster P2P")
+    server = IndexServer(IndexStore())
+    server.start("127.0.0.1", p.DEFAULT_SERVER_PORT if _port_free() else 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        fresh = make_window(root / "fresh", server, with_queue=False)
+        settle()
+        fresh.show_page(fresh.search_page)
+        shoot(fresh, "search-empty")
+        fresh.show_page(fresh.transfers_page)
+        shoot(fresh, "transfers-empty")
+        fresh.show_page(fresh.shared_page)
+        shoot(fresh, "shared-empty")
+        fresh.shutdown()
+        fresh.close()
+
+        window = make_window(root / "busy", server, with_queue=True)
+        settle()
+        stage_transfers(window)
+        stage_search(window)
+        stage_shared(window)
+        window.show_page(window.search_page)
+        settle()
+        fake_status(window)
+        window.status.set_copying("", 0, 0, 0)
+        fake_status(window)
+        shoot(window, "search")
+        window.show_page(window.transfers_page)
+        window.transfers_page.select_transfer("t0")
+        fake_status(window)
+        shoot(window, "transfers")
+        window.show_page(window.shared_page)
+        window.status.set_copying(LONG_NAME, 3_968_000_000, 12_400_000_000, 1)
+        fake_status(window)
+        shoot(window, "shared")
+
+        window.set_language("pt_BR")
+        window.show_page(window.transfers_page)
+        fake_status(window, hashing=True)
+        window.status.set_copying("", 0, 0, 0)
+        fake_status(window, hashing=True)
+        shoot(window, "transfers-pt_BR")
+        window.set_language("en")
+
+        dialog = SettingsDialog(window.current_values(), parent=window)
+        dialog.show()
+        shoot(dialog, "settings")
+        dialog.close()
+        first = SettingsDialog(SettingsValues.load(Settings.from_file(root / "new.ini")), True)
+        first.show()
+        shoot(first, "first-run")
+        first.close()
+        window.shutdown()
+        window.close()
+    server.stop()
+    return 0
+
+
+def _port_free() -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", p.DEFAULT_SERVER_PORT))
+        except OSError:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

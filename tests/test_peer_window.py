@@ -1,0 +1,588 @@
+"""The peer's desktop window against a real index server and a real second peer on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from app.file_copier import FileCopier
+from app.network import file_pump as fp
+from app.network import protocol as p
+from app.network.pieces import hash_file
+from app.peer import PeerConfig, PeerNode
+from app.settings import Settings
+from app.transfers import TransferState
+from app.ui.dialogs import CancelAnswer, SettingsValues
+from app.ui.main_window import MainWindow
+from app.ui.models import DownloadsModel, SearchResultsModel, SharedFilesModel
+from server_app.index_server import IndexServer
+from server_app.index_store import IndexStore
+from tests.fake_source import FakeSource
+from tests.test_transfer import PIECE, make_file
+
+# The offscreen platform says this once per shown main window; it is not about our code.
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+#: A long stall deadline, so a test can pause a download while its source stalls.
+TIMEOUTS = fp.Timeouts(connect=2.0, stall=10.0, tick=0.05)
+QUICK_RECONNECT = {"min_backoff": 0.05, "max_backoff": 0.2}
+
+
+class FakePrompts:
+    """Answers the window's questions without a modal dialog, and remembers them."""
+
+    def __init__(self) -> None:
+        self.quit_answer = True
+        self.cancel_answer = CancelAnswer.CANCEL_DELETE_PARTIAL
+        self.settings_answer: SettingsValues | None = None
+        self.asked: list[tuple] = []
+
+    def confirm_quit(self, downloads: int, uploads: int, copies: int) -> bool:
+        self.asked.append(("quit", downloads, uploads, copies))
+        return self.quit_answer
+
+    def ask_cancel(self, names: list[str]) -> CancelAnswer:
+        self.asked.append(("cancel", names))
+        return self.cancel_answer
+
+    def edit_settings(self, values: SettingsValues) -> SettingsValues | None:
+        self.asked.append(("settings", values))
+        return self.settings_answer
+
+    def choose_files(self, folder: Path) -> list[Path]:
+        return []
+
+    def show_error(self, title: str, text: str) -> None:
+        self.asked.append(("error", title, text))
+
+    def show_about(self) -> None:
+        self.asked.append(("about",))
+
+
+@pytest.fixture
+def index_server(qtbot):
+    server = IndexServer(IndexStore())
+    server.start("127.0.0.1", 0)
+    yield server
+    server.stop()
+    server.store.close()
+
+
+def peer_config(root: Path, server_port: int) -> PeerConfig:
+    return PeerConfig(
+        server_host="127.0.0.1",
+        server_port=server_port,
+        share_dir=root / "share",
+        download_dir=root / "downloads",
+        listen_host="127.0.0.1",
+        listen_port=0,
+        data_dir=root / "data",
+    )
+
+
+@pytest.fixture
+def source_peer(tmp_path, index_server, qtbot):
+    """Peer A, sharing a video, a song and a document."""
+    root = tmp_path / "a"
+    (root / "share").mkdir(parents=True)
+    make_file(root / "share" / "lecture one.mp4", 2 * PIECE + 77, seed=1)
+    make_file(root / "share" / "movie.mkv", 3 * PIECE, seed=2)
+    make_file(root / "share" / "song.mp3", 1000, seed=3)
+    node = PeerNode(peer_config(root, index_server.serverPort()), TIMEOUTS, **QUICK_RECONNECT)
+    node.start()
+    qtbot.waitUntil(lambda: indexed(index_server, "song.mp3") == 1, timeout=10000)
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def make_window(tmp_path, index_server, qtbot):
+    windows = []
+
+    def make(name: str = "b", settings_file: Path | None = None) -> MainWindow:
+        node = PeerNode(
+            peer_config(tmp_path / name, index_server.serverPort()), TIMEOUTS, **QUICK_RECONNECT
+        )
+        settings = Settings.from_file(settings_file or tmp_path / f"{name}.ini")
+        window = MainWindow(node, settings, prompts=FakePrompts())
+        window.opened = []
+        window.open_url = lambda url: window.opened.append(url.toLocalFile()) or True
+        window.show()
+        window.start()
+        windows.append(window)
+        qtbot.waitUntil(lambda: node.client.state == "joined", timeout=5000)
+        return window
+
+    yield make
+    for window in windows:
+        window.prompts.quit_answer = True
+        window.close()
+        assert window._stopped
+        window.deleteLater()
+
+
+@pytest.fixture
+def window(make_window, source_peer):
+    return make_window()
+
+
+def indexed(server: IndexServer, name: str) -> int:
+    """How many online peers the index lists for a file name."""
+    return sum(len(r.peers) for r in server.store.search(name, 10) if r.name == name)
+
+
+def cell(model, row: int, column: int) -> str:
+    return model.data(model.index(row, column), Qt.ItemDataRole.DisplayRole)
+
+
+def search(qtbot, window: MainWindow, text: str) -> SearchResultsModel:
+    page = window.search_page
+    page.field.clear()
+    qtbot.keyClicks(page.field, text)
+    qtbot.keyClick(page.field, Qt.Key.Key_Return)
+    assert page.busy.isVisibleTo(page)
+    qtbot.waitUntil(lambda: not page.searching, timeout=5000)
+    return page.model
+
+
+def downloads_row(window: MainWindow, transfer_id: str) -> int:
+    return window.transfers_page.downloads.row_of(transfer_id)
+
+
+def state_of(window: MainWindow, transfer_id: str) -> str:
+    return cell(
+        window.transfers_page.downloads, downloads_row(window, transfer_id), DownloadsModel.STATE
+    )
+
+
+# ---------------------------------------------------------------- search and download
+
+
+def test_search_shows_results_and_a_download_goes_to_done_with_the_file_on_disk(
+    qtbot, window, source_peer
+):
+    page = window.search_page
+    assert page.stack.currentWidget() is page.hint
+    assert "press Enter" in page.hint.text()
+    assert window.status.connection_label.text().startswith("Connected to 127.0.0.1:")
+
+    model = search(qtbot, window, "nothing-like-this")
+    assert model.rowCount() == 0
+    assert "No peer shares a file matching “nothing-like-this”" in page.hint.text()
+
+    model = search(qtbot, window, "lecture")
+    assert model.rowCount() == 1
+    assert page.stack.currentWidget() is page.table
+    assert cell(model, 0, SearchResultsModel.NAME) == "lecture one.mp4"
+    assert cell(model, 0, SearchResultsModel.SIZE) == "8.4 MB"
+    assert cell(model, 0, SearchResultsModel.SOURCES) == "1"
+    assert cell(model, 0, SearchResultsModel.STATUS) == ""
+    assert page.count_label.text() == "1 result"
+
+    index = page.proxy.index(0, 0)
+    rect = page.table.visualRect(index)
+    qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.actions["download"].isEnabled()
+    qtbot.mouseDClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+    downloads = window.transfers_page.downloads
+    assert downloads.rowCount() == 1
+    transfer_id = downloads.transfer_ids()[0]
+    qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
+    row = downloads_row(window, transfer_id)
+    assert cell(downloads, row, DownloadsModel.SIZE) == "8.4 MB"
+    assert cell(downloads, row, DownloadsModel.PROGRESS) == "100 %"
+    downloaded = window.node.config.download_dir / "lecture one.mp4"
+    original = source_peer.config.share_dir / "lecture one.mp4"
+    assert downloaded.read_bytes() == original.read_bytes()
+
+    # The result is marked, the tray (or status bar) said so, and the file opens.
+    qtbot.waitUntil(lambda: cell(model, 0, SearchResultsModel.STATUS) == "Downloaded")
+    assert window.notifications[-1][0] == "Download finished"
+    assert "lecture one.mp4" in window.notifications[-1][1]
+    window.show_page(window.transfers_page)
+    window.transfers_page.select_transfer(transfer_id)
+    assert window.actions["open_file"].isEnabled()
+    assert not window.actions["pause"].isEnabled()
+    window.actions["open_file"].trigger()
+    window.actions["show_in_folder"].trigger()
+    assert window.opened == [str(downloaded), str(downloaded.parent)]
+
+    # Queuing it again does not download a second copy.
+    assert window.queue_downloads([model.result_at(0)]) == []
+
+
+def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
+    model = search(qtbot, window, "movie")
+    result = model.result_at(0)
+    original = source_peer.config.share_dir / "movie.mkv"
+    # A first source that sends one piece and then stalls keeps the download running.
+    stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    try:
+        with_stalling_source = p.SearchResult(
+            result.name, result.size, result.hash, (stalling.address, *result.peers)
+        )
+        (transfer_id,) = window.queue_downloads([with_stalling_source])
+        transfers = window.node.transfers
+        qtbot.waitUntil(
+            lambda: (
+                transfers.get(transfer_id).state is TransferState.DOWNLOADING
+                and transfers.get(transfer_id).current_source == str(stalling.address)
+            ),
+            timeout=10000,
+        )
+        assert state_of(window, transfer_id) == "Downloading"
+        part = window.node.config.download_dir / "movie.mkv.part"
+        assert part.exists()
+
+        # Closing now asks first; saying no keeps everything running.
+        window.prompts.quit_answer = False
+        window.close()
+        assert window.isVisible()
+        assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
+        assert window.node.client.state == "joined"
+
+        window.show_page(window.transfers_page)
+        window.transfers_page.select_transfer(transfer_id)
+        assert window.actions["pause"].isEnabled()
+        assert not window.actions["resume"].isEnabled()
+        window.actions["pause"].trigger()
+        assert state_of(window, transfer_id) == "Paused"
+        assert window.actions["resume"].isEnabled()
+        assert not window.actions["pause"].isEnabled()
+        qtbot.waitUntil(lambda: not transfers._pumps, timeout=5000)
+        assert part.exists()
+        assert not (window.node.config.download_dir / "movie.mkv").exists()
+    finally:
+        stalling.close()
+
+    window.actions["resume"].trigger()
+    qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
+    assert (window.node.config.download_dir / "movie.mkv").read_bytes() == original.read_bytes()
+    assert not part.exists()
+
+
+def test_cancel_asks_first_and_quitting_leaves_the_index(qtbot, window, index_server, tmp_path):
+    dead_source = p.PeerAddress("127.0.0.1", 9)
+    result = p.SearchResult("gone.mp4", 10 * PIECE, "a" * 64, (dead_source,))
+    (transfer_id,) = window.queue_downloads([result])
+    transfers = window.node.transfers
+    qtbot.waitUntil(
+        lambda: transfers.get(transfer_id).state is TransferState.WAITING, timeout=10000
+    )
+    assert state_of(window, transfer_id).startswith("Waiting to retry in ")
+    window.show_page(window.transfers_page)
+    window.transfers_page.select_transfer(transfer_id)
+    assert window.actions["retry"].isEnabled()
+
+    window.prompts.cancel_answer = CancelAnswer.KEEP_DOWNLOADING
+    window.actions["cancel"].trigger()
+    assert window.prompts.asked[-1] == ("cancel", ["gone.mp4"])
+    assert transfers.get(transfer_id) is not None
+
+    window.prompts.cancel_answer = CancelAnswer.CANCEL_DELETE_PARTIAL
+    window.actions["cancel"].trigger()
+    qtbot.waitUntil(lambda: window.transfers_page.downloads.rowCount() == 0, timeout=5000)
+    assert transfers.get(transfer_id) is None
+    assert window.transfers_page.downloads_stack.currentWidget() is (
+        window.transfers_page.downloads_hint
+    )
+
+    # Nothing runs now: quitting asks nothing, sends LEAVE and saves the queue.
+    asked = len(window.prompts.asked)
+    peers_before = index_server.store.counters().peers
+    window.close()
+    assert len(window.prompts.asked) == asked
+    assert not window.isVisible()
+    assert window.node.client.state == "offline"
+    qtbot.waitUntil(lambda: index_server.store.counters().peers == peers_before - 1)
+    assert (tmp_path / "b" / "data" / "queue.json").exists()
+
+
+# ---------------------------------------------------------------- sharing
+
+
+def drop(window: MainWindow, paths: list[Path]) -> bool:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(
+        QPoint(200, 200), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(window, enter)
+    if not enter.isAccepted():
+        return False
+    event = QDropEvent(
+        QPointF(200, 200), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(window, event)
+    return event.isAccepted()
+
+
+def test_dropped_files_are_copied_into_the_shared_folder_and_announced(
+    qtbot, make_window, index_server, tmp_path
+):
+    window = make_window()
+    page = window.shared_page
+    assert page.stack.currentWidget() is page.hint
+    assert "Drag files or folders here" in page.hint.text()
+
+    share = window.node.config.share_dir
+    make_file(share / "clip.mp4", 5000, seed=7)  # already shared: never overwritten
+    desktop = tmp_path / "desktop"
+    (desktop / "Season 1").mkdir(parents=True)
+    dropped_clip = make_file(desktop / "clip.mp4", PIECE + 99, seed=8)
+    make_file(desktop / "Season 1" / "episode 01.mkv", 3000, seed=9)
+    original_clip = (share / "clip.mp4").read_bytes()
+
+    text_only = QMimeData()
+    text_only.setText("not a file")
+    refused = QDragEnterEvent(
+        QPoint(5, 5),
+        Qt.DropAction.CopyAction,
+        text_only,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, refused)
+    assert not refused.isAccepted()
+
+    assert drop(window, [dropped_clip, desktop / "Season 1"])
+    assert window.tabs.currentWidget() is page
+    qtbot.waitUntil(lambda: indexed(index_server, "clip (1).mp4") == 1, timeout=10000)
+    qtbot.waitUntil(lambda: indexed(index_server, "episode 01.mkv") == 1, timeout=10000)
+    assert indexed(index_server, "clip.mp4") == 1
+    assert (share / "clip.mp4").read_bytes() == original_clip
+    assert (share / "clip (1).mp4").read_bytes() == dropped_clip.read_bytes()
+    assert (share / "Season 1" / "episode 01.mkv").exists()
+    assert not [path for path in share.rglob("*") if path.name.startswith(".")]
+
+    model = page.model
+    qtbot.waitUntil(lambda: model.shared_count() == 3, timeout=5000)
+    states = {
+        cell(model, row, SharedFilesModel.NAME): cell(model, row, SharedFilesModel.STATE)
+        for row in range(model.rowCount())
+    }
+    assert states == {"clip.mp4": "Shared", "clip (1).mp4": "Shared", "episode 01.mkv": "Shared"}
+    assert page.stack.currentWidget() is page.table
+    assert window.tabs.tabText(2) == "Shared files (3)"
+    window.shared_page.open_button.click()
+    assert window.opened[-1] == str(share)
+
+
+# ---------------------------------------------------------------- connection state
+
+
+def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window, index_server):
+    window = make_window()
+    label = window.status.connection_label
+    assert (
+        label.text()
+        == f"Connected to 127.0.0.1:{index_server.serverPort()} · sharing 0 files (0 B)"
+    )
+    port = index_server.serverPort()
+    index_server.stop()
+    qtbot.waitUntil(
+        lambda: label.text().startswith("Server unreachable, retrying in "), timeout=5000
+    )
+    assert label.text().endswith(" s")
+    model = search(qtbot, window, "anything")
+    assert model.rowCount() == 0
+    assert window.search_page.error_label.isVisibleTo(window.search_page)
+    assert "index server" in window.search_page.error_label.text()
+
+    restarted = IndexServer(IndexStore())
+    restarted.start("127.0.0.1", port)
+    try:
+        qtbot.waitUntil(lambda: label.text().startswith("Connected to"), timeout=10000)
+        qtbot.waitUntil(lambda: restarted.store.counters().peers == 1, timeout=5000)
+    finally:
+        restarted.stop()
+        restarted.store.close()
+
+
+# ---------------------------------------------------------------- settings and languages
+
+
+def test_settings_apply_at_once_and_portuguese_changes_the_visible_strings(
+    qtbot, make_window, tmp_path
+):
+    settings_file = tmp_path / "peer.ini"
+    window = make_window(settings_file=settings_file)
+    assert window.tabs.tabText(0) == "Search"
+    assert window.file_menu.title() == "&File"
+
+    wanted = window.current_values()
+    new_share = tmp_path / "other share"
+    chosen = SettingsValues(
+        server_address=wanted.server_address,
+        share_dir=new_share,
+        download_dir=wanted.download_dir,
+        listen_port=wanted.listen_port,
+        upload_slots=7,
+        max_downloads=2,
+        language="pt_BR",
+        notify_finished=False,
+    )
+    window.prompts.settings_answer = chosen
+    window.actions["settings"].trigger()
+    assert window.prompts.asked[-1][0] == "settings"
+
+    assert window.node.uploads.limits.slots == 7
+    assert window.node.transfers.max_active == 2
+    assert window.node.config.share_dir == new_share and new_share.is_dir()
+    assert window.shared_page.folder_label.text() == f"Compartilhando {new_share}"
+    assert window.tabs.tabText(0) == "Pesquisar"
+    assert window.tabs.tabText(1) == "Transferências"
+    assert window.file_menu.title() == "&Arquivo"
+    assert window.actions["pause"].text() == "&Pausar"
+    assert window.search_page.download_button.text() == "Baixar"
+    assert (
+        window.transfers_page.downloads.headerData(
+            DownloadsModel.STATE, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole
+        )
+        == "Estado"
+    )
+    assert window.status.connection_label.text().startswith("Conectado a 127.0.0.1:")
+    assert "compartilhando 0 arquivos" in window.status.connection_label.text()
+
+    stored = Settings.from_file(settings_file)
+    assert stored.language == "pt_BR"
+    assert stored.share_dir == new_share
+    assert stored.upload_slots == 7
+    assert stored.notify_finished is False
+
+    window.set_language("en")
+    assert window.tabs.tabText(0) == "Search"
+    assert window.status.connection_label.text().startswith("Connected to")
+
+
+def test_window_remembers_its_geometry_and_column_widths(qtbot, make_window, tmp_path):
+    settings_file = tmp_path / "geometry.ini"
+    first = make_window("first", settings_file)
+    first.resize(713, 511)  # the offscreen screen is 800 x 600
+    header = first.transfers_page.downloads_table.horizontalHeader()
+    header.resizeSection(DownloadsModel.STATE, 233)
+    first.close()
+
+    second = make_window("second", settings_file)
+    assert (second.size().width(), second.size().height()) == (713, 511)
+    restored = second.transfers_page.downloads_table.horizontalHeader()
+    assert restored.sectionSize(DownloadsModel.STATE) == 233
+
+
+def test_uploads_to_another_peer_show_in_the_uploads_table(
+    qtbot, make_window, source_peer, index_server
+):
+    window = make_window()
+    make_file(window.node.config.share_dir / "talk.mp4", PIECE + 5, seed=11)
+    window.node.library.rescan()
+    qtbot.waitUntil(lambda: indexed(index_server, "talk.mp4") == 1, timeout=10000)
+    page = window.transfers_page
+    assert page.uploads_stack.currentWidget() is page.uploads_hint
+
+    with qtbot.waitSignal(source_peer.search_finished, timeout=5000) as found:
+        source_peer.search("talk.mp4")
+    with qtbot.waitSignal(source_peer.transfers.transfer_finished, timeout=20000):
+        source_peer.download(found.args[1][0])
+    uploads = page.uploads
+    qtbot.waitUntil(lambda: uploads.rowCount() == 1 and uploads.rows()[0].finished, timeout=5000)
+    assert cell(uploads, 0, 0) == "talk.mp4"
+    assert cell(uploads, 0, uploads.PEER).startswith("127.0.0.1:")
+    assert cell(uploads, 0, uploads.STATE) == "Done"
+    assert cell(uploads, 0, uploads.PROGRESS) == "100 %"
+    assert page.uploads_stack.currentWidget() is page.uploads_table
+    assert page.uploads_title.text() == "Uploads (1)"
+
+
+def test_names_from_the_network_are_shown_as_plain_printable_text(qtbot, window):
+    hostile = "<b>bold</b> \u202egnp.exe\u0007.mp4"
+    result = p.SearchResult(hostile, 10, "b" * 64, (p.PeerAddress("127.0.0.1", 9),))
+    model = window.search_page.model
+    model.set_results([result])
+    shown = cell(model, 0, SearchResultsModel.NAME)
+    assert shown == "<b>bold</b> \\u202egnp.exe\\x07.mp4"
+    assert window.search_page.hint.textFormat() == Qt.TextFormat.PlainText
+    assert window.status.connection_label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_status_area_reports_hashing_and_copying(qtbot, window):
+    library = window.node.library
+    library.hashing_progress.emit(2, 10, "aula.mp4")
+    assert window.status.activity_text() == "Hashing 3 of 10 files…"
+    window.status.set_copying("video.mp4", 1_200_000_000, 4_000_000_000, 2)
+    assert window.status.activity_text() == "Copying video.mp4 (1.2 GB of 4.0 GB) +2 more"
+    window.status.set_copying("", 0, 0, 0)
+    library.hashing_progress.emit(10, 10, "")
+    assert window.status.activity_text() in ("", "Looking for new files in the shared folder…")
+
+
+def test_keyboard_shortcuts_switch_pages_and_focus_the_search(qtbot, window):
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.transfers_page
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.shared_page
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.search_page
+    assert window.search_page.field.hasFocus()
+    assert window.actions["settings"].shortcut().toString() == "Ctrl+,"
+
+
+# ---------------------------------------------------------------- the copier on its own
+
+
+@pytest.fixture
+def copier(qtbot):
+    copier = FileCopier()
+    yield copier
+    copier.stop()
+
+
+def test_copier_never_overwrites_and_leaves_no_temporary_file(qtbot, copier, tmp_path):
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    dropped = make_file(source / "video.mp4", 3 * PIECE + 1, seed=4)
+    (target / "video.mp4").write_bytes(b"mine")
+    (target / "video (1).mp4").write_bytes(b"mine too")
+    progress: list[tuple[int, int]] = []
+    copier.job_progress.connect(lambda _job, done, total: progress.append((done, total)))
+    with qtbot.waitSignal(copier.job_finished, timeout=10000) as finished:
+        (job,) = copier.copy([dropped], target)
+    assert finished.args[0] == job
+    final = target / "video (2).mp4"
+    assert finished.args[1] == [(str(final), dropped.stat().st_size)]
+    assert final.read_bytes() == dropped.read_bytes()
+    assert (target / "video.mp4").read_bytes() == b"mine"
+    assert (target / "video (1).mp4").read_bytes() == b"mine too"
+    assert progress[-1] == (dropped.stat().st_size, dropped.stat().st_size)
+    assert sorted(path.name for path in target.iterdir()) == [
+        "video (1).mp4",
+        "video (2).mp4",
+        "video.mp4",
+    ]
+    assert copier.pending() == 0
+
+
+def test_copier_reports_problems_and_cancels_cleanly(qtbot, copier, tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    with qtbot.waitSignal(copier.job_failed, timeout=5000) as failed:
+        copier.copy([tmp_path / "vanished.mp4"], target)
+    assert failed.args[1] == "only files and folders can be shared"
+
+    big = make_file(tmp_path / "big.bin", 64 * PIECE, seed=5)
+    with qtbot.waitSignal(copier.job_cancelled, timeout=10000):
+        (job,) = copier.copy([big], target)
+        copier.cancel(job)
+    assert list(target.iterdir()) == []
+
+    with qtbot.waitSignal(copier.job_failed, timeout=5000) as failed:
+        copier.copy([big], tmp_path / "no such folder")
+    assert "does not exist" in failed.args[1]

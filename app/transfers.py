@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from app.filenames import (
     PART_STEM_BYTES,
     PART_SUFFIX,
     STATE_SUFFIX,
+    TMP_SUFFIX,
     fit_name,
     free_name,
     safe_filename,
@@ -131,6 +133,53 @@ class Transfer:
         )
 
 
+class QueueWriter:
+    """Writes the queue file on its own thread: the latest text wins, each write atomic."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Condition()
+        self._pending: str | None = None
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="queue writer", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._pending = text
+            self._lock.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything handed over is on disk."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._pending is not None)
+                text, self._pending = self._pending, None
+                self._busy = True
+            try:
+                self._write(text)
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
+
+    def _write(self, text: str) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + TMP_SUFFIX)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.error("Could not save the download queue to %s: %s", self.path, exc)
+
+
 def retry_delay(retries: int, rng: random.Random | None = None) -> float:
     """Randomized exponential backoff for a download whose sources all failed."""
     base = min(MAX_RETRY_DELAY, MIN_RETRY_DELAY * (2 ** max(0, retries - 1)))
@@ -176,6 +225,7 @@ class TransferManager(QObject):
         self._reaper.setSingleShot(True)
         self._reaper.setInterval(0)
         self._reaper.timeout.connect(self._finished_pumps.clear)
+        self._writer = QueueWriter(self.queue_path)
         self._load()
 
     # ------------------------------------------------------------ queries
@@ -292,6 +342,10 @@ class TransferManager(QObject):
             self._cancel_delete[transfer_id] = True
         self._forget(transfer_id)
 
+    def flush_saves(self) -> None:
+        """Wait until the queue file on disk matches the queue."""
+        self._writer.flush()
+
     def set_download_folder(self, folder: Path) -> None:
         """New downloads go there; queued ones keep the folder where their .part is."""
         self.download_folder = Path(folder)
@@ -311,7 +365,7 @@ class TransferManager(QObject):
             if transfer is not None and transfer.state.is_active:
                 transfer.state = TransferState.QUEUED  # resumes at the next start
         self._pumps.clear()
-        self._save()
+        self._save(wait=True)
 
     # ------------------------------------------------------------ running
 
@@ -468,21 +522,15 @@ class TransferManager(QObject):
 
     # ------------------------------------------------------------ persistence
 
-    def _save(self) -> None:
+    def _save(self, wait: bool = False) -> None:
+        """Save the queue; the file is written on the writer thread, never on the GUI thread."""
         body = {
             "version": QUEUE_VERSION,
             "transfers": [t.to_json() for t in self._transfers.values()],
         }
-        try:
-            self.queue_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.queue_path.with_name(self.queue_path.name + ".napster-tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(body, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.queue_path)
-        except OSError as exc:
-            log.error("Could not save the download queue to %s: %s", self.queue_path, exc)
+        self._writer.write(json.dumps(body, indent=1))
+        if wait:
+            self._writer.flush()
 
     def _load(self) -> None:
         try:

@@ -74,6 +74,7 @@ def test_hostile_result_names_land_safely_inside_the_download_folder(qtbot, setu
     assert not any(ch in final.name for ch in "\x1b\u202e/\\")
     assert final.name.upper() != "CON"
     # Nothing was written anywhere else.
+    transfers.flush_saves()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["downloads", "queue.json", "share"]
 
 

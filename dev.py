@@ -2,6 +2,7 @@
 
     python3 dev.py run     create .venv, install, start the index server and a peer on localhost
     python3 dev.py test    create .venv, install, run ruff and the test suite
+    python3 dev.py build   create .venv, install, build the NapsterPeer and NapsterServer programs
 
 Only the Python standard library is used here, so it works on a fresh clone.
 """
@@ -70,14 +71,22 @@ def run_app(python: Path, extra: list[str]) -> int:
         return 130
 
 
+def run_build(python: Path, extra: list[str]) -> int:
+    """The self-contained executables, into dist/ (see build_scripts/build.py)."""
+    script = ROOT / "build_scripts" / "build.py"
+    return subprocess.run([str(python), str(script), *extra], cwd=ROOT).returncode
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if command not in ("run", "test"):
+    if command not in ("run", "test", "build"):
         print(__doc__)
         return 2
     python = ensure_environment()
     if command == "test":
         return run_tests(python, sys.argv[2:])
+    if command == "build":
+        return run_build(python, sys.argv[2:])
     return run_app(python, sys.argv[2:])
 
 

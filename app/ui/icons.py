@@ -10,6 +10,8 @@ from pathlib import Path
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
+from app.icons import app_icon as packaged_app_icon
+
 VIDEO_EXTENSIONS = frozenset(
     {
         "mp4",
@@ -90,7 +92,11 @@ def kind_icon(kind: FileKind) -> QIcon:
 
 @cache
 def app_icon() -> QIcon:
-    return _svg("napster-peer", QStyle.StandardPixmap.SP_DriveNetIcon)
+    """The peer's icon: the PNG set made for every size, else the SVG, else a standard icon."""
+    icon = packaged_app_icon("peer")
+    return (
+        icon if not icon.isNull() else _svg("napster-peer", QStyle.StandardPixmap.SP_DriveNetIcon)
+    )
 
 
 def standard_icon(pixmap: QStyle.StandardPixmap) -> QIcon:

@@ -847,6 +847,7 @@ def run_window(args: argparse.Namespace) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationDisplayName("Napster P2P")
+    app.setDesktopFileName("napster-peer")
     app.setWindowIcon(app_icon())
     setup_logging()
     settings = Settings.for_app()

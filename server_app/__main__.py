@@ -7,10 +7,14 @@ import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 
 from app.network.protocol import DEFAULT_SERVER_PORT
+
+if TYPE_CHECKING:
+    from server_app.ui.admin_window import AdminWindow
 
 ORGANIZATION = "NapsterP2P"
 APPLICATION = "napster-server"
@@ -27,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="napster-server", description="The Napster P2P index server."
     )
-    parser.add_argument("--headless", action="store_true", help="run without a window")
+    parser.add_argument("--headless", action="store_true", help="run without the admin window")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument(
         "--port",
@@ -95,11 +99,61 @@ def run_headless(args: argparse.Namespace) -> int:
     return code
 
 
+class StartupError(Exception):
+    """The admin window cannot start; the message says why in one line."""
+
+
+def build_admin_window(args: argparse.Namespace) -> AdminWindow:
+    """The admin window on a new server, listening at once on ``--host``/``--port``.
+
+    Needs a QApplication. The caller closes ``window.store`` after ``window.shutdown()``.
+    """
+    from server_app.index_server import IndexServer
+    from server_app.ui.admin_window import AdminWindow
+
+    try:
+        store, path = open_store(args.db)
+    except Exception as exc:  # a database we cannot open is a one-line error, not a trace
+        raise StartupError(f"cannot open the index database: {exc}") from exc
+    window = AdminWindow(IndexServer(store), database=str(path))
+    logging.getLogger("napster.server").info("Index database: %s", path)
+    window.start_listening(args.host, args.port)
+    return window
+
+
+def run_window(args: argparse.Namespace) -> int:
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.icons import app_icon
+    from app.quit_signals import QuitOnSignals
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setWindowIcon(app_icon("server"))
+    app.setDesktopFileName("napster-server")
+    setup_logging()
+    try:
+        window = build_admin_window(args)
+    except StartupError as exc:
+        print(f"napster-server: {exc}", file=sys.stderr)
+        QMessageBox.critical(None, "Napster P2P index server", str(exc))
+        return 1
+    window.show()
+    quitter = QuitOnSignals(app.quit)
+    code = app.exec()
+    logging.getLogger("napster.server").info("Shutting down")
+    window.shutdown()
+    quitter.uninstall()
+    window.store.close()
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
-    return run_headless(args)
+    if args.headless:
+        return run_headless(args)
+    return run_window(args)
 
 
 if __name__ == "__main__":

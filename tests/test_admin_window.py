@@ -1,0 +1,397 @@
+"""The index server's admin window, driven by real peers over loopback sockets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from server_app.__main__ import build_admin_window, parse_args
+from server_app.index_server import IndexServer
+from server_app.index_store import IndexStore
+from server_app.log_handler import LogBuffer, LogEntry, QtLogHandler
+from server_app.ui.admin_window import AdminWindow
+from server_app.ui.formatting import human_size
+from server_app.ui.models import LogTableModel, PeerTableModel
+from server_app.ui.traffic import TrafficStats
+from tests.wire_client import WireClient
+
+H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
+BIG = 12_400_000_000
+
+
+def file(name: str, size: int, hash_: str) -> dict:
+    return {"name": name, "size": size, "hash": hash_}
+
+
+class ClientFrom(WireClient):
+    """A WireClient whose connection comes from another loopback address (127.0.0.2...)."""
+
+    def __init__(self, port: int, source: str) -> None:
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=5, source_address=(source, 0)
+        )
+        self.sock.settimeout(None)
+        self.buffer = b""
+        self.lines: list[dict] = []
+        self.closed = False
+
+
+class Harness:
+    """An admin window on a real IndexServer listening on 127.0.0.1, and its peers."""
+
+    def __init__(self, qtbot, db: str = ":memory:") -> None:
+        self.qtbot = qtbot
+        self.store = IndexStore(db)
+        self.window = AdminWindow(IndexServer(self.store), database=db)
+        self.clients: list[WireClient] = []
+        assert self.window.start_listening("127.0.0.1", 0)
+        self.port = self.window.server.serverPort()
+
+    def connect(self, source: str | None = None) -> WireClient:
+        client = ClientFrom(self.port, source) if source else WireClient(self.port)
+        self.clients.append(client)
+        return client
+
+    def join(self, port: int, files: list[dict], source: str | None = None) -> WireClient:
+        client = self.connect(source)
+        reply = client.request(
+            self.qtbot, {"op": "JOIN", "id": 1, "port": port, "files": files, "agent": "test/1"}
+        )
+        assert reply["op"] == "JOIN_OK", reply
+        return client
+
+    def wait_for_peer(self, address: str, present: bool = True) -> None:
+        self.qtbot.waitUntil(lambda: (address in self.window.peer_addresses()) == present)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.window.shutdown()
+        self.window.close()
+        self.store.close()
+
+
+@pytest.fixture
+def harness(qtbot):
+    made: list[Harness] = []
+
+    def make(db: str = ":memory:") -> Harness:
+        made.append(Harness(qtbot, db))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def test_a_join_appears_in_the_table_the_counters_and_the_log(qtbot, harness):
+    h = harness()
+    window = h.window
+    h.join(8776, [file("aula1.mp4", BIG, H1), file("aula2.mp4", 1_000, H2)])
+    h.wait_for_peer("127.0.0.1:8776")
+    row = window.peer_model.peer_at(0).display
+    assert row[PeerTableModel.AGENT] == "test/1"
+    assert row[PeerTableModel.FILES] == "2"
+    assert row[PeerTableModel.SHARED] == "12.4 GB"
+    qtbot.waitUntil(lambda: window.counter("JOIN") == "1")
+    assert window.counter("peers") == "1"
+    assert window.counter("files") == "2"
+    assert window.counter("bytes") == human_size(BIG + 1_000) == "12.4 GB"
+
+    searcher = h.join(8777, [])
+    searcher.request(qtbot, {"op": "SEARCH", "id": 2, "query": "aula"})
+    qtbot.waitUntil(lambda: window.counter("SEARCH") == "1")
+    messages = window.log_pane.visible_messages
+    qtbot.waitUntil(
+        lambda: "Peer 127.0.0.1:8776 joined with files aula1.mp4 aula2.mp4" in messages()
+    )
+    qtbot.waitUntil(lambda: "Peer 127.0.0.1:8777 searched for aula" in messages())
+
+
+def test_leave_and_a_dropped_connection_remove_the_row(qtbot, harness):
+    h = harness()
+    leaver = h.join(8776, [file("a.mp4", 1, H1)])
+    dropper = h.join(8777, [file("b.mp4", 1, H2)])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.wait_for_peer("127.0.0.1:8777")
+    with qtbot.assertNotEmitted(h.window.peer_model.modelReset):
+        assert leaver.request(qtbot, {"op": "LEAVE", "id": 3})["op"] == "LEAVE_OK"
+        h.wait_for_peer("127.0.0.1:8776", present=False)
+        dropper.close()
+        h.wait_for_peer("127.0.0.1:8777", present=False)
+    qtbot.waitUntil(lambda: h.window.counter("peers") == "0")
+    assert h.window.counter("files") == "0"
+
+
+def test_selecting_a_peer_shows_its_files_as_plain_text(qtbot, harness):
+    h = harness()
+    names = ["<b>bold <i>lecture.mp4", "evil\u202egnp.exe", "Aula 01 - Introdução.mkv"]
+    h.join(8776, [file(name, 10, f"{i:064x}") for i, name in enumerate(names)])
+    h.wait_for_peer("127.0.0.1:8776")
+    assert h.window.select_peer(h.window.peer_model.peer_at(0).peer_id)
+    shown = {
+        h.window.peer_files_model.index(row, 0).data()
+        for row in range(h.window.peer_files_model.rowCount())
+    }
+    assert shown == {"<b>bold <i>lecture.mp4", "evil\\u202egnp.exe", "Aula 01 - Introdução.mkv"}
+    assert "127.0.0.1:8776 (test/1) shares 3 files" in h.window.detail_title.text()
+    assert h.window.detail_title.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_kick_closes_that_peers_connection(qtbot, harness):
+    h = harness()
+    victim = h.join(8776, [file("a.mp4", 1, H1)])
+    bystander = h.join(8777, [])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.wait_for_peer("127.0.0.1:8777")
+    peer_id = next(
+        h.window.peer_model.peer_at(row).peer_id
+        for row in range(2)
+        if h.window.peer_model.peer_at(row).display[0] == "127.0.0.1:8776"
+    )
+    assert h.window.select_peer(peer_id)
+    assert h.window.kick_button.isEnabled()
+    qtbot.mouseClick(h.window.kick_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(victim.is_closed)
+    h.wait_for_peer("127.0.0.1:8776", present=False)
+    assert not bystander.is_closed()
+    assert h.window.peer_addresses() == ["127.0.0.1:8777"]
+
+
+def expect_refused(qtbot, client: WireClient) -> None:
+    reply = client.reply(qtbot)
+    assert reply["op"] == "ERROR" and reply["code"] == "LIMIT", reply
+    assert "banned" in reply["message"]
+    qtbot.waitUntil(client.is_closed)
+
+
+def test_a_ban_applies_at_once_survives_a_restart_and_can_be_lifted(
+    qtbot, harness, tmp_path, monkeypatch
+):
+    db = str(tmp_path / "index.sqlite3")
+    h = harness(db)
+    banned = h.join(8776, [file("a.mp4", 1, H1)], source="127.0.0.2")
+    lurker = h.connect(source="127.0.0.2")  # connected, not joined yet: closed too
+    friend = h.join(8777, [], source="127.0.0.1")
+    h.wait_for_peer("127.0.0.2:8776")
+    h.wait_for_peer("127.0.0.1:8777")
+    assert h.window.select_peer(h.window.peer_model.peer_at(0).peer_id)
+    questions = []
+    monkeypatch.setattr(h.window, "confirm", lambda title, text: questions.append(text) or True)
+    qtbot.mouseClick(h.window.ban_button, Qt.MouseButton.LeftButton)
+    assert "127.0.0.2" in questions[0]
+    qtbot.waitUntil(banned.is_closed)
+    qtbot.waitUntil(lurker.is_closed)
+    h.wait_for_peer("127.0.0.2:8776", present=False)
+    assert not friend.is_closed()
+    assert h.window.ban_model.addresses() == ["127.0.0.2"]
+    expect_refused(qtbot, h.connect(source="127.0.0.2"))
+    qtbot.waitUntil(lambda: h.window.counter("refused") == "1")
+
+    h.close()
+    h2 = harness(db)  # a new IndexStore and server on the same database file
+    again = h2.window
+    assert again.ban_model.addresses() == ["127.0.0.2"]
+    expect_refused(qtbot, h2.connect(source="127.0.0.2"))
+    qtbot.waitUntil(
+        lambda: any(
+            "Refused connection from 127.0.0.2" in m for m in again.log_pane.visible_messages()
+        )
+    )
+
+    again.tabs.setCurrentIndex(2)
+    again.bans_view.selectRow(0)
+    assert again.unban_button.isEnabled()
+    qtbot.mouseClick(again.unban_button, Qt.MouseButton.LeftButton)
+    assert again.ban_model.addresses() == []
+    h2.join(8778, [], source="127.0.0.2")
+    h2.wait_for_peer("127.0.0.2:8778")
+
+
+def test_bans_typed_on_the_bans_tab_are_checked(qtbot, harness):
+    window = harness().window
+    window.ban_address_edit.setText("not an address")
+    window.ban_address_edit.returnPressed.emit()
+    assert "is not an IP address" in window.ban_error.text()
+    assert window.ban_model.addresses() == []
+    window.ban_address_edit.setText("::ffff:203.0.113.7")
+    window.ban_reason_edit.setText("flooding")
+    window.ban_address_edit.returnPressed.emit()
+    assert window.ban_model.addresses() == ["203.0.113.7"]
+    assert window.store.is_banned("203.0.113.7")
+    assert window.ban_error.text() == ""
+
+
+def test_the_file_search_finds_what_peers_shared(qtbot, harness):
+    h = harness()
+    window = h.window
+    shared = [file("Aula 01 - Intro.mp4", BIG, H1), file("concert.mkv", 5, H2)]
+    h.join(8776, shared)
+    h.join(8777, [file("Aula 01 - Intro.mp4", BIG, H1), file("notes.txt", 5, H3)])
+    qtbot.waitUntil(lambda: window.counter("peers") == "2")
+    window.tabs.setCurrentWidget(window.files_page)
+    window.file_search.setText("AULA mp4")
+    qtbot.waitUntil(lambda: window.file_names() == ["Aula 01 - Intro.mp4"])
+    row = [window.file_model.index(0, column).data() for column in range(3)]
+    assert row == ["Aula 01 - Intro.mp4", "12.4 GB", "2"]
+    assert "1 file match" in window.file_note.text()
+
+    window.file_search.setText("")
+    window.run_file_search()
+    assert sorted(window.file_names()) == ["Aula 01 - Intro.mp4", "concert.mkv", "notes.txt"]
+    window.file_search.setText("nothing like this")
+    window.run_file_search()
+    assert window.file_names() == []
+    assert "No file name contains every word" in window.files_view.empty_text()
+
+
+def test_port_in_use_is_shown_in_the_window(qtbot, harness):
+    window = harness().window
+    window.stop_listening()
+    assert "Stopped" in window.listen_state_text()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert not window.start_listening("127.0.0.1", port)
+    assert "already in use" in window.listen_state_text()
+    assert str(port) in window.listen_state_text()
+    assert window.listen_button.text() == "Start"
+    assert window.host_edit.isEnabled()
+    qtbot.waitUntil(lambda: any("already in use" in m for m in window.log_pane.visible_messages()))
+    window.port_box.setValue(0)
+    qtbot.mouseClick(window.listen_button, Qt.MouseButton.LeftButton)
+    assert window.server.isListening()
+    assert "Listening on 127.0.0.1:" in window.listen_state_text()
+
+
+def test_stop_disconnects_every_peer(qtbot, harness):
+    h = harness()
+    client = h.join(8776, [file("a.mp4", 1, H1)])
+    h.wait_for_peer("127.0.0.1:8776")
+    qtbot.mouseClick(h.window.listen_button, Qt.MouseButton.LeftButton)
+    assert not h.window.server.isListening()
+    qtbot.waitUntil(client.is_closed)
+    h.wait_for_peer("127.0.0.1:8776", present=False)
+    assert "not listening" in h.window.peers_view.empty_text()
+
+
+def test_peer_filter_box(qtbot, harness):
+    h = harness()
+    h.join(8776, [])
+    h.join(8777, [])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.wait_for_peer("127.0.0.1:8777")
+    h.window.peer_filter.setText(":8777")
+    assert h.window.peer_proxy.rowCount() == 1
+    assert h.window.peer_count.text() == "1 of 2 online"
+    h.window.peer_filter.setText("nobody")
+    assert h.window.peer_proxy.rowCount() == 0
+    assert "No online peer matches" in h.window.peers_view.empty_text()
+
+
+def test_a_burst_of_joins_and_leaves_is_applied_incrementally(qtbot, harness):
+    """Signals as the server emits them; a peer that comes and goes between ticks is skipped."""
+    window = harness().window
+    server, store, model = window.server, window.store, window.peer_model
+    window.server.close()  # no real peers in this test
+    ids = [store.add_peer("10.0.0.1", 1000 + n, "bulk/1", []) for n in range(600)]
+    inserted = []
+    model.rowsInserted.connect(lambda _parent, first, last: inserted.append(last - first + 1))
+    with qtbot.assertNotEmitted(model.modelReset):
+        for peer_id in ids:
+            server.peer_joined.emit(peer_id, "10.0.0.1:x", 0)
+        for peer_id in ids[:100]:  # gone before the table saw them
+            store.remove_peer(peer_id)
+            server.peer_left.emit(peer_id, "10.0.0.1:x")
+        qtbot.waitUntil(lambda: model.rowCount() == 500)
+        assert sum(inserted) == 500
+        for peer_id in ids[100:400:2]:
+            store.remove_peer(peer_id)
+            server.peer_left.emit(peer_id, "10.0.0.1:x")
+        qtbot.waitUntil(lambda: model.rowCount() == 350)
+    assert sorted(model.peer_ids()) == sorted(record.peer_id for record in store.peers())
+    assert all(model.row_of(peer_id) == row for row, peer_id in enumerate(model.peer_ids()))
+
+
+def test_log_pane_takes_records_from_any_thread_and_filters_them(qtbot, harness):
+    window = harness().window
+    pane = window.log_pane
+    logger = logging.getLogger("napster.test")
+    worker = threading.Thread(target=logger.warning, args=("disk nearly full on \x1b[31m",))
+    worker.start()
+    worker.join()
+    logger.info("an ordinary line")
+    qtbot.waitUntil(lambda: "an ordinary line" in pane.visible_messages())
+    assert "disk nearly full on \\x1b[31m" in pane.visible_messages()
+    pane.level_box.setCurrentIndex(1)  # warnings and errors
+    assert "an ordinary line" not in pane.visible_messages()
+    assert "disk nearly full on \\x1b[31m" in pane.visible_messages()
+    pane.level_box.setCurrentIndex(0)
+    pane.filter_edit.setText("ORDINARY")
+    qtbot.waitUntil(lambda: pane.visible_messages() == ["an ordinary line"])
+    pane.follow_box.setChecked(False)
+    logger.info("after pausing")
+    pane.filter_edit.setText("")
+    qtbot.waitUntil(lambda: "after pausing" in pane.visible_messages())
+
+
+def test_log_buffer_and_table_are_capped():
+    buffer = LogBuffer(capacity=3)
+    handler = QtLogHandler(buffer)
+    for n in range(5):
+        handler.emit(logging.LogRecord("napster.x", logging.INFO, "", 0, f"line {n}", None, None))
+    entries = buffer.take_new()
+    assert [entry.message for entry in entries] == ["line 2", "line 3", "line 4"]
+    assert buffer.take_new() == []
+    model = LogTableModel(capacity=4)
+    model.append(entries)
+    model.append([LogEntry(0.0, logging.INFO, "INFO", "x", f"more {n}") for n in range(3)])
+    assert model.messages() == ["line 4", "more 0", "more 1", "more 2"]
+
+
+def test_request_rates_cover_the_last_minute():
+    stats = TrafficStats()
+    stats.note_request("JOIN", 1000.0)
+    stats.note_request("JOIN", 1030.5)
+    stats.note_request("SEARCH", 1059.0)
+    assert stats.per_minute("JOIN", 1059.9) == 2
+    assert stats.per_minute("JOIN", 1061.0) == 1
+    assert stats.per_minute(None, 1061.0) == 2
+    assert stats.sample(1061.0, peers=7).requests_per_minute == 2
+
+
+def test_napster_server_without_flags_builds_the_admin_window(qtbot, isolated_home):
+    window = build_admin_window(parse_args([]))
+    try:
+        assert isinstance(window, AdminWindow)
+        assert window.host_edit.text() == "0.0.0.0"
+        assert window.port_box.value() == 1099
+        database = Path(window.database_label.text().removeprefix("Index database: "))
+        assert database.name == "index.sqlite3" and isolated_home in database.parents
+        # Port 1099 may be taken on this machine: then the window says so instead of failing.
+        state = window.listen_state_text()
+        assert "Listening on 0.0.0.0:1099" in state or "already in use" in state
+    finally:
+        window.shutdown()
+        window.store.close()
+
+
+def test_command_line_options_set_the_window_and_it_listens_at_once(qtbot, tmp_path):
+    args = parse_args(["--host", "127.0.0.1", "--port", "0", "--db", str(tmp_path / "i.db")])
+    window = build_admin_window(args)
+    try:
+        assert window.server.isListening()
+        assert (
+            window.listen_state_text() == f"● Listening on 127.0.0.1:{window.server.serverPort()}"
+        )
+        assert not window.host_edit.isEnabled()
+        assert (tmp_path / "i.db").exists()
+    finally:
+        window.shutdown()
+        window.store.close()

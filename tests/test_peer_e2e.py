@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_share_search_download_and_become_a_source(qtbot, index_server, make_pee
         b.download(results[0])
     downloaded = done.args[1]
     original = a.config.share_dir / "aula.mp4"
-    assert open(downloaded, "rb").read() == original.read_bytes()
+    assert Path(downloaded).read_bytes() == original.read_bytes()
 
     # B announced the file: a third peer now finds both A and B and can download from B alone.
     qtbot.waitUntil(lambda: indexed(index_server, "aula.mp4") == 2, timeout=10000)

@@ -133,8 +133,24 @@ def _visible_inside(real_dir: str, roots: Sequence[str]) -> bool:
     return False
 
 
+def _is_excluded(real: str, roots: Sequence[str], excluded: frozenset[str]) -> bool:
+    """True for an excluded file, or a file inside an excluded folder below a shared root.
+
+    An excluded folder that is a root or holds one excludes only the files named in it.
+    """
+    path = real
+    while path not in roots:
+        if path in excluded:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return False
+
+
 def _file_allowed(real: str, roots: Sequence[str], excluded: frozenset[str]) -> bool:
-    if real in excluded or is_private_name(os.path.basename(real)):
+    if _is_excluded(real, roots, excluded) or is_private_name(os.path.basename(real)):
         return False
     return _visible_inside(os.path.dirname(real), roots)
 
@@ -212,7 +228,7 @@ def _walk(
                 elif stat.S_ISREG(entry_stat.st_mode) and not is_private_name(entry.name):
                     if linked and not _file_allowed(real, roots, excluded):
                         continue
-                    if real not in excluded:
+                    if not _is_excluded(real, roots, excluded):
                         result.files[real] = _Stat.of(entry_stat)
     return result
 
@@ -402,6 +418,7 @@ class Library(QObject):
         excluded_files: Sequence[os.PathLike[str] | str] = (),
         rescan_interval_ms: int = PERIODIC_RESCAN_MS,
     ) -> None:
+        """``excluded_files`` are never shared; a folder among them, nothing inside it."""
         super().__init__(parent)
         if pool is None:
             pool = QThreadPool(self)

@@ -17,6 +17,7 @@ from app.network import protocol as p
 from app.network.file_pump import Timeouts
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadLimits, UploadServer
+from app.settings import Settings
 from app.transfers import TransferManager
 
 log = logging.getLogger("napster.peer")
@@ -88,7 +89,15 @@ class PeerNode(QObject):
             self._shared_folders(),
             data_dir / "hashes.sqlite3",
             parent=self,
-            excluded_files=[queue_path, queue_path.with_name("queue.json.napster-tmp")],
+            # The peer's own data folder (queue, hash cache, a damaged queue set aside) and
+            # its settings file are never shared, even from inside a shared folder.
+            excluded_files=[
+                queue_path,
+                queue_path.with_name("queue.json.napster-tmp"),
+                queue_path.with_name("queue.json.bad"),
+                data_dir,
+                Settings.for_app().fileName(),
+            ],
         )
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
         self.client = IndexClient(

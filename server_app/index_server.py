@@ -7,10 +7,14 @@ the admin window) and the ``napster.server`` logger.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 import json
 import logging
+import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -29,6 +33,12 @@ MAX_PENDING_WRITE = 4 * 1024 * 1024
 TOUCH_INTERVAL = 30.0
 #: How many file names a JOIN log line shows before it says "and N more".
 LOGGED_NAMES = 10
+#: A request line unfinished after ``request_timeout`` must at least have grown this much.
+MIN_LINE_PROGRESS = 64 * 1024
+#: Bytes Qt may hold for a connection we are not reading (its SEARCH waits for its turn).
+READ_BUFFER = 1024 * 1024
+#: How long (seconds) the SEARCH queue remembers that a connection had to wait.
+SEARCH_MEMORY = 3.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,8 @@ class ServerLimits:
 
     join_timeout: float = 10.0
     idle_timeout: float = 90.0
+    #: A started line must finish within this (a big one: grow by MIN_LINE_PROGRESS per period).
+    request_timeout: float = 10.0
     max_connections_per_ip: int = 32
     max_files_per_peer: int = 200_000
 
@@ -105,6 +117,14 @@ class PeerSession(QObject):
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
         self._closing = False
         self._finished = False
+        #: Requests read but not answered yet, in order; a SEARCH at the head waits its turn.
+        self._held: deque[p.Message | p.ProtocolError] = deque()
+        self._search_granted = False
+        #: Seconds this connection's SEARCHes waited in the queue lately (decaying).
+        self.search_waited = 0.0
+        self.search_waited_at = 0.0
+        self.search_queued_at = 0.0
+        socket.setReadBufferSize(READ_BUFFER)
 
         self._join_timer = _single_shot_timer(self)
         self._join_timer.timeout.connect(self._on_join_timeout)
@@ -112,6 +132,12 @@ class PeerSession(QObject):
         self._idle_timer = _single_shot_timer(self)
         self._idle_timer.timeout.connect(self._on_idle_timeout)
         self._idle_timer.start(int(server.limits.idle_timeout * 1000))
+        # A client trickling a line byte by byte keeps the idle timer happy, not this one.
+        self._line_timer = _single_shot_timer(self)
+        self._line_timer.setInterval(int(server.limits.request_timeout * 1000))
+        self._line_timer.timeout.connect(self._on_line_timeout)
+        self._line_mark = 0
+        self._line_started = False  # a line deadline runs for the unfinished line
         # Gives a closing connection a few seconds to flush its last replies.
         self._abort_timer = _single_shot_timer(self)
         self._abort_timer.timeout.connect(self._abort_socket)
@@ -137,6 +163,7 @@ class PeerSession(QObject):
         self._closing = True
         self._join_timer.stop()
         self._idle_timer.stop()
+        self._line_timer.stop()
         self._forget_peer()
         if flush and self.socket.state() == QAbstractSocket.SocketState.ConnectedState:
             self.socket.disconnectFromHost()
@@ -163,6 +190,7 @@ class PeerSession(QObject):
             self._closing = True
             self._join_timer.stop()
             self._idle_timer.stop()
+            self._line_timer.stop()
             self._forget_peer()
         self._finish()
 
@@ -180,11 +208,33 @@ class PeerSession(QObject):
             self.close()
 
     def _on_idle_timeout(self) -> None:
+        if self._held:  # the client is waiting for us, not the other way round
+            self._idle_timer.start()
+            return
         log.info("Closing %s: idle for %.0f s", self.peer_label, self.server.limits.idle_timeout)
         self.close()
 
+    def _on_line_timeout(self) -> None:
+        self._on_ready_read()  # bytes that already arrived count
+        if self._closing or not self._line_started or self._line_timer.isActive():
+            return  # closed, or the line finished (and a new one has its own deadline)
+        if self._held:  # we are not reading (a SEARCH waits its turn): not the client's fault
+            self._line_timer.start()
+            return
+        if self._reader.buffered - self._line_mark >= MIN_LINE_PROGRESS:
+            self._line_mark = self._reader.buffered  # a big line still coming in: allow more
+            self._line_timer.start()
+            return
+        log.info(
+            "Closing %s: a request line still unfinished after %.0f s",
+            self.peer_label,
+            self.server.limits.request_timeout,
+        )
+        self.close()
+
     def _on_ready_read(self) -> None:
-        while not self._closing and self.socket.bytesAvailable() > 0:
+        completed = False
+        while not self._closing and not self._held and self.socket.bytesAvailable() > 0:
             data = bytes(self.socket.read(READ_CHUNK).data())
             if not data:
                 break
@@ -192,16 +242,46 @@ class PeerSession(QObject):
             try:
                 messages = self._reader.feed(data)
             except p.ProtocolError as exc:
-                for message in exc.preceding:
-                    self._dispatch(message)
-                self._fail(exc)
+                self._held.extend([*exc.preceding, exc])
+                self._answer_held()
                 return
-            for message in messages:
-                self._dispatch(message)
-                if self._closing:
-                    return
+            completed = completed or bool(messages)
+            self._held.extend(messages)
+            self._answer_held()
+        if self._closing:
+            return
+        if not self._reader.buffered:
+            self._line_timer.stop()
+            self._line_started = False
+        elif completed or not self._line_started:
+            self._line_started = True
+            self._line_mark = self._reader.buffered
+            self._line_timer.start()
 
     # ------------------------------------------------------------ requests
+
+    def _answer_held(self) -> None:
+        """Answer held requests in order, until a SEARCH must wait for its turn."""
+        while self._held and not self._closing:
+            item = self._held[0]
+            if isinstance(item, p.Search) and self.peer_id is not None:
+                if not self._search_granted and not self.server.search_turn(self):
+                    return  # take_turn() carries on
+                self._search_granted = False
+            self._held.popleft()
+            if isinstance(item, p.ProtocolError):
+                self._fail(item)
+            else:
+                self._dispatch(item)
+
+    def take_turn(self) -> None:
+        """The server's scheduler says the SEARCH at the head may run now."""
+        if self._closing or not self._held:
+            return
+        self._search_granted = True
+        self._answer_held()
+        if not self._held:
+            self._on_ready_read()
 
     def _fail(self, error: p.ProtocolError) -> None:
         if self._closing:
@@ -336,6 +416,15 @@ class IndexServer(QTcpServer):
         self._touch_timer.setInterval(int(TOUCH_INTERVAL * 1000))
         self._touch_timer.timeout.connect(self.flush_last_seen)
         self._touch_timer.start()
+        # When SEARCHes pile up, one that searches now and then goes before those that
+        # search non-stop (see search_turn); each is answered, none is refused.
+        self._searches: list[tuple[float, int, PeerSession]] = []
+        self._search_order = itertools.count()
+        self._search_running = False
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(0)
+        self._search_timer.timeout.connect(self._next_search)
         self.newConnection.connect(self._on_new_connection)
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
@@ -349,14 +438,58 @@ class IndexServer(QTcpServer):
             else:
                 reason = self.errorString()
             raise ServerStartError(f"cannot listen on {host}:{port}: {reason}")
+        self._touch_timer.start()
         log.info("Index server listening on %s:%d", host, self.serverPort())
         return self.serverPort()
 
     def stop(self) -> None:
         """Stop listening and close every connection (peers leave the index)."""
         self.close()
+        self._searches.clear()
+        self._search_timer.stop()
+        # No timer may outlive stop(): a stopped server can then be freed on any thread.
+        self._touch_timer.stop()
         for session in list(self.sessions):
             session.close(flush=False)
+        self._reaper.stop()
+        self._closed_sessions.clear()
+
+    def search_turn(self, session: PeerSession) -> bool:
+        """True when ``session`` may SEARCH now; else it is queued and take_turn() follows.
+
+        At most one SEARCH per event-loop pass runs outside the queue, so other requests
+        are read in between. The queue is first come, first served, except that a request
+        counts as made later by the seconds its connection spent waiting lately (at most
+        about SEARCH_MEMORY): a connection that always has a SEARCH waiting yields to one
+        that searches now and then, which is then answered within a SEARCH or two.
+        """
+        if not self._searches and not self._search_running:
+            self._search_running = True
+            self._search_timer.start()
+            return True
+        now = time.monotonic()
+        waited = session.search_waited * math.exp((session.search_waited_at - now) / SEARCH_MEMORY)
+        session.search_queued_at = now
+        heapq.heappush(self._searches, (now + waited, next(self._search_order), session))
+        if not self._search_timer.isActive():
+            self._search_timer.start()
+        return False
+
+    def _next_search(self) -> None:
+        self._search_running = False
+        while self._searches:
+            _, _, session = heapq.heappop(self._searches)
+            if session in self.sessions:
+                now = time.monotonic()
+                session.search_waited = session.search_waited * math.exp(
+                    (session.search_waited_at - now) / SEARCH_MEMORY
+                ) + (now - session.search_queued_at)
+                session.search_waited_at = now
+                self._search_running = True
+                session.take_turn()
+                break
+        if self._searches or self._search_running:
+            self._search_timer.start()
 
     def flush_last_seen(self) -> None:
         """Write the pending last_seen times to the store in one transaction."""

@@ -240,6 +240,9 @@ class IndexStore:
         self.max_files_per_peer = max_files_per_peer
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None, cached_statements=256)
         self._addresses: dict[int, PeerAddress] | None = None
+        #: Peer ids whose address an older peer id also has (a JOIN on a new connection
+        #: before the server noticed the old one drop): listed once in results.
+        self._repeated: set[int] = set()
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
         except BaseException:
@@ -633,20 +636,23 @@ class IndexStore:
                 after=(exclude,),
             )
         )
-        seen: set[tuple[bytes, PeerAddress]] = set()
+        repeated = self._repeated
         for hash_, peer_id in rows:
-            # A peer that JOINed again on a new connection before the server noticed its
-            # old one drop holds two peer ids for one address: list the address once.
             address = addresses[peer_id]
-            if (hash_, address) not in seen:
-                seen.add((hash_, address))
+            if peer_id not in repeated or address not in holders[hash_]:
                 holders[hash_].append(address)
         return holders
 
     def _peer_addresses(self) -> dict[int, PeerAddress]:
         if self._addresses is None:
-            rows = self._db.execute("SELECT peer_id, host, port FROM peers")
-            self._addresses = {peer_id: PeerAddress(host, port) for peer_id, host, port in rows}
+            rows = self._db.execute("SELECT peer_id, host, port FROM peers ORDER BY peer_id")
+            self._addresses = {}
+            first: dict[PeerAddress, int] = {}
+            for peer_id, host, port in rows:
+                address = PeerAddress(host, port)
+                self._addresses[peer_id] = address
+                first.setdefault(address, peer_id)
+            self._repeated = {i for i, a in self._addresses.items() if first[a] != i}
         return self._addresses
 
     def _select_in(

@@ -84,6 +84,8 @@ class Timeouts:
     connect: float = 10.0
     stall: float = 20.0
     tick: float = 0.25  # how often a blocked read checks for pause/cancel
+    #: Bytes a source must send per ``stall`` period while we wait: a trickle is a stall too.
+    min_progress: int = 64 * 1024
 
 
 # ------------------------------------------------------------------ piece state
@@ -165,6 +167,8 @@ class SourceConnection:
         self.stop = stop
         self.inbox = bytearray()
         self.next_id = 1
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
         try:
             self.sock = socket.create_connection(
                 (address.host, address.port), timeout=timeouts.connect
@@ -195,7 +199,20 @@ class SourceConnection:
                 raise SourceFailed(f"connection lost: {exc.strerror or exc}") from None
             if n == 0:
                 raise SourceFailed("the source closed the connection")
+            self._check_progress(n)
             return n
+
+    def _check_progress(self, received: int) -> None:
+        """Drop a source that sends, but less than ``min_progress`` bytes per stall period."""
+        self._window_bytes += received
+        now = time.monotonic()
+        if now - self._window_start < self.timeouts.stall:
+            return
+        if self._window_bytes < self.timeouts.min_progress:
+            raise SourceFailed(
+                f"too slow: {self._window_bytes} bytes in {now - self._window_start:.0f} s"
+            )
+        self._window_start, self._window_bytes = now, 0
 
     def request(self, message: p.Message) -> p.Message:
         self.sock.settimeout(self.timeouts.stall)
@@ -385,9 +402,14 @@ class PieceDownloader:
         except FileNotFoundError:
             state.verified = bytearray(state.count)
             return
-        candidates = (
-            range(state.count) if rebuild else [i for i in range(state.count) if state.verified[i]]
-        )
+        if rebuild:
+            candidates: list[int] | range = range(state.count)
+        else:
+            marked = [i for i in range(state.count) if state.verified[i]]
+            # Pieces verified after the state was last saved (then a crash) lie past the last
+            # one it marks: pieces are fetched in order. Check those too, not fetch them again.
+            after = marked[-1] + 1 if marked else 0
+            candidates = [*marked, *range(after, state.count)]
         state.verified = bytearray(state.count)
         for index in candidates:
             if self.stop.is_set():

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ class UploadConnection:
             )
             return
         try:
-            file = open(shared.path, "rb")  # noqa: SIM115 - closed below, after sendfile
+            file = _open_regular(shared.path)
         except OSError:
             self.server.catalog.mark_changed(shared)
             self.send(
@@ -225,8 +226,12 @@ class UploadConnection:
             )
             return
         with file:
-            stat = os.fstat(file.fileno())
-            if stat.st_size != shared.size or stat.st_mtime_ns != shared.mtime_ns:
+            st = os.fstat(file.fileno())
+            if (
+                not stat.S_ISREG(st.st_mode)
+                or st.st_size != shared.size
+                or st.st_mtime_ns != shared.mtime_ns
+            ):
                 self.server.catalog.mark_changed(shared)
                 self.send(
                     p.Error(
@@ -402,6 +407,17 @@ class UploadServer(QTcpServer):
         )
         self.upload_started.emit(upload_id, connection.remote, shared.name, offset, length)
         return upload_id
+
+
+def _open_regular(path: Path):
+    """Open a shared file for reading without following a final symlink or blocking.
+
+    The file may have been swapped since the catalog checked it: a link is refused
+    (ELOOP) and a pipe opens at once, so fstat can refuse it instead of a read hanging.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    return os.fdopen(fd, "rb")
 
 
 def _plain_ip(host: str) -> str:

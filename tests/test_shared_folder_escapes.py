@@ -1,0 +1,227 @@
+"""Nothing outside the shared index is served, asked for by hash over a real socket.
+
+A real ``Library`` (or a whole ``PeerNode``) with its ``UploadServer``: a symlink leading out
+of the shared folder, a file that is not a regular file (also when one is swapped in between
+the server's check and its open), and the peer's own settings, queue and databases kept inside
+the shared folder are never served; a plain shared file still is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings
+
+from app.library import Library
+from app.network import protocol as p
+from app.network.pieces import hash_file
+from app.network.upload_server import UploadServer
+from app.peer import PeerConfig, PeerNode
+from app.settings import Settings
+from tests.test_fuzz_index_server import wait_until
+from tests.test_fuzz_upload_server import RawWire
+
+WAIT_MS = 10_000
+
+
+def ask(qtbot, port: int, request: p.Message) -> dict:
+    """One request on a fresh connection; the reply line."""
+    wire = RawWire(port)
+    try:
+        wire.send(p.encode(request))
+        wait_until(qtbot, wire.has_line, timeout=5)
+        return wire.pop_line()
+    finally:
+        wire.close()
+
+
+def served(qtbot, port: int, file_hash: str) -> bool:
+    """True when PIECES and DOWNLOAD both answer; False when both are NOT_FOUND."""
+    pieces = ask(qtbot, port, p.Pieces(id=1, hash=file_hash))
+    download = ask(qtbot, port, p.Download(id=2, hash=file_hash))
+    if pieces["op"] == "PIECES_OK" and download["op"] == "DOWNLOAD_OK":
+        return True
+    assert pieces["code"] == download["code"] == "NOT_FOUND", (pieces, download)
+    return False
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def library_server(qtbot, tmp_path):
+    """Start a Library over ``tmp_path/share`` and an UploadServer serving it."""
+    made = []
+
+    def start() -> tuple[Library, UploadServer]:
+        library = Library([tmp_path / "share"], tmp_path / "state" / "hashes.db", debounce_ms=50)
+        uploads = UploadServer(library)
+        uploads.start("127.0.0.1", 0)
+        made.append((library, uploads))
+        with qtbot.waitSignal(library.hashing_finished, timeout=WAIT_MS):
+            library.start()
+        return library, uploads
+
+    yield start
+    for library, uploads in made:
+        uploads.stop()
+        library.stop()
+
+
+def swap_after_check(monkeypatch, library: Library, swap) -> None:
+    """Run ``swap(path)`` right after the server's is_unchanged check said yes (a race)."""
+    check = library.is_unchanged
+
+    def check_then_swap(shared) -> bool:
+        unchanged = check(shared)
+        if unchanged:
+            swap(shared.path)
+        return unchanged
+
+    monkeypatch.setattr(library, "is_unchanged", check_then_swap)
+
+
+def test_symlinks_leading_out_are_never_served(qtbot, tmp_path, library_server, monkeypatch):
+    share = tmp_path / "share"
+    secret = write(tmp_path / "outside" / "secret.txt", b"a private letter")
+    write(share / "visible.txt", b"for everyone")
+    write(share / "twin.txt", b"for everyone too")
+    (share / "link-out.txt").symlink_to(secret)
+    (share / "folder-out").symlink_to(secret.parent, target_is_directory=True)
+    library, uploads = library_server()
+    port = uploads.serverPort()
+
+    assert {shared.name for shared in library.files()} == {"visible.txt", "twin.txt"}
+    assert not served(qtbot, port, hash_file(secret).hash)
+    visible = next(s for s in library.files() if s.name == "visible.txt")
+    assert served(qtbot, port, visible.hash)
+
+    # The shared file becomes a link to an outside file of the same size and time.
+    mtime_ns = visible.path.stat().st_mtime_ns
+    lookalike = write(tmp_path / "outside" / "lookalike.txt", b"private text")
+    os.utime(lookalike, ns=(mtime_ns, mtime_ns))
+    visible.path.unlink()
+    visible.path.symlink_to(lookalike)
+    assert not served(qtbot, port, visible.hash)
+
+    # The same swap between the server's check and its open.
+    twin = next(s for s in library.files() if s.name == "twin.txt")
+    twin_mtime = twin.path.stat().st_mtime_ns
+    lookalike.write_bytes(b"private text too")  # the twin's size
+    os.utime(lookalike, ns=(twin_mtime, twin_mtime))
+
+    def to_link(path: Path) -> None:
+        path.unlink()
+        path.symlink_to(lookalike)
+
+    swap_after_check(monkeypatch, library, to_link)
+    reply = ask(qtbot, port, p.Download(id=3, hash=twin.hash))
+    assert reply["op"] == "ERROR" and reply["code"] == "NOT_FOUND", reply
+
+
+def test_files_that_are_not_regular_are_never_served(qtbot, tmp_path, library_server, monkeypatch):
+    share = tmp_path / "share"
+    write(share / "song.mp3", b"la la la")
+    os.mkfifo(share / "pipe.mp4")
+    write(share / "other.mp3", b"tra la la")
+    library, uploads = library_server()
+    port = uploads.serverPort()
+    assert {shared.name for shared in library.files()} == {"song.mp3", "other.mp3"}
+
+    # A shared file replaced by a pipe: refused at once, nobody blocks on the pipe.
+    song = next(s for s in library.files() if s.name == "song.mp3")
+    song.path.unlink()
+    os.mkfifo(song.path)
+    assert not served(qtbot, port, song.hash)
+
+    # The same swap between the server's check and its open.
+    other = next(s for s in library.files() if s.name == "other.mp3")
+
+    def to_pipe(path: Path) -> None:
+        path.unlink()
+        os.mkfifo(path)
+
+    swap_after_check(monkeypatch, library, to_pipe)
+    reply = ask(qtbot, port, p.Download(id=3, hash=other.hash))
+    assert reply["op"] == "ERROR" and reply["code"] == "NOT_FOUND", reply
+    wait_until(qtbot, lambda: uploads.connection_count == 0, timeout=5)
+
+
+def start_peer(qtbot, share: Path, downloads: Path, data_dir: Path) -> PeerNode:
+    """A whole peer (no index server to reach) once it has hashed its shared folders."""
+    config = PeerConfig(
+        server_host="127.0.0.1",
+        server_port=1,
+        share_dir=share,
+        download_dir=downloads,
+        listen_host="127.0.0.1",
+        listen_port=0,
+        data_dir=data_dir,
+    )
+    node = PeerNode(config, min_backoff=60)
+    node.start()
+    qtbot.waitUntil(
+        lambda: not node.library.is_hashing and bool(node.library.files()), timeout=WAIT_MS
+    )
+    return node
+
+
+@pytest.fixture
+def settings_in():
+    """Put the user's settings folder at the given path, with the names main() sets."""
+    old_names = QCoreApplication.organizationName(), QCoreApplication.applicationName()
+    ini, user = QSettings.Format.IniFormat, QSettings.Scope.UserScope
+    old_folder = Path(QSettings(ini, user, "o", "a").fileName()).parent.parent
+    QCoreApplication.setOrganizationName("NapsterP2P")
+    QCoreApplication.setApplicationName("napster-peer")
+    yield lambda folder: QSettings.setPath(ini, user, str(folder))
+    QSettings.setPath(ini, user, str(old_folder))
+    QCoreApplication.setOrganizationName(old_names[0])
+    QCoreApplication.setApplicationName(old_names[1])
+
+
+def test_own_settings_queue_and_databases_are_never_served(qtbot, tmp_path, settings_in):
+    share = tmp_path / "share"
+    data_dir, downloads, config = share / "napster-data", share / "downloads", share / "config"
+    # The user shares a folder that also holds the peer's data, downloads and settings.
+    settings_in(config)
+    settings = Settings()
+    settings.server_address = "10.1.2.3:1099"
+    settings.sync()
+    assert Path(settings.fileName()).is_relative_to(share)
+    write(share / "visible.txt", b"for everyone")
+    write(data_dir / "queue.json", b"{ damaged")  # set aside as queue.json.bad at start
+    write(downloads / "film.mkv.part", b"half a film")
+    write(downloads / "film.mkv.part.napster-state", b"{}")
+    node = start_peer(qtbot, share, downloads, data_dir)
+    try:
+        port = node.listen_port
+        private = [path for path in share.rglob("*") if path.is_file()]
+        private.remove(share / "visible.txt")
+        names = {path.name for path in private}
+        assert {"queue.json.bad", "hashes.sqlite3", "napster-peer.ini", "film.mkv.part"} <= names
+        assert [shared.name for shared in node.library.files()] == ["visible.txt"]
+        assert [info.name for info in node.library.infos()] == ["visible.txt"]
+        for path in private:
+            assert not served(qtbot, port, hash_file(path).hash), path
+        assert served(qtbot, port, node.library.files()[0].hash)
+    finally:
+        node.stop()
+
+
+def test_a_data_folder_that_is_the_shared_folder_still_shares_the_rest(qtbot, tmp_path):
+    share = tmp_path / "share"
+    write(share / "visible.txt", b"for everyone")
+    write(share / "queue.json", b'{"version": 1, "transfers": []}')
+    node = start_peer(qtbot, share, share, data_dir=share)
+    try:
+        assert [shared.name for shared in node.library.files()] == ["visible.txt"]
+        for own in ("queue.json", "hashes.sqlite3"):
+            assert not served(qtbot, node.listen_port, hash_file(share / own).hash), own
+    finally:
+        node.stop()

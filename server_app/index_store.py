@@ -7,7 +7,7 @@ Two databases on one connection:
 
 - ``main`` (the file given, WAL mode) holds ``bans``, the only data kept across
   restarts.
-- ``live`` is a private temporary database (``ATTACH ''``) for everything that is
+- ``live`` is a private in-memory database (``ATTACH ':memory:'``) for everything that is
   only true while the server runs, so a restart starts with no peer online (they
   JOIN again) without deleting anything, and no write waits for a journal sync:
 
@@ -222,10 +222,9 @@ class IndexStore:
     """Peers, their shared files and bans, in one SQLite database with an FTS5 name index.
 
     ``path`` is the database file for bans (opened in WAL mode) or ``":memory:"``;
-    peers and files live in a private temporary database, so every run starts with
-    none. ``cache_mib`` caps the memory that one holds before it spills to a
-    temporary file (a million entries take about 450 MiB). Every change is one
-    transaction: a failure (including ``IndexLimitError``) leaves nothing half done.
+    peers and files live in a private in-memory database, so every run starts with
+    none (a million entries take about 450 MiB). ``cache_mib`` is its page cache.
+    Every change is one transaction: a failure (including ``IndexLimitError``) leaves nothing half done.
     ``hash`` values must be 64 hexadecimal characters (``ValueError`` if not).
     Changing the files of an unknown peer id raises ``KeyError``.
     """
@@ -254,9 +253,10 @@ class IndexStore:
         if not in_memory:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-        # The live index is a private temporary database: nothing to clear after a
-        # restart, no journal to sync, and it spills to a temporary file when it is large.
-        db.execute("ATTACH DATABASE '' AS live")
+        # The live index is a private in-memory database: nothing to clear after a restart,
+        # no journal to sync. (A temporary file database made every commit pay for its whole
+        # page cache: 3 ms per one-row UPDATE at 300k files, 0.01 ms in memory.)
+        db.execute("ATTACH DATABASE ':memory:' AS live")
         db.execute(f"PRAGMA live.cache_size = {-1024 * cache_mib}")
         # The rollback journal is only needed to undo a transaction, never after a crash.
         db.execute("PRAGMA live.journal_mode = MEMORY")

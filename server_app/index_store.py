@@ -224,7 +224,8 @@ class IndexStore:
     ``path`` is the database file for bans (opened in WAL mode) or ``":memory:"``;
     peers and files live in a private in-memory database, so every run starts with
     none (a million entries take about 450 MiB). ``cache_mib`` is its page cache.
-    Every change is one transaction: a failure (including ``IndexLimitError``) leaves nothing half done.
+    Every change is one transaction: a failure (including ``IndexLimitError``) leaves
+    nothing half done.
     ``hash`` values must be 64 hexadecimal characters (``ValueError`` if not).
     Changing the files of an unknown peer id raises ``KeyError``.
     """

@@ -8,8 +8,9 @@ peer must still be answered correctly.
 
 CI runs a small budget. The long run (documented in docs/RELIABILITY.md)::
 
-    NAPSTER_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest -q -p no:cacheprovider \
-        tests/test_fuzz_index_server.py tests/test_fuzz_upload_server.py --timeout 0
+    NAPSTER_FUZZ_EXAMPLES=1000 .venv/bin/python -m pytest -q -p no:cacheprovider \
+        tests/test_fuzz_index_server.py tests/test_fuzz_upload_server.py \
+        --timeout 0 -o faulthandler_timeout=0
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from app.network import protocol as p
 from app.network.upload_server import UploadLimits, UploadServer
 from tests.catalog import Catalog
-from tests.test_fuzz_index_server import fuzz_settings, wait_until
+from tests.test_fuzz_index_server import fuzz_settings, wait_until, with_id
 from tests.test_transfer import PIECE, make_file
 
 SLOTS = 2
@@ -371,10 +371,6 @@ class UploadServerMachine(RuleBasedStateMachine):
             ],
         )
         self._drop(probe)
-
-
-def with_id(obj: dict, request_id: int | None) -> dict:
-    return obj if request_id is None else {**obj, "id": request_id}
 
 
 def test_upload_server_survives_random_request_sequences(qtbot, tmp_path_factory):

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -405,6 +405,8 @@ class IndexServer(QTcpServer):
         self.limits = limits or ServerLimits()
         store.max_files_per_peer = self.limits.max_files_per_peer
         self.sessions: set[PeerSession] = set()
+        #: open sessions per IP address (counted, not scanned, for each new connection)
+        self._sessions_per_ip: Counter[str] = Counter()
         self._closed_sessions: list[PeerSession] = []
         self._reaper = QTimer(self)
         self._reaper.setSingleShot(True)
@@ -532,8 +534,7 @@ class IndexServer(QTcpServer):
             if self.store.is_banned(ip):
                 self._refuse(socket, ip, "this address is banned from the index")
                 continue
-            same_ip = sum(1 for s in self.sessions if s.ip == ip)
-            if same_ip >= self.limits.max_connections_per_ip:
+            if self._sessions_per_ip[ip] >= self.limits.max_connections_per_ip:
                 self._refuse(
                     socket,
                     ip,
@@ -544,9 +545,14 @@ class IndexServer(QTcpServer):
             session = PeerSession(self, socket)
             session.closed.connect(self._on_session_closed)
             self.sessions.add(session)
+            self._sessions_per_ip[ip] += 1
 
     def _on_session_closed(self, session: PeerSession) -> None:
-        self.sessions.discard(session)
+        if session in self.sessions:
+            self.sessions.discard(session)
+            self._sessions_per_ip[session.ip] -= 1
+            if self._sessions_per_ip[session.ip] <= 0:
+                del self._sessions_per_ip[session.ip]
         self._closed_sessions.append(session)
         self._reaper.start()
 

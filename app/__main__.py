@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
 
 from app.network.protocol import DEFAULT_PEER_PORT
+from app.runtime import package_version, setup_logging
 
 ORGANIZATION = "NapsterP2P"
 APPLICATION = "napster-peer"
-
-
-def package_version() -> str:
-    try:
-        return version("napster-p2p")
-    except PackageNotFoundError:
-        return "0.0.0+source"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,14 +63,6 @@ def config_from_args(args: argparse.Namespace):
     if args.data_dir:
         config.data_dir = args.data_dir.expanduser().resolve()
     return config
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
 
 
 def run_headless(args: argparse.Namespace) -> int:

@@ -5,26 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 
 from app.network.protocol import DEFAULT_SERVER_PORT
+from app.runtime import package_version, setup_logging
 
 if TYPE_CHECKING:
     from server_app.ui.admin_window import AdminWindow
 
 ORGANIZATION = "NapsterP2P"
 APPLICATION = "napster-server"
-
-
-def package_version() -> str:
-    try:
-        return version("napster-p2p")
-    except PackageNotFoundError:
-        return "0.0.0+source"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,14 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def default_db_path() -> Path:
     folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     return Path(folder) / "index.sqlite3"
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
 
 
 def open_store(db: Path | None):

@@ -259,7 +259,7 @@ class SettingsDialog(QDialog):
 
 
 def _version() -> str:
-    from app.__main__ import package_version
+    from app.runtime import package_version
 
     return package_version()
 

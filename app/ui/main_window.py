@@ -842,8 +842,8 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> PeerCo
 
 def run_window(args: argparse.Namespace) -> int:
     """``napster-peer``: first-run setup if needed, then the window until it closes."""
-    from app.__main__ import setup_logging
     from app.quit_signals import QuitOnSignals
+    from app.runtime import setup_logging
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationDisplayName("Napster P2P")

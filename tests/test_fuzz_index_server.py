@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -86,11 +85,8 @@ queries = st.sampled_from([*WORDS, "aula mp4", "  ", "*", "[", '"', "\x00"]) | s
 
 
 def wait_until(qtbot, predicate, timeout: float = 3.0) -> None:
-    """qtbot.waitUntil in 1 ms event-loop slices: a step makes several loopback round trips."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for the server"
-        qtbot.wait(1)
+    """Run the Qt loop until ``predicate`` holds (the server lives on this thread's loop)."""
+    qtbot.waitUntil(predicate, timeout=int(timeout * 1000))
 
 
 def fold(text: str) -> str:

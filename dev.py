@@ -56,9 +56,8 @@ def run_app(python: Path, extra: list[str]) -> int:
     server = subprocess.Popen(
         [str(python), "-m", "server_app", "--host", "127.0.0.1", "--port", "1099"], cwd=ROOT
     )
-    peer = subprocess.Popen(
-        [str(python), "-m", "app", "--server", "127.0.0.1:1099", *extra], cwd=ROOT
-    )
+    # No flags: the first run asks for the server (127.0.0.1:1099 by default) and the folders.
+    peer = subprocess.Popen([str(python), "-m", "app", *extra], cwd=ROOT)
     try:
         code = peer.wait()
         server.wait()

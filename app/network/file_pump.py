@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from app.filenames import STATE_SUFFIX, TMP_SUFFIX, free_name, is_inside
 from app.network import pieces as pc
 from app.network import protocol as p
+from app.units import human_size
 
 log = logging.getLogger("napster.download")
 
@@ -605,15 +606,6 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def human_size(size: float) -> str:
-    """1536 -> '1.5 KB' (decimal units, as file managers show them)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} PB"  # pragma: no cover
 
 
 # ------------------------------------------------------------------ Qt adapter

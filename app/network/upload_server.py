@@ -9,6 +9,7 @@ shared catalog are served, found by hash; a request never names a path.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -309,7 +310,7 @@ class UploadServer(QTcpServer):
         return self.serverPort()
 
     def set_slots(self, slots: int) -> None:
-        self.limits = UploadLimits(**{**self.limits.__dict__, "slots": max(1, slots)})
+        self.limits = dataclasses.replace(self.limits, slots=max(1, slots))
 
     @property
     def active_uploads(self) -> int:

@@ -5,17 +5,9 @@ from __future__ import annotations
 import time
 
 from app.network.protocol import printable
+from app.units import human_size
 
 __all__ = ["format_clock", "format_count", "human_size", "plain_text"]
-
-
-def human_size(size: float) -> str:
-    """Bytes in decimal units, as file managers show them: 12_400_000_000 -> '12.4 GB'."""
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(size) < 1000 or unit == "PB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_count(value: int) -> str:

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def read_line(sock: socket.socket, buffer: bytearray) -> dict:
     while b"\n" not in buffer:
         chunk = sock.recv(1 << 20)
         if not chunk:
-            raise ConnectionError("server closed")
+            raise ConnectionError("the server closed the connection")
         buffer += chunk
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
@@ -102,6 +103,34 @@ class KeepAlive:
                 sock.setblocking(True)
 
 
+def start_server(db: Path) -> tuple[subprocess.Popen, int, list[int]]:
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "server_app", "--headless"),
+            *("--host", "127.0.0.1", "--port", "0", "--db", str(db)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    port = None
+    for line in server.stdout:
+        if line.startswith("napster-server listening on"):
+            port = int(line.rsplit(":", 1)[1])
+            break
+    if port is None:
+        raise SystemExit("the server did not start")
+    lines = [0]
+
+    def drain() -> None:  # the server logs every request; its pipe must never fill
+        for _ in server.stdout:
+            lines[0] += 1
+
+    threading.Thread(target=drain, daemon=True).start()
+    return server, port, lines
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -119,33 +148,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.peers * 2 + 100)), hard))
 
     db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server_app",
-            "--headless",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    port = None
-    for line in server.stdout:
-        if line.startswith("napster-server listening on"):
-            port = int(line.rsplit(":", 1)[1])
-            break
-    # Keep the server's log (it never blocks on a full pipe this way).
-    log_path = db.with_name("server.log")
-    subprocess.Popen(["cat"], stdin=server.stdout, stdout=open(log_path, "w"))  # noqa: SIM115
-    print(f"server log: {log_path}", flush=True)
+    server, port, _log_lines = start_server(db)
     rng = random.Random(7)
     vocabulary = words(rng, 3000)
     baseline_rss = peak_rss_mb(server.pid)

@@ -32,7 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.index_bench import make_names, peak_rss_mb, words  # noqa: E402
+from tests.bench.index_bench import (  # noqa: E402
+    make_names,
+    peak_rss_mb,
+    read_line,
+    start_server,
+    words,
+)
 
 PER_ADDRESS = 25  # below the server's 32 connections per IP
 PROBE_BUDGET_MS = 200.0
@@ -52,52 +58,13 @@ class Peer:
         self.next_id = 1
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen, int, list[int]]:
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "server_app", "--headless"),
-            *("--host", "127.0.0.1", "--port", "0", "--db", str(db)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    port = None
-    for line in server.stdout:
-        if line.startswith("napster-server listening on"):
-            port = int(line.rsplit(":", 1)[1])
-            break
-    if port is None:
-        raise SystemExit("the server did not start")
-    lines = [0]
-
-    def drain() -> None:  # the server logs every request; its pipe must never fill
-        for _ in server.stdout:
-            lines[0] += 1
-
-    threading.Thread(target=drain, daemon=True).start()
-    return server, port, lines
-
-
-def read_reply(sock: socket.socket, buffer: bytearray) -> dict:
-    while b"\n" not in buffer:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\n")
-    buffer[:] = rest
-    return json.loads(line)
-
-
 def connect_and_join(port: int, index: int, files: list[dict]) -> socket.socket:
     source = f"127.0.0.{2 + index // PER_ADDRESS}"
     sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     join = {"op": "JOIN", "id": 0, "port": 6000 + index, "files": files}
     sock.sendall(json.dumps(join).encode() + b"\n")
-    reply = read_reply(sock, bytearray())
+    reply = read_line(sock, bytearray())
     if reply.get("op") != "JOIN_OK":
         raise SystemExit(f"JOIN refused: {reply}")
     return sock
@@ -113,7 +80,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
     sock.settimeout(REPLY_DEADLINE)
     buffer = bytearray()
     sock.sendall(b'{"op":"JOIN","id":0,"port":5999,"files":[]}\n')
-    read_reply(sock, buffer)
+    read_line(sock, buffer)
     rng = random.Random(99)
     request_id = 1
     begin = time.perf_counter()
@@ -123,7 +90,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
         sock.sendall(
             json.dumps({"op": "SEARCH", "id": request_id, "query": query}).encode() + b"\n"
         )
-        reply = read_reply(sock, buffer)
+        reply = read_line(sock, buffer)
         took = (time.perf_counter() - started) * 1000
         if reply.get("op") != "SEARCH_OK" or reply.get("id") != request_id:
             took = float("inf")

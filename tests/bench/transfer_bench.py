@@ -29,14 +29,11 @@ from pathlib import Path
 from blake3 import blake3
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.index_bench import peak_rss_mb  # noqa: E402
+
 MIB = 1024 * 1024
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def make_source(path: Path, size: int) -> None:

@@ -423,3 +423,20 @@ def test_arbitrary_json_objects_raise_only_protocol_errors(value, op):
     obj = {**obj, "op": op}
     with contextlib.suppress(p.ProtocolError):
         p.decode_line(json.dumps(obj).encode())
+
+
+search_results = st.lists(
+    st.builds(p.SearchResult, names, sizes, hashes, st.lists(peers, max_size=3).map(tuple)),
+    max_size=6,
+)
+
+
+@given(ids, search_results, st.integers(0, 2000))
+def test_encode_search_ok_is_encode_of_the_results_that_fit(request_id, results, room):
+    empty = len(p.encode(p.SearchOk(id=request_id)))
+    line, kept = p.encode_search_ok(request_id, results, max_line=empty + room)
+    assert line == p.encode(p.SearchOk(id=request_id, results=tuple(results[:kept])))
+    assert len(line) <= empty + room
+    if kept < len(results):  # the next one would not have fitted
+        longer = p.encode(p.SearchOk(id=request_id, results=tuple(results[: kept + 1])))
+        assert len(longer) > empty + room

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -572,6 +573,41 @@ def encode(message: Message) -> bytes:
     """One JSON line, compact, UTF-8, ending in a newline."""
     text = json.dumps(message.to_json(), separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8") + b"\n"
+
+
+#: Escapes a str exactly as ``json.dumps(..., ensure_ascii=False)`` does, quotes included.
+_json_string = json.encoder.encode_basestring
+
+
+def _result_json(result: SearchResult) -> str:
+    peers = ",".join(
+        f'{{"host":{_json_string(peer.host)},"port":{peer.port}}}' for peer in result.peers
+    )
+    return (
+        f'{{"name":{_json_string(result.name)},"size":{result.size},'
+        f'"hash":{_json_string(result.hash)},"peers":[{peers}]}}'
+    )
+
+
+def encode_search_ok(
+    request_id: int | None, results: Iterable[SearchResult], max_line: int = MAX_LINE
+) -> tuple[bytes, int]:
+    """``encode(SearchOk(...))`` of the leading results that fit in ``max_line`` bytes.
+
+    Returns the line and how many results it holds. Written out by hand because a
+    SEARCH_OK is the server's most frequent and largest reply.
+    """
+    head, tail = encode(SearchOk(id=request_id)).split(b"[]", 1)
+    budget = max_line - len(head) - len(tail) - 2  # the brackets
+    parts: list[bytes] = []
+    for result in results:
+        part = _result_json(result).encode("utf-8")
+        cost = len(part) + (1 if parts else 0)
+        if cost > budget:
+            break
+        budget -= cost
+        parts.append(part)
+    return head + b"[" + b",".join(parts) + b"]" + tail, len(parts)
 
 
 def _reject_constant(name: str) -> Any:

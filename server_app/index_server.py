@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-import json
 import logging
 import math
 import time
@@ -35,10 +34,21 @@ TOUCH_INTERVAL = 30.0
 LOGGED_NAMES = 10
 #: A request line unfinished after ``request_timeout`` must at least have grown this much.
 MIN_LINE_PROGRESS = 64 * 1024
-#: Bytes Qt may hold for a connection we are not reading (its SEARCH waits for its turn).
+#: Bytes Qt may hold for a connection we are not reading (its request waits for its turn).
 READ_BUFFER = 1024 * 1024
-#: How long (seconds) the SEARCH queue remembers that a connection had to wait.
-SEARCH_MEMORY = 3.0
+#: Seconds of JOIN, UPDATE and SEARCH work one pass of the event loop may do; the rest
+#: wait for the next pass, so timers, other connections and the admin window keep up.
+TURN_BUDGET = 0.010
+#: How long (seconds) the request queue remembers that a connection had to wait.
+WAIT_MEMORY = 3.0
+#: Index upkeep (deleting departed peers' rows, merging the name index) runs in slices
+#: of this many seconds, one every UPKEEP_INTERVAL_MS while some is due.
+UPKEEP_SLICE = 0.005
+UPKEEP_INTERVAL_MS = 20
+#: Seconds one pass may spend forgetting connections the peers dropped.
+DROP_SLICE = 0.010
+#: Requests that use the index wait for their turn (see IndexServer.request_turn).
+INDEX_OPS = (p.Join, p.Search, p.Update)
 
 
 @dataclass(frozen=True)
@@ -76,19 +86,6 @@ def describe_files(files: tuple[p.FileInfo, ...]) -> str:
     return text
 
 
-def fit_search_results(results: list[p.SearchResult], request_id: int | None) -> p.SearchOk:
-    """Drop trailing results so the SEARCH_OK line stays within the 64 KiB line limit."""
-    budget = p.MAX_LINE - len(p.encode(p.SearchOk(id=request_id))) - 1
-    kept: list[p.SearchResult] = []
-    for result in results:
-        cost = len(json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False).encode())
-        if cost + 1 > budget:
-            break
-        budget -= cost + 1
-        kept.append(result)
-    return p.SearchOk(id=request_id, results=tuple(kept))
-
-
 def _single_shot_timer(parent: QObject) -> QTimer:
     timer = QTimer(parent)
     timer.setSingleShot(True)
@@ -117,13 +114,18 @@ class PeerSession(QObject):
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
         self._closing = False
         self._finished = False
-        #: Requests read but not answered yet, in order; a SEARCH at the head waits its turn.
+        #: Requests read but not answered yet, in order; one that uses the index waits
+        #: at the head for its turn.
         self._held: deque[p.Message | p.ProtocolError] = deque()
-        self._search_granted = False
-        #: Seconds this connection's SEARCHes waited in the queue lately (decaying).
-        self.search_waited = 0.0
-        self.search_waited_at = 0.0
-        self.search_queued_at = 0.0
+        self._turn_granted = False
+        #: In the server's turn queue: take_turn() will carry on reading or answering.
+        self.waiting_turn = False
+        #: The event-loop pass in which this connection last had a turn.
+        self.turn_pass = -1
+        #: Seconds this connection's requests waited in the queue lately (decaying).
+        self.waited = 0.0
+        self.waited_at = 0.0
+        self.queued_at = 0.0
         socket.setReadBufferSize(READ_BUFFER)
 
         self._join_timer = _single_shot_timer(self)
@@ -144,14 +146,18 @@ class PeerSession(QObject):
 
         socket.readyRead.connect(self._on_ready_read)
         socket.disconnected.connect(self._on_disconnected)
-        socket.errorOccurred.connect(self._on_socket_error)
+        if log.isEnabledFor(logging.DEBUG):  # one Python call less per drop otherwise
+            socket.errorOccurred.connect(self._on_socket_error)
 
     # ------------------------------------------------------------ I/O
 
     def send(self, message: p.Message) -> None:
+        self.send_line(p.encode(message))
+
+    def send_line(self, line: bytes) -> None:
         if self._closing:
             return
-        self.socket.write(p.encode(message))
+        self.socket.write(line)
         if self.socket.bytesToWrite() > MAX_PENDING_WRITE:
             log.warning("Dropping %s: it does not read its replies", self.peer_label)
             self.close(flush=False)
@@ -186,12 +192,20 @@ class PeerSession(QObject):
         self.closed.emit(self)
 
     def _on_disconnected(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._join_timer.stop()
-            self._idle_timer.stop()
-            self._line_timer.stop()
-            self._forget_peer()
+        if self._closing:
+            self._finish()
+            return
+        # The peer dropped: when thousands drop at once, the server forgets them in
+        # slices (see IndexServer.forget_dropped) rather than in one long pass.
+        self._closing = True
+        self.server.note_dropped(self)
+
+    def forget_dropped(self) -> None:
+        """Finish a connection the peer dropped: it leaves the index."""
+        self._join_timer.stop()
+        self._idle_timer.stop()
+        self._line_timer.stop()
+        self._forget_peer()
         self._finish()
 
     def _on_socket_error(self, error: QAbstractSocket.SocketError) -> None:
@@ -201,6 +215,9 @@ class PeerSession(QObject):
     def _on_join_timeout(self) -> None:
         # A busy loop may run this timer before a JOIN that has already arrived.
         self._on_ready_read()
+        if (self._held or self.waiting_turn) and not self._closing:  # waits for its turn
+            self._join_timer.start()
+            return
         if self.peer_id is None and not self._closing:
             log.info(
                 "Closing %s: no JOIN within %.0f s", self.remote, self.server.limits.join_timeout
@@ -208,7 +225,9 @@ class PeerSession(QObject):
             self.close()
 
     def _on_idle_timeout(self) -> None:
-        if self._held:  # the client is waiting for us, not the other way round
+        if self._closing:
+            return
+        if self._held or self.waiting_turn:  # the client is waiting for us, not the reverse
             self._idle_timer.start()
             return
         log.info("Closing %s: idle for %.0f s", self.peer_label, self.server.limits.idle_timeout)
@@ -218,7 +237,7 @@ class PeerSession(QObject):
         self._on_ready_read()  # bytes that already arrived count
         if self._closing or not self._line_started or self._line_timer.isActive():
             return  # closed, or the line finished (and a new one has its own deadline)
-        if self._held:  # we are not reading (a SEARCH waits its turn): not the client's fault
+        if self._held or self.waiting_turn:  # we are not reading: not the client's fault
             self._line_timer.start()
             return
         if self._reader.buffered - self._line_mark >= MIN_LINE_PROGRESS:
@@ -233,18 +252,37 @@ class PeerSession(QObject):
         self.close()
 
     def _on_ready_read(self) -> None:
+        """Bytes arrived (or a deadline wants them counted): read them when the server lets."""
+        if self._closing or self._held or self.waiting_turn:
+            return  # take_turn() or the answer to a held request reads on
+        if not self.server.request_turn(self):
+            self.waiting_turn = True
+            return
+        self._turn_granted = True  # the turn covers reading and the first index request
+        self._read()
+        self._turn_granted = False
+
+    def _read(self) -> None:
         completed = False
-        while not self._closing and not self._held and self.socket.bytesAvailable() > 0:
+        while (
+            not self._closing
+            and not self._held
+            and not self.waiting_turn
+            and self.socket.bytesAvailable() > 0
+        ):
             data = bytes(self.socket.read(READ_CHUNK).data())
             if not data:
                 break
             self._idle_timer.start()
+            started = time.perf_counter()
             try:
                 messages = self._reader.feed(data)
             except p.ProtocolError as exc:
                 self._held.extend([*exc.preceding, exc])
                 self._answer_held()
                 return
+            finally:
+                self.server.spent += time.perf_counter() - started  # parsing counts too
             completed = completed or bool(messages)
             self._held.extend(messages)
             self._answer_held()
@@ -261,13 +299,17 @@ class PeerSession(QObject):
     # ------------------------------------------------------------ requests
 
     def _answer_held(self) -> None:
-        """Answer held requests in order, until a SEARCH must wait for its turn."""
+        """Answer held requests in order, until one that uses the index must wait its turn."""
         while self._held and not self._closing:
             item = self._held[0]
-            if isinstance(item, p.Search) and self.peer_id is not None:
-                if not self._search_granted and not self.server.search_turn(self):
+            if isinstance(item, INDEX_OPS) and (
+                self.peer_id is not None or isinstance(item, p.Join)
+            ):
+                if self._turn_granted:
+                    self._turn_granted = False
+                elif not self.server.request_turn(self):
+                    self.waiting_turn = True
                     return  # take_turn() carries on
-                self._search_granted = False
             self._held.popleft()
             if isinstance(item, p.ProtocolError):
                 self._fail(item)
@@ -275,13 +317,15 @@ class PeerSession(QObject):
                 self._dispatch(item)
 
     def take_turn(self) -> None:
-        """The server's scheduler says the SEARCH at the head may run now."""
-        if self._closing or not self._held:
+        """The server's scheduler says this connection may go on: answer, then read."""
+        self.waiting_turn = False
+        if self._closing:
             return
-        self._search_granted = True
+        self._turn_granted = True
         self._answer_held()
-        if not self._held:
-            self._on_ready_read()
+        if not self._held and not self.waiting_turn:
+            self._read()
+        self._turn_granted = False
 
     def _fail(self, error: p.ProtocolError) -> None:
         if self._closing:
@@ -311,10 +355,14 @@ class PeerSession(QObject):
         except p.ProtocolError as exc:
             self._fail(exc)
             return
+        finally:
+            took = time.perf_counter() - started
+            self.server.spent += took
         self.last_seen = time.time()
         if self.peer_id is not None:
             self.server.seen[self.peer_id] = self.last_seen
-        self.server.request_handled.emit(message.OP, (time.perf_counter() - started) * 1000.0)
+        self.server.schedule_upkeep()
+        self.server.request_handled.emit(message.OP, took * 1000.0)
 
     def _on_join(self, message: p.Join) -> None:
         store = self.server.store
@@ -337,7 +385,8 @@ class PeerSession(QObject):
 
     def _on_search(self, message: p.Search) -> None:
         results = self.server.store.search(message.query, message.limit, exclude_peer=self.peer_id)
-        self.send(fit_search_results(results, message.id))
+        # Results past the 64 KiB line limit are left out.
+        self.send_line(p.encode_search_ok(message.id, results)[0])
         log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
 
     def _on_update(self, message: p.Update) -> None:
@@ -378,6 +427,7 @@ class PeerSession(QObject):
         peer_id, self.peer_id = self.peer_id, None
         self.server.seen.pop(peer_id, None)
         self.server.store.remove_peer(peer_id)
+        self.server.schedule_upkeep()
         self.server.peer_left.emit(peer_id, self.peer_label)
 
 
@@ -412,21 +462,32 @@ class IndexServer(QTcpServer):
         self._reaper.setSingleShot(True)
         self._reaper.setInterval(0)
         self._reaper.timeout.connect(self._reap_sessions)
+        #: Connections the peers dropped, forgotten a slice at a time.
+        self._dropped: deque[PeerSession] = deque()
+        self._drop_timer = QTimer(self)
+        self._drop_timer.setSingleShot(True)
+        self._drop_timer.setInterval(0)
+        self._drop_timer.timeout.connect(self._forget_dropped)
         #: peer id -> when it was last heard from, not yet written to the store
         self.seen: dict[int, float] = {}
         self._touch_timer = QTimer(self)
         self._touch_timer.setInterval(int(TOUCH_INTERVAL * 1000))
         self._touch_timer.timeout.connect(self.flush_last_seen)
         self._touch_timer.start()
-        # When SEARCHes pile up, one that searches now and then goes before those that
-        # search non-stop (see search_turn); each is answered, none is refused.
-        self._searches: list[tuple[float, int, PeerSession]] = []
-        self._search_order = itertools.count()
-        self._search_running = False
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(0)
-        self._search_timer.timeout.connect(self._next_search)
+        # When requests pile up, a connection that asks now and then goes before those
+        # that ask non-stop (see request_turn); each is answered, none is refused.
+        self._waiting: list[tuple[float, int, PeerSession]] = []
+        self._wait_order = itertools.count()
+        #: Seconds of request work done in this pass of the event loop, and its number.
+        self.spent = 0.0
+        self._pass = 0
+        self._turn_timer = QTimer(self)
+        self._turn_timer.setSingleShot(True)
+        self._turn_timer.setInterval(0)
+        self._turn_timer.timeout.connect(self._next_turns)
+        self._upkeep_timer = QTimer(self)
+        self._upkeep_timer.setInterval(UPKEEP_INTERVAL_MS)
+        self._upkeep_timer.timeout.connect(self._upkeep)
         self.newConnection.connect(self._on_new_connection)
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
@@ -441,57 +502,85 @@ class IndexServer(QTcpServer):
                 reason = self.errorString()
             raise ServerStartError(f"cannot listen on {host}:{port}: {reason}")
         self._touch_timer.start()
+        self.schedule_upkeep()
         log.info("Index server listening on %s:%d", host, self.serverPort())
         return self.serverPort()
 
     def stop(self) -> None:
         """Stop listening and close every connection (peers leave the index)."""
         self.close()
-        self._searches.clear()
-        self._search_timer.stop()
-        # No timer may outlive stop(): a stopped server can then be freed on any thread.
-        self._touch_timer.stop()
+        self._forget_dropped(everyone=True)
         for session in list(self.sessions):
             session.close(flush=False)
+        # No timer may outlive stop(): a stopped server can then be freed on any thread.
+        # (The store's upkeep goes on when the server starts again.)
+        self._waiting.clear()
+        self._turn_timer.stop()
+        self._upkeep_timer.stop()
+        self._drop_timer.stop()
+        self._touch_timer.stop()
         self._reaper.stop()
         self._closed_sessions.clear()
 
-    def search_turn(self, session: PeerSession) -> bool:
-        """True when ``session`` may SEARCH now; else it is queued and take_turn() follows.
+    def request_turn(self, session: PeerSession) -> bool:
+        """True when ``session`` may go on now; else it is queued and take_turn() follows.
 
-        At most one SEARCH per event-loop pass runs outside the queue, so other requests
-        are read in between. The queue is first come, first served, except that a request
-        counts as made later by the seconds its connection spent waiting lately (at most
-        about SEARCH_MEMORY): a connection that always has a SEARCH waiting yields to one
-        that searches now and then, which is then answered within a SEARCH or two.
+        A connection goes on at once if nobody waits, this pass of the event loop has
+        done less than TURN_BUDGET of request work and the connection has not had its
+        turn in this pass (so one that pipelines requests cannot take it all). The queue
+        is first come, first served, except that a request counts as made later by the
+        seconds its connection spent waiting lately (at most about WAIT_MEMORY): a
+        connection that always has a request waiting yields to one that asks now and
+        then, which is then answered within a request or two.
         """
-        if not self._searches and not self._search_running:
-            self._search_running = True
-            self._search_timer.start()
+        if not self._turn_timer.isActive():
+            self._turn_timer.start()  # the next pass starts a new budget
+        if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
+            session.turn_pass = self._pass
             return True
         now = time.monotonic()
-        waited = session.search_waited * math.exp((session.search_waited_at - now) / SEARCH_MEMORY)
-        session.search_queued_at = now
-        heapq.heappush(self._searches, (now + waited, next(self._search_order), session))
-        if not self._search_timer.isActive():
-            self._search_timer.start()
+        waited = session.waited * math.exp((session.waited_at - now) / WAIT_MEMORY)
+        session.queued_at = now
+        heapq.heappush(self._waiting, (now + waited, next(self._wait_order), session))
         return False
 
-    def _next_search(self) -> None:
-        self._search_running = False
-        while self._searches:
-            _, _, session = heapq.heappop(self._searches)
+    def _next_turns(self) -> None:
+        self.spent = 0.0
+        self._pass += 1
+        while self._waiting and (self.spent < TURN_BUDGET or not self.spent):
+            _, _, session = heapq.heappop(self._waiting)
             if session in self.sessions:
                 now = time.monotonic()
-                session.search_waited = session.search_waited * math.exp(
-                    (session.search_waited_at - now) / SEARCH_MEMORY
-                ) + (now - session.search_queued_at)
-                session.search_waited_at = now
-                self._search_running = True
+                session.waited = session.waited * math.exp(
+                    (session.waited_at - now) / WAIT_MEMORY
+                ) + (now - session.queued_at)
+                session.waited_at = now
+                session.turn_pass = self._pass
                 session.take_turn()
-                break
-        if self._searches or self._search_running:
-            self._search_timer.start()
+        if self._waiting or self.spent:
+            self._turn_timer.start()
+
+    def note_dropped(self, session: PeerSession) -> None:
+        """``session``'s peer dropped the connection: forget it soon (see _forget_dropped)."""
+        self._dropped.append(session)
+        if not self._drop_timer.isActive():
+            self._drop_timer.start()
+
+    def _forget_dropped(self, everyone: bool = False) -> None:
+        deadline = time.perf_counter() + DROP_SLICE
+        while self._dropped and (everyone or time.perf_counter() < deadline):
+            self._dropped.popleft().forget_dropped()
+        if self._dropped:
+            self._drop_timer.start()
+
+    def schedule_upkeep(self) -> None:
+        """Let the store catch up on its upkeep between requests (see IndexStore.upkeep)."""
+        if self.store.upkeep_due and not self._upkeep_timer.isActive():
+            self._upkeep_timer.start()
+
+    def _upkeep(self) -> None:
+        if not self.store.upkeep(UPKEEP_SLICE):
+            self._upkeep_timer.stop()
 
     def flush_last_seen(self) -> None:
         """Write the pending last_seen times to the store in one transaction."""

@@ -21,6 +21,12 @@ Two databases on one connection:
     savepoint and at each lower rowid, which makes a per-row trigger about ten
     times slower.
 
+Leaving is cheap: ``remove_peer`` deletes the peer's row at once (searches join ``files``
+to ``peers``, so its files stop matching) and queues its file rows; ``upkeep`` deletes
+them, and merges the name index's segments, a few milliseconds at a time. (FTS5's own
+automatic merging is off: it runs inside a commit and can take a tenth of a second on a
+million names.)
+
 Search: every whitespace-separated term must be a substring of the folded name.
 Terms of 3+ characters go to the trigram index as quoted phrases; shorter ones are
 GLOB filters on ``name_key``. Both sides are folded in Python and the index is
@@ -34,6 +40,7 @@ import os
 import sqlite3
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +72,13 @@ TRIGRAM = 3
 #: time of a query like "mp4 zq" whose terms each match much but together little.
 MAX_INDEX_ROWS = 50_000
 MAX_SCAN_ROWS = 100_000
+#: File rows of departed peers deleted per upkeep transaction.
+PURGE_ROWS = 200
+#: Leaf pages one name-index merge step may write.
+MERGE_PAGES = 16
+
+#: Joins a file row ``f`` to its peer ``p``: rows of departed peers (not purged yet) drop out.
+_ONLINE = "p.peer_id = f.peer_id"
 
 _LIVE_SCHEMA = """
 CREATE TABLE live.peers (
@@ -239,10 +253,16 @@ class IndexStore:
     ) -> None:
         self.max_files_per_peer = max_files_per_peer
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None, cached_statements=256)
-        self._addresses: dict[int, PeerAddress] | None = None
-        #: Peer ids whose address an older peer id also has (a JOIN on a new connection
-        #: before the server noticed the old one drop): listed once in results.
+        #: Every online peer's address, by peer id.
+        self._addresses: dict[int, PeerAddress] = {}
+        #: Online peer ids by address, oldest first (usually one; two while a peer JOINs
+        #: on a new connection before the server noticed the old one drop).
+        self._ids_by_address: dict[PeerAddress, list[int]] = {}
+        #: Peer ids whose address an older online peer id also has: listed once in results.
         self._repeated: set[int] = set()
+        #: Departed peers whose file rows are still to be deleted, oldest first.
+        self._departed: deque[int] = deque()
+        self._merge_due = False
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
         except BaseException:
@@ -267,6 +287,9 @@ class IndexStore:
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
+            # upkeep() merges in small steps; the crisis merge only guards against no upkeep.
+            db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('automerge', 0)")
+            db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('crisismerge', 64)")
 
     def close(self) -> None:
         """Close the database; the store cannot be used afterwards."""
@@ -303,7 +326,6 @@ class IndexStore:
         entries = self._entries(files)
         self._check_limit(len(entries))
         now = time.time() if now is None else now
-        self._addresses = None
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO peers (host, port, agent, joined_at, last_seen)"
@@ -314,6 +336,12 @@ class IndexStore:
             assert peer_id is not None
             added, added_bytes = self._insert(peer_id, entries, ignore_existing=False)
             self._set_totals(peer_id, added, added_bytes)
+        address = PeerAddress(host, port)
+        self._addresses[peer_id] = address
+        same = self._ids_by_address.setdefault(address, [])
+        same.append(peer_id)
+        if len(same) > 1:
+            self._repeated.add(peer_id)
         return peer_id
 
     def replace_files(self, peer_id: int, files: Sequence[FileInfo]) -> int:
@@ -364,17 +392,63 @@ class IndexStore:
         return files_total
 
     def remove_peer(self, peer_id: int) -> None:
-        """Forget a peer and all its files, in one transaction. Unknown ids are ignored."""
-        self._addresses = None
+        """Forget a peer: from now on no result, count or list includes it or its files.
+
+        Its file rows are deleted later by ``upkeep``. Unknown ids are ignored.
+        """
+        if peer_id not in self._addresses:
+            return
+        self._db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+        address = self._addresses.pop(peer_id)
+        same = self._ids_by_address[address]
+        same.remove(peer_id)
+        self._repeated.discard(peer_id)
+        if same:
+            self._repeated.discard(same[0])
+        else:
+            del self._ids_by_address[address]
+        self._departed.append(peer_id)
+
+    @property
+    def upkeep_due(self) -> bool:
+        """True while departed peers' rows or name-index merges wait for ``upkeep``."""
+        return bool(self._departed) or self._merge_due
+
+    def upkeep(self, seconds: float) -> bool:
+        """Delete departed peers' rows and merge the name index for about ``seconds``.
+
+        Works in small transactions (at least one step per call), so it can be called
+        between requests; returns True while more remains (see ``upkeep_due``).
+        """
+        deadline = time.perf_counter() + seconds
+        while self.upkeep_due:
+            if self._departed:
+                self._purge_departed(PURGE_ROWS)
+            # Merging between purges keeps the segments that deletions add few and cheap.
+            if self._merge_due:
+                before = self._db.total_changes
+                self._db.execute(
+                    "INSERT INTO names_fts (names_fts, rank) VALUES ('merge', ?)", (MERGE_PAGES,)
+                )
+                # SQLite's documented sign that a merge step found nothing left to merge.
+                self._merge_due = self._db.total_changes - before >= 2
+            if time.perf_counter() >= deadline:
+                break
+        return self.upkeep_due
+
+    def _purge_departed(self, limit: int) -> None:
+        rows: list[tuple[int, str]] = []
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT id, name_key FROM files WHERE peer_id = ? ORDER BY id", (peer_id,)
-            ).fetchall()
-            db.executemany(
-                "INSERT INTO names_fts (names_fts, rowid, name_key) VALUES ('delete', ?, ?)", rows
-            )
-            db.execute("DELETE FROM files WHERE peer_id = ?", (peer_id,))
-            db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+            while self._departed and len(rows) < limit:
+                peer_id = self._departed[0]
+                wanted = limit - len(rows)
+                found = db.execute(
+                    "SELECT id, name_key FROM files WHERE peer_id = ? LIMIT ?", (peer_id, wanted)
+                ).fetchall()
+                rows.extend(found)
+                if len(found) < wanted:
+                    self._departed.popleft()
+            self._delete(rows)
 
     def touch(self, peer_id: int, now: float | None = None) -> None:
         """Note that the peer was heard from (``last_seen``)."""
@@ -424,6 +498,7 @@ class IndexStore:
             (first_id + offset, peer_id, hash_, name, key, size)
             for offset, ((hash_, name), (key, size)) in enumerate(sorted(entries.items()))
         ]
+        self._merge_due = True
         verb = "INSERT OR IGNORE" if ignore_existing else "INSERT"
         db.executemany(
             f"{verb} INTO files (id, peer_id, hash, name, name_key, size)"
@@ -446,6 +521,7 @@ class IndexStore:
         """Delete file rows given as (id, name_key), and their index entries."""
         if not rows:
             return
+        self._merge_due = True
         # FTS5 flushes its pending changes whenever a rowid is lower than the last one.
         rows = sorted(rows)
         self._db.executemany(
@@ -487,7 +563,9 @@ class IndexStore:
         return None if row is None else _peer_record(row)
 
     def peer_files(self, peer_id: int) -> list[FileInfo]:
-        """The peer's entries, sorted by name (case-insensitively)."""
+        """The peer's entries, sorted by name (case-insensitively); none once it left."""
+        if peer_id not in self._addresses:
+            return []
         rows = self._db.execute(
             "SELECT name, size, hash FROM files WHERE peer_id = ? ORDER BY name_key, name, hash",
             (peer_id,),
@@ -558,8 +636,9 @@ class IndexStore:
             counts.update(dict.fromkeys(unknown, 0))
             counts.update(
                 self._select_in(
-                    "SELECT hash, count(DISTINCT peer_id) FROM files"
-                    " WHERE hash IN ({marks}) AND peer_id != ? GROUP BY hash",
+                    "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
+                    f" CROSS JOIN peers AS p ON {_ONLINE}"
+                    " WHERE f.hash IN ({marks}) AND f.peer_id != ? GROUP BY f.hash",
                     unknown,
                     after=(exclude,),
                 )
@@ -579,7 +658,8 @@ class IndexStore:
         db = self._db
         groups: dict[tuple[bytes, str], _Group] = {}
         exact_rows = db.execute(
-            "SELECT DISTINCT hash, name, size FROM files WHERE name_key = ? LIMIT ?",
+            "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
+            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ? LIMIT ?",
             (parsed.exact_key, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
@@ -590,14 +670,15 @@ class IndexStore:
             sql = (
                 "SELECT DISTINCT f.hash, f.name, f.size"
                 " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?) AS m"
-                f" CROSS JOIN files AS f ON f.id = m.rowid WHERE 1{filters} LIMIT ?"
+                f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p ON {_ONLINE}"
+                f" WHERE 1{filters} LIMIT ?"
             )
             params: tuple[object, ...] = (parsed.fts_match, MAX_INDEX_ROWS, *patterns, cap)
         else:
             sql = (
                 "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT hash, name, name_key, size FROM files LIMIT ?) AS f"
-                f" WHERE 1{filters} LIMIT ?"
+                " FROM (SELECT peer_id, hash, name, name_key, size FROM files LIMIT ?) AS f"
+                f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{filters} LIMIT ?"
             )
             params = (MAX_SCAN_ROWS, *patterns, cap)
         rows = db.execute(sql, params).fetchall()
@@ -608,7 +689,9 @@ class IndexStore:
 
     def _groups_by_name(self, limit: int) -> list[_Group]:
         rows = self._db.execute(
-            "SELECT DISTINCT hash, name, size FROM files ORDER BY name_key, name, hash LIMIT ?",
+            "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
+            f" CROSS JOIN peers AS p ON {_ONLINE}"
+            " ORDER BY f.name_key, f.name, f.hash LIMIT ?",
             (limit,),
         ).fetchall()
         groups: dict[tuple[bytes, str], _Group] = {}
@@ -617,8 +700,9 @@ class IndexStore:
         hashes = list({group.hash for group in groups.values()})
         counts = dict(
             self._select_in(
-                "SELECT hash, count(DISTINCT peer_id) FROM files WHERE hash IN ({marks})"
-                " GROUP BY hash",
+                "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
+                f" CROSS JOIN peers AS p ON {_ONLINE}"
+                " WHERE f.hash IN ({marks}) GROUP BY f.hash",
                 hashes,
             )
         )
@@ -627,34 +711,25 @@ class IndexStore:
         return list(groups.values())
 
     def _holders(self, hashes: Sequence[bytes], exclude: int) -> dict[bytes, list[PeerAddress]]:
-        """Addresses of the peers holding each hash, by peer id, without ``exclude``."""
-        addresses = self._peer_addresses()
-        holders: dict[bytes, list[PeerAddress]] = {hash_: [] for hash_ in hashes}
-        rows = sorted(
-            self._select_in(
-                "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?",
-                list(holders),
-                after=(exclude,),
-            )
-        )
+        """Addresses of the online peers holding each hash, by peer id, without ``exclude``.
+
+        An address is listed once even if two peer ids have it (a JOIN on a new
+        connection before the server noticed the old one drop).
+        """
+        addresses = self._addresses
         repeated = self._repeated
+        holders: dict[bytes, list[PeerAddress]] = {hash_: [] for hash_ in hashes}
+        rows = self._select_in(
+            "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
+            " ORDER BY hash, peer_id",
+            list(holders),
+            after=(exclude,),
+        )
         for hash_, peer_id in rows:
-            address = addresses[peer_id]
-            if peer_id not in repeated or address not in holders[hash_]:
+            address = addresses.get(peer_id)  # None: departed, rows not purged yet
+            if address is not None and (peer_id not in repeated or address not in holders[hash_]):
                 holders[hash_].append(address)
         return holders
-
-    def _peer_addresses(self) -> dict[int, PeerAddress]:
-        if self._addresses is None:
-            rows = self._db.execute("SELECT peer_id, host, port FROM peers ORDER BY peer_id")
-            self._addresses = {}
-            first: dict[PeerAddress, int] = {}
-            for peer_id, host, port in rows:
-                address = PeerAddress(host, port)
-                self._addresses[peer_id] = address
-                first.setdefault(address, peer_id)
-            self._repeated = {i for i, a in self._addresses.items() if first[a] != i}
-        return self._addresses
 
     def _select_in(
         self,
@@ -662,8 +737,9 @@ class IndexStore:
         values: Sequence[object],
         before: tuple[object, ...] = (),
         after: tuple[object, ...] = (),
-    ) -> Iterator[tuple]:
+    ) -> list[tuple]:
         """Run ``sql`` with ``{marks}`` standing for an IN list, over ``values`` in chunks."""
+        rows: list[tuple] = []
         for start in range(0, len(values), IN_CHUNK):
             chunk = list(values[start : start + IN_CHUNK])
             width = 16
@@ -671,7 +747,8 @@ class IndexStore:
                 width *= 2
             chunk += [chunk[-1]] * (width - len(chunk))
             marks = ", ".join("?" * width)
-            yield from self._db.execute(sql.format(marks=marks), (*before, *chunk, *after))
+            rows += self._db.execute(sql.format(marks=marks), (*before, *chunk, *after))
+        return rows
 
     # ------------------------------------------------------------ bans
 

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from server_app import index_server
 from server_app.index_server import IndexServer, ServerLimits, ServerStartError
 from server_app.index_store import IndexStore
 from tests.wire_client import WireClient
@@ -402,3 +403,74 @@ def test_last_seen_reaches_the_store_in_one_batch(qtbot, server, connect):
     server.flush_last_seen()
     assert server.store.peer(peer_id).last_seen == server.session_for(peer_id).last_seen
     assert server.seen == {}
+
+
+# ------------------------------------------------------------------ turns and upkeep
+
+
+def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
+    qtbot, server, connect, monkeypatch
+):
+    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one index request per pass
+    clients = [connect() for _ in range(4)]
+    for number, client in enumerate(clients):
+        joins = b"".join(
+            json.dumps(
+                {"op": "JOIN", "id": n, "port": 7000 + number, "files": [file(f"c{number}", 1, H1)]}
+            ).encode()
+            + b"\n"
+            for n in range(3)
+        )
+        searches = b"".join(
+            b'{"op":"SEARCH","id":%d,"query":"c"}\n{"op":"PING","id":%d}\n' % (n, n + 100)
+            for n in range(3, 8)
+        )
+        client.send_raw(joins + searches)
+    for client in clients:
+        replies = [client.reply(qtbot) for _ in range(13)]
+        assert [r["op"] for r in replies[:3]] == ["JOIN_OK"] * 3
+        assert [r["id"] for r in replies[3:]] == [i for n in range(3, 8) for i in (n, n + 100)]
+        assert all(r["op"] == "SEARCH_OK" for r in replies[3::2])
+    # Every search was answered after all four JOINs had waited their turn or not at all.
+    assert len(replies[-2]["results"][0]["peers"]) == 3
+    assert server._waiting == []
+
+
+def test_a_peer_that_searches_now_and_then_goes_before_one_that_never_stops(
+    qtbot, server, connect, monkeypatch, caplog
+):
+    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one index request per pass
+    flooder, newcomer, holder = connect(), connect(), connect()
+    join(qtbot, holder, 7001, [file("talk.mp4", 1, H1)])
+    join(qtbot, flooder, 7002, [])
+    join(qtbot, newcomer, 7003, [])
+    caplog.set_level(logging.INFO, logger="napster.server")
+
+    def searches() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "searched for" in r.getMessage()]
+
+    flood = 2000
+    flooder.send_raw(
+        b"".join(b'{"op":"SEARCH","id":%d,"query":"talk"}\n' % n for n in range(flood))
+    )
+    qtbot.waitUntil(lambda: len(searches()) >= 5)
+    before = len(searches())  # the loop only runs inside qtbot's waits
+    newcomer.send({"op": "SEARCH", "id": 1, "query": "talk"})
+    assert newcomer.reply(qtbot)["results"][0]["name"] == "talk.mp4"
+    logged = searches()
+    newcomer_at = next(i for i, text in enumerate(logged) if "127.0.0.1:7003" in text)
+    assert newcomer_at <= before + 2  # at most a flooder's turn or two before it
+    assert newcomer_at < flood - 10  # while the flood was still being answered
+
+
+def test_a_departed_peers_rows_are_cleared_in_the_background(qtbot, server, connect):
+    leaver, stayer = connect(), connect()
+    join(qtbot, leaver, 7001, [file(f"lecture {n}.mkv", 1, f"{n + 1:064x}") for n in range(300)])
+    join(qtbot, stayer, 7002, [])
+    leaver.close()
+    qtbot.waitUntil(lambda: server.store.counters().peers == 1)
+    reply = stayer.request(qtbot, {"op": "SEARCH", "id": 2, "query": "lecture"})
+    assert reply["results"] == []
+    qtbot.waitUntil(lambda: not server.store.upkeep_due)
+    assert server.store._db.execute("SELECT count(*) FROM files").fetchone()[0] == 0
+    server.store.check_index()

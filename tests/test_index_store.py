@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import unicodedata
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -165,6 +166,47 @@ def test_remove_peer_removes_the_peer_and_all_its_files(store):
     assert store.peer(staying).files == 2
     store.remove_peer(leaving)  # a second time is harmless
     store.check_index()
+
+
+def file_rows(store: IndexStore) -> int:
+    return store._db.execute("SELECT count(*) FROM files").fetchone()[0]
+
+
+def test_upkeep_deletes_the_rows_of_departed_peers_a_step_at_a_time(store, monkeypatch):
+    monkeypatch.setattr(index_store, "PURGE_ROWS", 7)
+    leaving = join(store, 1, [info(f"talk {n}.mkv", size=5) for n in range(40)])
+    also_leaving = join(store, 2, [info("talk 3.mkv", size=5), info("solo.mkv")])
+    staying = join(store, 3, [info("talk 3.mkv", size=5)])
+    store.remove_peer(leaving)
+    store.remove_peer(also_leaving)
+    assert file_rows(store) == 43  # still there, but already out of every answer
+    assert names(store.search("talk", exclude_peer=staying)) == []
+    assert [f.name for f in store.search_files("")] == ["talk 3.mkv"]
+    assert store.search_files("talk")[0].peers == 1
+
+    steps = 0
+    while store.upkeep(0):
+        steps += 1
+        assert steps < 100
+    assert steps >= 43 // 7  # a step deletes at most PURGE_ROWS rows
+    assert file_rows(store) == 1
+    assert not store.upkeep_due
+    assert store.upkeep(0) is False
+    store.check_index()
+    assert names(store.search("talk", exclude_peer=leaving)) == ["talk 3.mkv"]
+
+
+def test_upkeep_merges_the_name_index_and_then_has_nothing_to_do(store):
+    for port in range(60):  # one index segment per transaction
+        join(store, port, [info(f"episode {port} part {n}.mp4") for n in range(5)])
+    assert store.upkeep_due
+    for _ in range(1000):
+        if not store.upkeep(0.01):
+            break
+    assert not store.upkeep_due
+    store.check_index()
+    searcher = join(store, 999, [])
+    assert len(store.search("episode 12 part", exclude_peer=searcher)) == 5
 
 
 def test_remove_peer_is_one_transaction(store):
@@ -554,6 +596,7 @@ operation_strategy = st.one_of(
     st.tuples(
         st.just("update"), st.integers(0, 5), files_strategy, st.lists(st.sampled_from("pqrs"))
     ),
+    st.tuples(st.just("upkeep")),
 )
 
 
@@ -587,12 +630,14 @@ def model_search(shares, query, limit, exclude):
     asker=st.integers(0, 6),
 )
 def test_search_agrees_with_a_model(operations, query, limit, asker):
-    with IndexStore() as store:
+    with IndexStore() as store, mock.patch.object(index_store, "PURGE_ROWS", 2):
         shares: dict[int, set[tuple[str, str]]] = {}
         joined: list[int] = []  # every peer id ever given, so operations can name old ones
         for operation in operations:
             kind, *args = operation
-            if kind == "join":
+            if kind == "upkeep":
+                store.upkeep(0)  # one step: a departed peer's rows may be half deleted
+            elif kind == "join":
                 files = [info(name, label) for name, label in args[0]]
                 peer_id = store.add_peer("10.0.0.1", 1000 + len(joined), "t", files)
                 joined.append(peer_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,8 +134,38 @@ def run_window(args: argparse.Namespace) -> int:
     return code
 
 
+def prefer_plain_event_loop() -> None:
+    """Use Qt's own Unix event loop rather than GLib's (call before the application exists).
+
+    With ten thousand connections GLib's loop costs more per pass (about 3x here) and
+    removes each closed socket's notifier by a linear search, so a mass disconnect
+    stalls it. The admin window needs nothing from GLib.
+    """
+    os.environ.setdefault("QT_NO_GLIB", "1")
+
+
+def _freeze_survivors(phase: str, info: dict) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
+
+
+def keep_full_collections_short() -> None:
+    """Let each full garbage collection scan only what is new since the last one.
+
+    A full collection visits every tracked object, and the Qt wrappers of ten thousand
+    connections made that a 50-90 ms pause of the server's loop. Objects that survived
+    one are moved out of the collector's sight (``gc.freeze``); the server's objects are
+    freed by reference counting (a closed session is released without the collector),
+    so what is frozen is long-lived state.
+    """
+    if _freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(_freeze_survivors)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    prefer_plain_event_loop()
+    keep_full_collections_short()
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if args.headless:

@@ -18,7 +18,7 @@ from server_app.index_server import IndexServer
 from server_app.ui.models import PeerTableModel
 
 INTERVAL_MS = 150
-BUDGET_MS = 25
+BUDGET_MS = 15
 CHUNK = 100
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import logging
 import os
@@ -172,6 +173,10 @@ def percentile(values: list[float], share: float) -> float:
 def run_window(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
+    from server_app.__main__ import keep_full_collections_short, prefer_plain_event_loop
+
+    prefer_plain_event_loop()  # as napster-server does
+    keep_full_collections_short()
     fd_limit = raise_fd_limit()
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
@@ -212,6 +217,17 @@ def run_window(args: argparse.Namespace) -> int:
     port = server.serverPort()
     probe = Probe()
     probe.start()
+    gc_pauses: dict[int, float] = {}
+    gc_started = [0.0]
+
+    def time_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            took = (time.perf_counter() - gc_started[0]) * 1000
+            gc_pauses[info["generation"]] = max(gc_pauses.get(info["generation"], 0.0), took)
+
+    gc.callbacks.append(time_gc)
 
     def wait(seconds: float = 0.0, until: Callable[[], bool] | None = None) -> None:
         deadline = time.perf_counter() + (seconds if until is None else 600)
@@ -259,6 +275,7 @@ def run_window(args: argparse.Namespace) -> int:
     wait(until=lambda: shown() == online)
     shown_after = time.perf_counter() - join_started
     counters = store.counters()
+    tracked = len(gc.get_objects())
     wait(1.0)
 
     probe.phase = "disconnect"
@@ -284,6 +301,11 @@ def run_window(args: argparse.Namespace) -> int:
             f"  {phase:<12}{len(values):>7}{percentile(values, 0.5):>8.1f}"
             f"{percentile(values, 0.99):>8.1f}{max(values, default=0):>8.1f}"
         )
+    print(
+        f"{tracked:,} objects tracked by the garbage collector with every peer online; "
+        "longest garbage collection (ms): "
+        + ", ".join(f"generation {g}: {ms:.1f}" for g, ms in sorted(gc_pauses.items()))
+    )
     print("longest single call in the window's own code (ms):")
     for name, took in sorted(slot_times.items()):
         print(f"  {name:<18}{took:>8.1f}")

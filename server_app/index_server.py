@@ -11,7 +11,6 @@ import heapq
 import ipaddress
 import itertools
 import logging
-import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ READ_BUFFER = 1024 * 1024
 #: Seconds of JOIN, UPDATE and SEARCH work one pass of the event loop may do; the rest
 #: wait for the next pass, so timers, other connections and the admin window keep up.
 TURN_BUDGET = 0.010
-#: How long (seconds) the request queue remembers that a connection had to wait.
-WAIT_MEMORY = 3.0
+#: A connection quiet for longer than this (seconds) counts as newly busy when it asks again.
+QUIET_GAP = 0.25
+#: A request counts as made later by how long (seconds) its connection has been busy, at most this.
+BUSY_CAP = 10.0
 #: Index upkeep (deleting departed peers' rows, merging the name index) runs in slices
 #: of this many seconds, one every UPKEEP_INTERVAL_MS while some is due.
 UPKEEP_SLICE = 0.005
@@ -122,10 +123,10 @@ class PeerSession(QObject):
         self.waiting_turn = False
         #: The event-loop pass in which this connection last had a turn.
         self.turn_pass = -1
-        #: Seconds this connection's requests waited in the queue lately (decaying).
-        self.waited = 0.0
-        self.waited_at = 0.0
-        self.queued_at = 0.0
+        #: When this connection last started asking after a quiet spell, and when it last
+        #: went quiet (None while it has something for us).
+        self.busy_since = 0.0
+        self.quiet_since: float | None = float("-inf")
         socket.setReadBufferSize(READ_BUFFER)
 
         self._join_timer = _single_shot_timer(self)
@@ -288,6 +289,8 @@ class PeerSession(QObject):
             self._answer_held()
         if self._closing:
             return
+        if not self._held and not self.waiting_turn:
+            self.quiet_since = time.monotonic()  # everything asked so far is answered
         if not self._reader.buffered:
             self._line_timer.stop()
             self._line_started = False
@@ -527,21 +530,25 @@ class IndexServer(QTcpServer):
 
         A connection goes on at once if nobody waits, this pass of the event loop has
         done less than TURN_BUDGET of request work and the connection has not had its
-        turn in this pass (so one that pipelines requests cannot take it all). The queue
-        is first come, first served, except that a request counts as made later by the
-        seconds its connection spent waiting lately (at most about WAIT_MEMORY): a
-        connection that always has a request waiting yields to one that asks now and
-        then, which is then answered within a request or two.
+        turn in this pass (so one that pipelines requests cannot take it all).
+
+        The queue is first come, first served, except that a request counts as made
+        later by how long its connection has been busy without a quiet spell (at most
+        BUSY_CAP): one that asks now and then goes ahead of those that ask non-stop,
+        which keep their order among themselves.
         """
+        now = time.monotonic()
+        if session.quiet_since is not None:
+            if now - session.quiet_since > QUIET_GAP:
+                session.busy_since = now
+            session.quiet_since = None
         if not self._turn_timer.isActive():
             self._turn_timer.start()  # the next pass starts a new budget
         if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
             session.turn_pass = self._pass
             return True
-        now = time.monotonic()
-        waited = session.waited * math.exp((session.waited_at - now) / WAIT_MEMORY)
-        session.queued_at = now
-        heapq.heappush(self._waiting, (now + waited, next(self._wait_order), session))
+        busy = min(now - session.busy_since, BUSY_CAP)
+        heapq.heappush(self._waiting, (now + busy, next(self._wait_order), session))
         return False
 
     def _next_turns(self) -> None:
@@ -550,11 +557,6 @@ class IndexServer(QTcpServer):
         while self._waiting and (self.spent < TURN_BUDGET or not self.spent):
             _, _, session = heapq.heappop(self._waiting)
             if session in self.sessions:
-                now = time.monotonic()
-                session.waited = session.waited * math.exp(
-                    (session.waited_at - now) / WAIT_MEMORY
-                ) + (now - session.queued_at)
-                session.waited_at = now
                 session.turn_pass = self._pass
                 session.take_turn()
         if self._waiting or self.spent:

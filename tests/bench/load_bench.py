@@ -74,7 +74,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
     """A well-behaved peer (its own process): one SEARCH every half second, each timed."""
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
-    times: list[tuple[float, float]] = []  # (seconds since the start, milliseconds)
+    times: list[tuple[float, float]] = []  # (time.time() when sent, milliseconds)
     sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.254", 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(REPLY_DEADLINE)
@@ -83,7 +83,6 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
     read_line(sock, buffer)
     rng = random.Random(99)
     request_id = 1
-    begin = time.perf_counter()
     while not stop.wait(0.5):
         query = rng.choice(vocabulary)
         started = time.perf_counter()
@@ -94,7 +93,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
         took = (time.perf_counter() - started) * 1000
         if reply.get("op") != "SEARCH_OK" or reply.get("id") != request_id:
             took = float("inf")
-        times.append((started - begin, took))
+        times.append((time.time() - took / 1000, took))
         request_id += 1
     sock.close()
     print(json.dumps(times), flush=True)
@@ -177,6 +176,7 @@ def main() -> None:
             peer.sent_at = time.perf_counter()
 
         begin = time.perf_counter()
+        flood_started = time.time()
         end = begin + args.seconds
         last_ping = begin
         for peer in peers:
@@ -230,12 +230,14 @@ def main() -> None:
                 errors["no reply within 10 s"] = len(stalled)
                 break
         elapsed = time.perf_counter() - begin
-        probe_times = json.loads(prober.communicate(timeout=30)[0].splitlines()[-1])
+        probe_times = [  # (seconds into the flood, milliseconds)
+            (sent - flood_started, ms)
+            for sent, ms in json.loads(prober.communicate(timeout=30)[0].splitlines()[-1])
+        ]
 
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-        warm = sorted(ms for at, ms in probe_times if at < WARM_UP)
         steady = sorted(ms for at, ms in probe_times if at >= WARM_UP)
         slow_probes = sum(1 for ms in steady if ms > PROBE_BUDGET_MS)
         for at, ms in probe_times:
@@ -256,7 +258,8 @@ def main() -> None:
             f"well-behaved peer: {len(steady)} SEARCHes after the first {WARM_UP:.0f} s: p50 "
             f"{statistics.median(steady):.1f} ms, p99 {steady_p99:.1f} ms, "
             f"max {steady[-1]:.1f} ms, {slow_probes} over {PROBE_BUDGET_MS:.0f} ms; "
-            f"in the first {WARM_UP:.0f} s: {', '.join(f'{ms:.0f}' for ms in warm)} ms"
+            f"in the first {WARM_UP:.0f} s, in order: "
+            + ", ".join(f"{ms:.0f} ms at {at:.1f} s" for at, ms in probe_times if at < WARM_UP)
         )
         print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB; log lines: {log_lines[0]:,}")
     finally:

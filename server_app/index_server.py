@@ -40,7 +40,10 @@ READ_BUFFER = 1024 * 1024
 TURN_BUDGET = 0.010
 #: A connection quiet for longer than this (seconds) counts as newly busy when it asks again.
 QUIET_GAP = 0.25
-#: A request counts as made later by how long (seconds) its connection has been busy, at most this.
+#: A request counts as made later by BUSY_WEIGHT times how long its connection has been
+#: busy, at most BUSY_CAP seconds later. (Among connections busy since the same moment
+#: the order stays first come, first served.)
+BUSY_WEIGHT = 10.0
 BUSY_CAP = 10.0
 #: Index upkeep (deleting departed peers' rows, merging the name index) runs in slices
 #: of this many seconds, one every UPKEEP_INTERVAL_MS while some is due.
@@ -533,8 +536,8 @@ class IndexServer(QTcpServer):
         turn in this pass (so one that pipelines requests cannot take it all).
 
         The queue is first come, first served, except that a request counts as made
-        later by how long its connection has been busy without a quiet spell (at most
-        BUSY_CAP): one that asks now and then goes ahead of those that ask non-stop,
+        later the longer its connection has been busy without a quiet spell (see
+        BUSY_WEIGHT): one that asks now and then goes ahead of those that ask non-stop,
         which keep their order among themselves.
         """
         now = time.monotonic()
@@ -547,7 +550,7 @@ class IndexServer(QTcpServer):
         if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
             session.turn_pass = self._pass
             return True
-        busy = min(now - session.busy_since, BUSY_CAP)
+        busy = min((now - session.busy_since) * BUSY_WEIGHT, BUSY_CAP)
         heapq.heappush(self._waiting, (now + busy, next(self._wait_order), session))
         return False
 

@@ -126,9 +126,12 @@ class PeerSession(QObject):
         self.waiting_turn = False
         #: The event-loop pass in which this connection last had a turn.
         self.turn_pass = -1
-        #: When this connection last started asking after a quiet spell, and when it last
-        #: went quiet (None while it has something for us).
-        self.busy_since = 0.0
+        #: How long this connection has had requests for us without a quiet spell: the
+        #: seconds before ``busy_started``, plus the time since (while ``quiet_since`` is
+        #: None). Short pauses (QUIET_GAP), like the round trip between a reply and the
+        #: next request, neither count nor end a busy spell.
+        self.busy_before = 0.0
+        self.busy_started = 0.0
         self.quiet_since: float | None = float("-inf")
         socket.setReadBufferSize(READ_BUFFER)
 
@@ -292,8 +295,10 @@ class PeerSession(QObject):
             self._answer_held()
         if self._closing:
             return
-        if not self._held and not self.waiting_turn:
-            self.quiet_since = time.monotonic()  # everything asked so far is answered
+        if not self._held and not self.waiting_turn and self.quiet_since is None:
+            now = time.monotonic()  # everything asked so far is answered
+            self.busy_before += now - self.busy_started
+            self.quiet_since = now
         if not self._reader.buffered:
             self._line_timer.stop()
             self._line_started = False
@@ -543,14 +548,16 @@ class IndexServer(QTcpServer):
         now = time.monotonic()
         if session.quiet_since is not None:
             if now - session.quiet_since > QUIET_GAP:
-                session.busy_since = now
+                session.busy_before = 0.0
+            session.busy_started = now
             session.quiet_since = None
         if not self._turn_timer.isActive():
             self._turn_timer.start()  # the next pass starts a new budget
         if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
             session.turn_pass = self._pass
             return True
-        busy = min((now - session.busy_since) * BUSY_WEIGHT, BUSY_CAP)
+        busy = session.busy_before + now - session.busy_started
+        busy = min(busy * BUSY_WEIGHT, BUSY_CAP)
         heapq.heappush(self._waiting, (now + busy, next(self._wait_order), session))
         return False
 

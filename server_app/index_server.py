@@ -487,7 +487,8 @@ class IndexServer(QTcpServer):
         self._touch_timer.start()
         # When requests pile up, a connection that asks now and then goes before those
         # that ask non-stop (see request_turn); each is answered, none is refused.
-        self._waiting: list[tuple[float, int, PeerSession]] = []
+        #: (priority, order, queued at, session): see request_turn.
+        self._waiting: list[tuple[float, int, float, PeerSession]] = []
         self._wait_order = itertools.count()
         #: Seconds of request work done in this pass of the event loop, and its number.
         self.spent = 0.0
@@ -541,9 +542,10 @@ class IndexServer(QTcpServer):
         turn in this pass (so one that pipelines requests cannot take it all).
 
         The queue is first come, first served, except that a request counts as made
-        later the longer its connection has been busy without a quiet spell (see
-        BUSY_WEIGHT): one that asks now and then goes ahead of those that ask non-stop,
-        which keep their order among themselves.
+        later the longer its connection has been busy without a quiet spell, waiting
+        included (see BUSY_WEIGHT): one that asks now and then goes ahead of those that
+        ask non-stop, which keep their order among themselves, even in the first round
+        of a flood, when none of them has been answered yet.
         """
         now = time.monotonic()
         if session.quiet_since is not None:
@@ -556,19 +558,31 @@ class IndexServer(QTcpServer):
         if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
             session.turn_pass = self._pass
             return True
-        busy = session.busy_before + now - session.busy_started
-        busy = min(busy * BUSY_WEIGHT, BUSY_CAP)
-        heapq.heappush(self._waiting, (now + busy, next(self._wait_order), session))
+        priority = now + self._busy_penalty(session, now)
+        heapq.heappush(self._waiting, (priority, next(self._wait_order), now, session))
         return False
+
+    @staticmethod
+    def _busy_penalty(session: PeerSession, now: float) -> float:
+        busy = session.busy_before + now - session.busy_started
+        return min(busy * BUSY_WEIGHT, BUSY_CAP)
 
     def _next_turns(self) -> None:
         self.spent = 0.0
         self._pass += 1
         while self._waiting and (self.spent < TURN_BUDGET or not self.spent):
-            _, _, session = heapq.heappop(self._waiting)
-            if session in self.sessions:
-                session.turn_pass = self._pass
-                session.take_turn()
+            _, order, queued_at, session = heapq.heappop(self._waiting)
+            if session not in self.sessions:
+                continue
+            # A priority only grows while its connection waits (busy time counts), so the
+            # stored one is a lower bound: an entry whose priority grew past the next one
+            # goes back in the queue with its priority of now.
+            priority = queued_at + self._busy_penalty(session, time.monotonic())
+            if self._waiting and priority > self._waiting[0][0] + 1e-6:
+                heapq.heappush(self._waiting, (priority, order, queued_at, session))
+                continue
+            session.turn_pass = self._pass
+            session.take_turn()
         if self._waiting or self.spent:
             self._turn_timer.start()
 

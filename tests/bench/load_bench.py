@@ -81,6 +81,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
     buffer = bytearray()
     sock.sendall(b'{"op":"JOIN","id":0,"port":5999,"files":[]}\n')
     read_line(sock, buffer)
+    print("joined", flush=True)  # the flood starts now: the first SEARCH lands in its first round
     rng = random.Random(99)
     request_id = 1
     while not stop.wait(0.5):
@@ -157,6 +158,7 @@ def main() -> None:
         )
 
         prober = start_probe(port, args.seconds)
+        assert prober.stdout.readline().strip() == "joined"
 
         latencies: list[float] = []
         errors: dict[str, int] = {}

@@ -151,3 +151,33 @@ def test_after_a_restart_no_peer_is_online_until_it_joins(tmp_path):
         assert found["results"] == []
     finally:
         second.stop()
+
+
+def test_full_collections_only_look_at_what_is_new_since_the_last_one():
+    import gc
+
+    from server_app import __main__ as server_main
+
+    kept = [[n] for n in range(1000)]  # long-lived state
+    try:
+        server_main.keep_full_collections_short()
+        server_main.keep_full_collections_short()  # installing twice is harmless
+        assert gc.callbacks.count(server_main._freeze_survivors) == 1
+        gc.collect()
+        assert gc.get_freeze_count() >= len(kept)
+        gc.collect(1)  # a younger generation's collection freezes nothing new
+        frozen = gc.get_freeze_count()
+        gc.collect(1)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.callbacks.remove(server_main._freeze_survivors)
+        gc.unfreeze()
+
+
+def test_the_server_prefers_qts_own_event_loop(monkeypatch):
+    from server_app import __main__ as server_main
+
+    monkeypatch.setenv("QT_NO_GLIB", "")  # so monkeypatch puts the original back
+    monkeypatch.delenv("QT_NO_GLIB")
+    server_main.prefer_plain_event_loop()
+    assert os.environ["QT_NO_GLIB"] == "1"

@@ -13,6 +13,7 @@ import itertools
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -53,6 +54,9 @@ UPKEEP_INTERVAL_MS = 20
 DROP_SLICE = 0.010
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
 INDEX_OPS = (p.Join, p.Search, p.Update)
+#: A JOIN or UPDATE listing more files than this goes into the index this many at a
+#: time, one turn each (a 10,000-file JOIN is about a tenth of a second of work).
+STEP_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,10 @@ class PeerSession(QObject):
         #: at the head for its turn.
         self._held: deque[p.Message | p.ProtocolError] = deque()
         self._turn_granted = False
+        #: A JOIN or UPDATE under way a step per turn (see STEP_FILES), and its request.
+        self._job: Generator[None, None, None] | None = None
+        self._job_message: p.Message | None = None
+        self._job_seconds = 0.0
         #: In the server's turn queue: take_turn() will carry on reading or answering.
         self.waiting_turn = False
         #: The event-loop pass in which this connection last had a turn.
@@ -222,7 +230,7 @@ class PeerSession(QObject):
     def _on_join_timeout(self) -> None:
         # A busy loop may run this timer before a JOIN that has already arrived.
         self._on_ready_read()
-        if (self._held or self.waiting_turn) and not self._closing:  # waits for its turn
+        if self._owes_answers and not self._closing:  # its JOIN waits for its turn
             self._join_timer.start()
             return
         if self.peer_id is None and not self._closing:
@@ -234,7 +242,7 @@ class PeerSession(QObject):
     def _on_idle_timeout(self) -> None:
         if self._closing:
             return
-        if self._held or self.waiting_turn:  # the client is waiting for us, not the reverse
+        if self._owes_answers:  # the client is waiting for us, not the other way round
             self._idle_timer.start()
             return
         log.info("Closing %s: idle for %.0f s", self.peer_label, self.server.limits.idle_timeout)
@@ -244,7 +252,7 @@ class PeerSession(QObject):
         self._on_ready_read()  # bytes that already arrived count
         if self._closing or not self._line_started or self._line_timer.isActive():
             return  # closed, or the line finished (and a new one has its own deadline)
-        if self._held or self.waiting_turn:  # we are not reading: not the client's fault
+        if self._owes_answers:  # we are not reading: not the client's fault
             self._line_timer.start()
             return
         if self._reader.buffered - self._line_mark >= MIN_LINE_PROGRESS:
@@ -258,9 +266,14 @@ class PeerSession(QObject):
         )
         self.close()
 
+    @property
+    def _owes_answers(self) -> bool:
+        """Requests of this connection wait for the server (held, under way or queued)."""
+        return bool(self._held) or self._job is not None or self.waiting_turn
+
     def _on_ready_read(self) -> None:
         """Bytes arrived (or a deadline wants them counted): read them when the server lets."""
-        if self._closing or self._held or self.waiting_turn:
+        if self._closing or self._owes_answers:
             return  # take_turn() or the answer to a held request reads on
         if not self.server.request_turn(self):
             self.waiting_turn = True
@@ -271,12 +284,7 @@ class PeerSession(QObject):
 
     def _read(self) -> None:
         completed = False
-        while (
-            not self._closing
-            and not self._held
-            and not self.waiting_turn
-            and self.socket.bytesAvailable() > 0
-        ):
+        while not self._closing and not self._owes_answers and self.socket.bytesAvailable() > 0:
             data = bytes(self.socket.read(READ_CHUNK).data())
             if not data:
                 break
@@ -295,7 +303,7 @@ class PeerSession(QObject):
             self._answer_held()
         if self._closing:
             return
-        if not self._held and not self.waiting_turn and self.quiet_since is None:
+        if not self._owes_answers and self.quiet_since is None:
             now = time.monotonic()  # everything asked so far is answered
             self.busy_before += now - self.busy_started
             self.quiet_since = now
@@ -311,21 +319,32 @@ class PeerSession(QObject):
 
     def _answer_held(self) -> None:
         """Answer held requests in order, until one that uses the index must wait its turn."""
-        while self._held and not self._closing:
-            item = self._held[0]
-            if isinstance(item, INDEX_OPS) and (
-                self.peer_id is not None or isinstance(item, p.Join)
-            ):
-                if self._turn_granted:
-                    self._turn_granted = False
-                elif not self.server.request_turn(self):
-                    self.waiting_turn = True
+        while (self._held or self._job is not None) and not self._closing:
+            if self._job is not None:
+                if not self._take_index_turn():
                     return  # take_turn() carries on
+                self._step_job()
+                continue
+            item = self._held[0]
+            needs_turn = isinstance(item, INDEX_OPS) and (
+                self.peer_id is not None or isinstance(item, p.Join)
+            )
+            if needs_turn and not self._take_index_turn():
+                return  # take_turn() carries on
             self._held.popleft()
             if isinstance(item, p.ProtocolError):
                 self._fail(item)
             else:
                 self._dispatch(item)
+
+    def _take_index_turn(self) -> bool:
+        if self._turn_granted:
+            self._turn_granted = False
+            return True
+        if self.server.request_turn(self):
+            return True
+        self.waiting_turn = True
+        return False
 
     def take_turn(self) -> None:
         """The server's scheduler says this connection may go on: answer, then read."""
@@ -334,7 +353,7 @@ class PeerSession(QObject):
             return
         self._turn_granted = True
         self._answer_held()
-        if not self._held and not self.waiting_turn:
+        if not self._owes_answers:
             self._read()
         self._turn_granted = False
 
@@ -362,31 +381,75 @@ class PeerSession(QObject):
                 raise p.ProtocolError(
                     p.ErrorCode.NOT_JOINED, f"send JOIN before {message.OP}", message.id
                 )
-            handler(self, message)
+            outcome = handler(self, message)
         except p.ProtocolError as exc:
             self._fail(exc)
             return
         finally:
             took = time.perf_counter() - started
             self.server.spent += took
+        if outcome is not None:  # a big JOIN or UPDATE: its steps follow, one per turn
+            self._job, self._job_message, self._job_seconds = outcome, message, took
+            self._step_job()
+            return
+        self._answered(message, took)
+
+    def _step_job(self) -> None:
+        assert self._job is not None and self._job_message is not None
+        started = time.perf_counter()
+        try:
+            next(self._job)
+            done = False
+        except StopIteration:
+            done = True
+        except p.ProtocolError as exc:
+            self._job = None
+            self._fail(exc)
+            return
+        finally:
+            took = time.perf_counter() - started
+            self.server.spent += took
+            self._job_seconds += took
+        if done:
+            self._job = None
+            self._answered(self._job_message, self._job_seconds)
+        else:
+            self.server.schedule_upkeep()
+
+    def _answered(self, message: p.Message, took: float) -> None:
         self.last_seen = time.time()
         if self.peer_id is not None:
             self.server.seen[self.peer_id] = self.last_seen
         self.server.schedule_upkeep()
         self.server.request_handled.emit(message.OP, took * 1000.0)
 
-    def _on_join(self, message: p.Join) -> None:
+    def _on_join(self, message: p.Join) -> Generator[None, None, None] | None:
         store = self.server.store
         address = f"{self.ip}:{message.port}"
+        if self.peer_id is None or address != self.peer_label:
+            self._forget_peer()
+            return self._join_in_steps(message, address)
         try:
-            if self.peer_id is not None and address == self.peer_label:
-                total = store.replace_files(self.peer_id, message.files)
-            else:
-                self._forget_peer()
-                self.peer_id = store.add_peer(self.ip, message.port, message.agent, message.files)
-                total = store.file_count(self.peer_id)
+            total = store.replace_files(self.peer_id, message.files)
         except IndexLimitError as exc:
             raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+        self._joined(message, address, total)
+        return None
+
+    def _join_in_steps(self, message: p.Join, address: str) -> Generator[None, None, None]:
+        store = self.server.store
+        files = message.files
+        try:
+            store.check_file_count(files)
+            self.peer_id = store.add_peer(self.ip, message.port, message.agent, files[:STEP_FILES])
+            for start in range(STEP_FILES, len(files), STEP_FILES):
+                yield
+                store.update_files(self.peer_id, files[start : start + STEP_FILES], ())
+        except IndexLimitError as exc:
+            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+        self._joined(message, address, store.file_count(self.peer_id))
+
+    def _joined(self, message: p.Join, address: str, total: int) -> None:
         self._join_timer.stop()
         self.peer_label = address
         self.agent = message.agent
@@ -400,12 +463,33 @@ class PeerSession(QObject):
         self.send_line(p.encode_search_ok(message.id, results)[0])
         log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
 
-    def _on_update(self, message: p.Update) -> None:
+    def _on_update(self, message: p.Update) -> Generator[None, None, None] | None:
         assert self.peer_id is not None
+        store = self.server.store
+        add = message.add
+        # In steps only when no step can break the files-per-peer limit (else one
+        # transaction, so a refused UPDATE changes nothing).
+        if len(add) > STEP_FILES and (
+            store.file_count(self.peer_id) + len(add) <= store.max_files_per_peer
+        ):
+            return self._update_in_steps(message)
         try:
-            total = self.server.store.update_files(self.peer_id, message.add, message.remove)
+            total = store.update_files(self.peer_id, add, message.remove)
         except IndexLimitError as exc:
             raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+        self._updated(message, total)
+        return None
+
+    def _update_in_steps(self, message: p.Update) -> Generator[None, None, None]:
+        store = self.server.store
+        assert self.peer_id is not None
+        total = store.update_files(self.peer_id, message.add[:STEP_FILES], message.remove)
+        for start in range(STEP_FILES, len(message.add), STEP_FILES):
+            yield
+            total = store.update_files(self.peer_id, message.add[start : start + STEP_FILES], ())
+        self._updated(message, total)
+
+    def _updated(self, message: p.Update, total: int) -> None:
         self.send(p.UpdateOk(id=message.id, files=total))
         log.info(
             "Peer %s updated: %d added, %d removed, %d files",
@@ -414,6 +498,7 @@ class PeerSession(QObject):
             len(message.remove),
             total,
         )
+        assert self.peer_id is not None
         self.server.peer_updated.emit(self.peer_id, total)
 
     def _on_ping(self, message: p.Ping) -> None:
@@ -436,6 +521,7 @@ class PeerSession(QObject):
         if self.peer_id is None:
             return
         peer_id, self.peer_id = self.peer_id, None
+        self._job = None
         self.server.seen.pop(peer_id, None)
         self.server.store.remove_peer(peer_id)
         self.server.schedule_upkeep()

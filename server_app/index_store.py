@@ -465,6 +465,10 @@ class IndexStore:
                 [(when, peer_id) for peer_id, when in seen.items()],
             )
 
+    def check_file_count(self, files: Sequence[FileInfo]) -> None:
+        """Raise ``IndexLimitError`` if ``files`` holds more entries than a peer may share."""
+        self._check_limit(len({(info.hash.lower(), info.name) for info in files}))
+
     def _check_limit(self, files: int) -> None:
         if files > self.max_files_per_peer:
             raise IndexLimitError(files, self.max_files_per_peer)

@@ -480,3 +480,82 @@ def test_a_departed_peers_rows_are_cleared_in_the_background(qtbot, server, conn
     qtbot.waitUntil(lambda: not server.store.upkeep_due)
     assert server.store._db.execute("SELECT count(*) FROM files").fetchone()[0] == 0
     server.store.check_index()
+
+
+def test_a_big_join_goes_in_by_steps_and_others_are_served_in_between(
+    qtbot, server, connect, monkeypatch
+):
+    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one step per pass
+    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    monkeypatch.setattr(index_server, "QUIET_GAP", 0.0)  # other's JOIN is not its busy time
+    big, other = connect(), connect()
+    join(qtbot, other, 7002, [])
+    store = server.store
+    calls: list[str] = []
+    for name in ("add_peer", "update_files", "search"):
+        method = getattr(store, name)
+        monkeypatch.setattr(
+            store, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k)
+        )
+    add_peer = store.add_peer
+
+    def first_step(*args, **kwargs):
+        other.send({"op": "SEARCH", "id": 2, "query": "clip"})  # arrives mid-JOIN
+        return add_peer(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_peer", first_step)
+    files = [file(f"clip {n:03d}.mp4", n, f"{n + 1:064x}") for n in range(95)]
+    files.append(files[3])  # listed twice: counted once, as in one step
+    big.send({"op": "JOIN", "id": 1, "port": 7001, "files": files})
+    assert other.reply(qtbot)["id"] == 2
+    assert big.reply(qtbot) == {"op": "JOIN_OK", "id": 1, "peer": "127.0.0.1:7001", "files": 95}
+    assert calls.count("add_peer") == 1 and calls.count("update_files") == 19
+    assert calls.index("search") < len(calls) - 1  # answered between two steps
+    reply = other.request(qtbot, {"op": "SEARCH", "id": 3, "query": "clip", "limit": 500})
+    assert len(reply["results"]) == 95
+
+
+def test_a_peer_that_drops_in_the_middle_of_a_big_join_leaves_nothing(
+    qtbot, server, connect, monkeypatch
+):
+    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    big = connect()
+    files = [file(f"clip {n:03d}.mp4", n, f"{n + 1:064x}") for n in range(500)]
+    big.send({"op": "JOIN", "id": 1, "port": 7001, "files": files})
+    qtbot.waitUntil(lambda: server.store.counters().files > 0)
+    big.close()
+    qtbot.waitUntil(lambda: server.store.counters().peers == 0 and not server.sessions)
+    assert server.store.counters().files == 0
+
+
+def test_a_big_join_over_the_files_limit_adds_nothing(qtbot, make_server, connect, monkeypatch):
+    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    server = make_server(ServerLimits(max_files_per_peer=20))
+    client = WireClient(server.serverPort())
+    try:
+        files = [file(f"clip {n}.mp4", n, f"{n + 1:064x}") for n in range(21)]
+        reply = client.request(qtbot, {"op": "JOIN", "id": 1, "port": 7001, "files": files})
+        assert reply["code"] == "TOO_LARGE"
+        assert server.store.counters().peers == 0
+    finally:
+        client.close()
+
+
+def test_a_big_update_goes_in_by_steps_unless_it_could_break_the_limit(
+    qtbot, make_server, monkeypatch
+):
+    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    server = make_server(ServerLimits(max_files_per_peer=30))
+    client = WireClient(server.serverPort())
+    try:
+        join(qtbot, client, 7001, [file("old.mp4", 1, H1)])
+        add = [file(f"new {n}.mp4", n, f"{n + 10:064x}") for n in range(22)]
+        reply = client.request(qtbot, {"op": "UPDATE", "id": 2, "add": add, "remove": [H1]})
+        assert reply == {"op": "UPDATE_OK", "id": 2, "files": 22}
+        too_many = [file(f"more {n}.mp4", n, f"{n + 100:064x}") for n in range(9)]
+        reply = client.request(qtbot, {"op": "UPDATE", "id": 3, "add": too_many, "remove": []})
+        assert reply["code"] == "TOO_LARGE"  # in one transaction: refused as a whole
+        qtbot.waitUntil(client.is_closed)
+    finally:
+        client.close()

@@ -273,8 +273,8 @@ class PeerSession(QObject):
 
     def _on_ready_read(self) -> None:
         """Bytes arrived (or a deadline wants them counted): read them when the server lets."""
-        if self._closing or self._owes_answers:
-            return  # take_turn() or the answer to a held request reads on
+        if self._closing or self._owes_answers or self.socket.bytesAvailable() <= 0:
+            return  # nothing to read, or take_turn() / a held request's answer reads on
         if not self.server.request_turn(self):
             self.waiting_turn = True
             return
@@ -293,7 +293,8 @@ class PeerSession(QObject):
             try:
                 messages = self._reader.feed(data)
             except p.ProtocolError as exc:
-                self._held.extend([*exc.preceding, exc])
+                # Without its traceback: the frames would tie the error to this session.
+                self._held.extend([*exc.preceding, exc.with_traceback(None)])
                 self._answer_held()
                 return
             finally:
@@ -573,8 +574,12 @@ class IndexServer(QTcpServer):
         self._touch_timer.start()
         # When requests pile up, a connection that asks now and then goes before those
         # that ask non-stop (see request_turn); each is answered, none is refused.
-        #: (priority, order, queued at, session): see request_turn.
-        self._waiting: list[tuple[float, int, float, PeerSession]] = []
+        #: The queue (see request_turn), as two heaps over the same entries: by the
+        #: priority while a connection's busy time still counts, and by its cap. An entry
+        #: is a one-item list holding the session, emptied (None) once it is served.
+        self._by_busy: list[tuple[float, int, list[PeerSession | None]]] = []
+        self._by_cap: list[tuple[float, int, list[PeerSession | None]]] = []
+        self.waiting = 0
         self._wait_order = itertools.count()
         #: Seconds of request work done in this pass of the event loop, and its number.
         self.spent = 0.0
@@ -612,7 +617,9 @@ class IndexServer(QTcpServer):
             session.close(flush=False)
         # No timer may outlive stop(): a stopped server can then be freed on any thread.
         # (The store's upkeep goes on when the server starts again.)
-        self._waiting.clear()
+        self._by_busy.clear()
+        self._by_cap.clear()
+        self.waiting = 0
         self._turn_timer.stop()
         self._upkeep_timer.stop()
         self._drop_timer.stop()
@@ -641,35 +648,49 @@ class IndexServer(QTcpServer):
             session.quiet_since = None
         if not self._turn_timer.isActive():
             self._turn_timer.start()  # the next pass starts a new budget
-        if not self._waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
+        if not self.waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
             session.turn_pass = self._pass
             return True
-        priority = now + self._busy_penalty(session, now)
-        heapq.heappush(self._waiting, (priority, next(self._wait_order), now, session))
+        # Its priority at a later time t is min(now + BUSY_WEIGHT * busy(t), now + BUSY_CAP),
+        # busy(t) = busy_before + t - busy_started: the first part minus BUSY_WEIGHT * t is
+        # the same for every t, so each heap's order never changes while entries wait.
+        entry: list[PeerSession | None] = [session]
+        order = next(self._wait_order)
+        growing = now + BUSY_WEIGHT * (session.busy_before - session.busy_started)
+        heapq.heappush(self._by_busy, (growing, order, entry))
+        heapq.heappush(self._by_cap, (now + BUSY_CAP, order, entry))
+        self.waiting += 1
         return False
 
-    @staticmethod
-    def _busy_penalty(session: PeerSession, now: float) -> float:
-        busy = session.busy_before + now - session.busy_started
-        return min(busy * BUSY_WEIGHT, BUSY_CAP)
+    def _pop_waiting(self) -> PeerSession | None:
+        """The queued connection with the lowest priority now (see request_turn)."""
+        for heap in (self._by_busy, self._by_cap):
+            while heap and heap[0][2][0] is None:
+                heapq.heappop(heap)
+        if not self._by_busy:
+            return None
+        growing, order, _ = self._by_busy[0]
+        capped, cap_order, _ = self._by_cap[0]
+        heap = self._by_busy
+        if (capped, cap_order) < (growing + BUSY_WEIGHT * time.monotonic(), order):
+            heap = self._by_cap
+        _, _, entry = heapq.heappop(heap)
+        session, entry[0] = entry[0], None  # the other heap drops it when it is on top
+        self.waiting -= 1
+        return session
 
     def _next_turns(self) -> None:
         self.spent = 0.0
         self._pass += 1
-        while self._waiting and (self.spent < TURN_BUDGET or not self.spent):
-            _, order, queued_at, session = heapq.heappop(self._waiting)
+        while self.waiting and (self.spent < TURN_BUDGET or not self.spent):
+            session = self._pop_waiting()
+            if session is None:
+                break
             if session not in self.sessions:
-                continue
-            # A priority only grows while its connection waits (busy time counts), so the
-            # stored one is a lower bound: an entry whose priority grew past the next one
-            # goes back in the queue with its priority of now.
-            priority = queued_at + self._busy_penalty(session, time.monotonic())
-            if self._waiting and priority > self._waiting[0][0] + 1e-6:
-                heapq.heappush(self._waiting, (priority, order, queued_at, session))
                 continue
             session.turn_pass = self._pass
             session.take_turn()
-        if self._waiting or self.spent:
+        if self.waiting or self.spent:
             self._turn_timer.start()
 
     def note_dropped(self, session: PeerSession) -> None:

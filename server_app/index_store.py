@@ -72,6 +72,9 @@ TRIGRAM = 3
 #: time of a query like "mp4 zq" whose terms each match much but together little.
 MAX_INDEX_ROWS = 50_000
 MAX_SCAN_ROWS = 100_000
+#: While departed peers' rows wait for upkeep, a search examines more rows, in proportion
+#: to the share of them in the index, up to this many times the limits above.
+MAX_DEPARTED_SCALE = 4
 #: File rows of departed peers deleted per upkeep transaction.
 PURGE_ROWS = 200
 #: Leaf pages one name-index merge step may write.
@@ -260,8 +263,10 @@ class IndexStore:
         self._ids_by_address: dict[PeerAddress, list[int]] = {}
         #: Peer ids whose address an older online peer id also has: listed once in results.
         self._repeated: set[int] = set()
-        #: Departed peers whose file rows are still to be deleted, oldest first.
+        #: Departed peers whose file rows are still to be deleted, oldest first, and
+        #: about how many rows that is.
         self._departed: deque[int] = deque()
+        self._departed_rows = 0
         self._merge_due = False
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
@@ -398,7 +403,9 @@ class IndexStore:
         """
         if peer_id not in self._addresses:
             return
+        rows = self.file_count(peer_id)
         self._db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
+        self._departed_rows += rows
         address = self._addresses.pop(peer_id)
         same = self._ids_by_address[address]
         same.remove(peer_id)
@@ -449,6 +456,7 @@ class IndexStore:
                 if len(found) < wanted:
                     self._departed.popleft()
             self._delete(rows)
+        self._departed_rows = max(0, self._departed_rows - len(rows)) if self._departed else 0
 
     def touch(self, peer_id: int, now: float | None = None) -> None:
         """Note that the peer was heard from (``last_seen``)."""
@@ -677,19 +685,27 @@ class IndexStore:
                 f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p ON {_ONLINE}"
                 f" WHERE 1{filters} LIMIT ?"
             )
-            params: tuple[object, ...] = (parsed.fts_match, MAX_INDEX_ROWS, *patterns, cap)
+            examined = round(MAX_INDEX_ROWS * self._departed_scale())
+            params: tuple[object, ...] = (parsed.fts_match, examined, *patterns, cap)
         else:
             sql = (
                 "SELECT DISTINCT f.hash, f.name, f.size"
                 " FROM (SELECT peer_id, hash, name, name_key, size FROM files LIMIT ?) AS f"
                 f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{filters} LIMIT ?"
             )
-            params = (MAX_SCAN_ROWS, *patterns, cap)
+            params = (round(MAX_SCAN_ROWS * self._departed_scale()), *patterns, cap)
         rows = db.execute(sql, params).fetchall()
         for hash_, name, size in rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
         complete = len(rows) < cap and len(exact_rows) < cap
         return list(groups.values()), complete
+
+    def _departed_scale(self) -> float:
+        """How many times more rows to examine so departed rows do not crowd out live ones."""
+        if not self._departed_rows:
+            return 1.0
+        live = self._db.execute("SELECT total(files) FROM peers").fetchone()[0]
+        return min(MAX_DEPARTED_SCALE, (live + self._departed_rows) / max(live, 1.0))
 
     def _groups_by_name(self, limit: int) -> list[_Group]:
         rows = self._db.execute(

@@ -433,7 +433,7 @@ def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
         assert all(r["op"] == "SEARCH_OK" for r in replies[3::2])
     # Every search was answered after all four JOINs had waited their turn or not at all.
     assert len(replies[-2]["results"][0]["peers"]) == 3
-    assert server._waiting == []
+    assert server.waiting == 0
 
 
 def test_a_peer_that_searches_now_and_then_goes_before_peers_that_never_stop(
@@ -559,3 +559,84 @@ def test_a_big_update_goes_in_by_steps_unless_it_could_break_the_limit(
         qtbot.waitUntil(client.is_closed)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["leave", "drop", "bad line", "too large", "kick", "drop mid-join"],
+)
+def test_a_closed_session_is_freed_without_the_garbage_collector(
+    qtbot, server, connect, monkeypatch, ending
+):
+    # napster-server freezes what survives a full collection (server_app/__main__.py), so
+    # a session kept alive by a reference cycle would never be freed.
+    import gc
+    import weakref
+
+    monkeypatch.setattr(index_server, "STEP_FILES", 2)
+    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)
+    client = connect()
+    if ending == "drop mid-join":
+        files = [file(f"clip {n}.mp4", n, f"{n + 1:064x}") for n in range(400)]
+        client.send({"op": "JOIN", "id": 1, "port": 7001, "files": files})
+        qtbot.waitUntil(lambda: server.store.counters().files > 0)
+    else:
+        join(qtbot, client, 7001, [file("a.mp4", 1, H1)])
+    session = weakref.ref(next(iter(server.sessions)))
+    gc.disable()
+    try:
+        if ending == "leave":
+            client.send({"op": "LEAVE", "id": 2})
+        elif ending == "bad line":
+            client.send_raw(b"not json\n")
+        elif ending == "too large":
+            client.send_raw(b'{"op":"SEARCH","query":"' + b"x" * 70_000 + b'"}\n')
+        elif ending == "kick":
+            server.kick(session().peer_id)
+        else:
+            client.close()
+        qtbot.waitUntil(lambda: not server.sessions and session() is None)
+    finally:
+        gc.enable()
+
+
+def test_the_queue_puts_the_least_busy_first_and_each_entry_comes_out_once(server):
+    import time
+    from types import SimpleNamespace
+
+    started = time.monotonic()
+
+    def waiting_session(busy: float) -> SimpleNamespace:
+        quiet = float("-inf") if busy == 0 else None  # 0: asks after a quiet spell
+        return SimpleNamespace(
+            busy_before=busy, busy_started=started, quiet_since=quiet, turn_pass=-1
+        )
+
+    server.spent = 1.0  # this pass's budget is used up: everyone queues
+    flooder, mid, newcomer = waiting_session(5.0), waiting_session(0.05), waiting_session(0)
+    for session in (flooder, mid, newcomer):
+        assert server.request_turn(session) is False
+    assert [server._pop_waiting() for _ in range(3)] == [newcomer, mid, flooder]
+    # A crowd busy for almost the same time comes out in order, each once, without spinning.
+    crowd = [waiting_session(0.1 + n * 1e-6) for n in range(2000)]
+    for session in crowd:
+        server.request_turn(session)
+    assert [server._pop_waiting() for _ in range(2000)] == crowd
+    assert server.waiting == 0 and server._pop_waiting() is None
+
+
+def test_a_silent_connection_is_closed_at_the_join_deadline_while_the_server_is_busy(
+    qtbot, make_server
+):
+    server = make_server(ServerLimits(join_timeout=0.5))
+    flooder, silent = WireClient(server.serverPort()), None
+    try:
+        join(qtbot, flooder, 7001, [])
+        flooder.send_raw(b'{"op":"SEARCH","query":"nothing here"}\n' * 30_000)
+        silent = WireClient(server.serverPort())
+        qtbot.waitUntil(silent.is_closed, timeout=1500)  # the deadline and some slack
+        assert server.store.counters().peers == 1
+    finally:
+        flooder.close()
+        if silent is not None:
+            silent.close()

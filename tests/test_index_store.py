@@ -673,3 +673,15 @@ def test_search_agrees_with_a_model(operations, query, limit, asker):
         ]
         assert store.counters().files == sum(len(files) for files in shares.values())
         store.check_index()
+
+
+def test_departed_rows_waiting_for_upkeep_do_not_crowd_out_live_matches(store, monkeypatch):
+    monkeypatch.setattr(index_store, "MAX_INDEX_ROWS", 100)
+    monkeypatch.setattr(index_store, "MAX_SCAN_ROWS", 100)
+    gone = join(store, 1, [info(f"song {n:03d}") for n in range(300)])  # the lowest row ids
+    join(store, 2, [info(f"song live {n}") for n in range(10)])
+    asker = join(store, 3, [])
+    store.remove_peer(gone)
+    assert len(store.search("song", exclude_peer=asker)) == 10  # trigram index
+    assert len(store.search("so", exclude_peer=asker)) == 10  # scan of short terms
+    assert len(store.search_files("song")) == 10

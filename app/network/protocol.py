@@ -675,7 +675,8 @@ class LineReader:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
         if self._failed is not None:
-            raise self._failed
+            failed = self._failed
+            raise ProtocolError(failed.code, failed.message, failed.request_id)
         messages: list[Message] = []
         view = memoryview(data)
         try:
@@ -699,7 +700,8 @@ class LineReader:
                 self._raise_limit_or_fail()
         except ProtocolError as exc:
             exc.preceding = messages
-            self._failed = exc
+            # A copy: the raised one carries frames (and whoever owns this reader).
+            self._failed = ProtocolError(exc.code, exc.message, exc.request_id)
             raise
         return messages
 

@@ -182,6 +182,7 @@ class PeerSession(QObject):
         if self._closing:
             return
         self._closing = True
+        self._held.clear()
         self._join_timer.stop()
         self._idle_timer.stop()
         self._line_timer.stop()
@@ -217,6 +218,7 @@ class PeerSession(QObject):
 
     def forget_dropped(self) -> None:
         """Finish a connection the peer dropped: it leaves the index."""
+        self._held.clear()
         self._join_timer.stop()
         self._idle_timer.stop()
         self._line_timer.stop()
@@ -293,8 +295,10 @@ class PeerSession(QObject):
             try:
                 messages = self._reader.feed(data)
             except p.ProtocolError as exc:
-                # Without its traceback: the frames would tie the error to this session.
-                self._held.extend([*exc.preceding, exc.with_traceback(None)])
+                # A copy: the raised error's frames (and its context's) would tie it to
+                # this session in a reference cycle.
+                error = p.ProtocolError(exc.code, exc.message, exc.request_id)
+                self._held.extend([*exc.preceding, error])
                 self._answer_held()
                 return
             finally:
@@ -677,6 +681,9 @@ class IndexServer(QTcpServer):
         _, _, entry = heapq.heappop(heap)
         session, entry[0] = entry[0], None  # the other heap drops it when it is on top
         self.waiting -= 1
+        if not self.waiting:
+            self._by_busy.clear()
+            self._by_cap.clear()
         return session
 
     def _next_turns(self) -> None:

@@ -640,3 +640,27 @@ def test_a_silent_connection_is_closed_at_the_join_deadline_while_the_server_is_
         flooder.close()
         if silent is not None:
             silent.close()
+
+
+def test_sessions_closed_for_a_bad_line_after_other_requests_are_freed_without_the_collector(
+    qtbot, server
+):
+    import gc
+    import weakref
+
+    clients = [WireClient(server.serverPort()) for _ in range(20)]
+    qtbot.waitUntil(lambda: len(server.sessions) == 20)
+    sessions = [weakref.ref(session) for session in server.sessions]
+    gc.disable()
+    try:
+        for port, client in enumerate(clients, 7000):
+            join = {"op": "JOIN", "id": 1, "port": port, "files": [file("a.mp4", 1, H1)]}
+            client.send_raw(
+                json.dumps(join).encode() + b'\n{"op":"SEARCH","id":2,"query":"a"}\nnot json\n'
+            )
+        qtbot.waitUntil(lambda: not server.sessions)
+        qtbot.waitUntil(lambda: all(session() is None for session in sessions))
+    finally:
+        gc.enable()
+        for client in clients:
+            client.close()

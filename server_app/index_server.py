@@ -400,7 +400,7 @@ class PeerSession(QObject):
         self._answered(message, took)
 
     def _step_job(self) -> None:
-        assert self._job is not None and self._job_message is not None
+        assert self._job is not None
         started = time.perf_counter()
         try:
             next(self._job)
@@ -408,7 +408,7 @@ class PeerSession(QObject):
         except StopIteration:
             done = True
         except p.ProtocolError as exc:
-            self._job = None
+            self._job = self._job_message = None
             self._fail(exc)
             return
         finally:
@@ -416,8 +416,9 @@ class PeerSession(QObject):
             self.server.spent += took
             self._job_seconds += took
         if done:
-            self._job = None
-            self._answered(self._job_message, self._job_seconds)
+            message, self._job, self._job_message = self._job_message, None, None
+            if message is not None:  # (None: the connection closed during the step)
+                self._answered(message, self._job_seconds)
         else:
             self.server.schedule_upkeep()
 
@@ -526,7 +527,7 @@ class PeerSession(QObject):
         if self.peer_id is None:
             return
         peer_id, self.peer_id = self.peer_id, None
-        self._job = None
+        self._job = self._job_message = None
         self.server.seen.pop(peer_id, None)
         self.server.store.remove_peer(peer_id)
         self.server.schedule_upkeep()

@@ -16,7 +16,11 @@ class FakeSource:
     ``cut_after``: close the connection after sending that many file bytes.
     ``corrupt_piece``: flip one byte inside that piece.
     ``stall_after``: stop sending (but keep the connection) after that many bytes.
+    Subclasses change how a range's bytes go out by overriding ``send_body``.
     """
+
+    #: Answer each connection on its own thread (else one connection at a time).
+    concurrent = False
 
     def __init__(
         self,
@@ -56,48 +60,43 @@ class FakeSource:
                 conn, _ = self.listener.accept()
             except (TimeoutError, OSError):
                 continue
-            with conn, contextlib.suppress(OSError):
+            if self.concurrent:
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            else:
                 self._handle(conn)
 
     def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        buffer = b""
-        while not self.closing.is_set():
-            while b"\n" not in buffer:
-                chunk = conn.recv(65536)
-                if not chunk:
+        reader = p.LineReader()
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            while not self.closing.is_set():
+                data = conn.recv(65536)
+                if not data:
                     return
-                buffer += chunk
-            line, buffer = buffer.split(b"\n", 1)
-            request = p.decode_line(line)
-            if isinstance(request, p.Pieces):
-                pieces = self.piece_list or self.digest.pieces_hex
-                conn.sendall(
-                    p.encode(
-                        p.PiecesOk(
+                for request in reader.feed(data):
+                    if isinstance(request, p.Pieces):
+                        reply = p.PiecesOk(
                             id=request.id,
                             hash=self.digest.hash,
                             name=self.name,
                             size=self.digest.size,
-                            pieces=pieces,
+                            pieces=self.piece_list or self.digest.pieces_hex,
                         )
-                    )
-                )
-            elif isinstance(request, p.Download):
-                length = (
-                    self.digest.size - request.offset if request.length is None else request.length
-                )
-                conn.sendall(
-                    p.encode(
-                        p.DownloadOk(
-                            id=request.id, hash=request.hash, offset=request.offset, length=length
+                        conn.sendall(p.encode(reply))
+                    elif isinstance(request, p.Download):
+                        offset = request.offset
+                        length = request.length
+                        if length is None:
+                            length = self.digest.size - offset
+                        header = p.DownloadOk(
+                            id=request.id, hash=request.hash, offset=offset, length=length
                         )
-                    )
-                )
-                if not self._send_range(conn, request.offset, length):
-                    return
+                        conn.sendall(p.encode(header))
+                        if not self.send_body(conn, offset, length):
+                            return
 
-    def _send_range(self, conn: socket.socket, offset: int, length: int) -> bool:
+    def send_body(self, conn: socket.socket, offset: int, length: int) -> bool:
+        """Send the file's bytes at ``offset``; False closes the connection afterwards."""
         with open(self.data_path, "rb") as f:
             f.seek(offset)
             position = offset

@@ -9,7 +9,6 @@ verifies again, and is never downloaded twice; the finished file is byte-identic
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import random
@@ -21,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from app.network import pieces as pc
-from app.network import protocol as p
+from tests.fake_source import FakeSource
 from tests.test_server_cli import ROOT
 from tests.test_transfer import PIECE, make_file
 
@@ -31,66 +30,21 @@ PIECE_PACE = 0.025
 RUN_TIMEOUT = 20.0
 
 
-class PacedSource:
+class PacedSource(FakeSource):
     """A sharing peer on a slow link: serves one file, one piece per PIECE_PACE seconds."""
+
+    concurrent = True
 
     def __init__(self, path: Path, digest: pc.FileDigest) -> None:
         self.data = path.read_bytes()
-        self.digest = digest
-        self.closing = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(path, digest, "film.mkv")
 
-    def _serve(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self.closing.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        reader = p.LineReader()
-        with conn, contextlib.suppress(OSError):
-            while not self.closing.is_set():
-                data = conn.recv(65536)
-                if not data:
-                    return
-                for request in reader.feed(data):
-                    if isinstance(request, p.Pieces):
-                        reply = p.PiecesOk(
-                            id=request.id,
-                            hash=self.digest.hash,
-                            name="film.mkv",
-                            size=self.digest.size,
-                            pieces=self.digest.pieces_hex,
-                        )
-                        conn.sendall(p.encode(reply))
-                        continue
-                    length = request.length
-                    conn.sendall(
-                        p.encode(
-                            p.DownloadOk(
-                                id=request.id,
-                                hash=request.hash,
-                                offset=request.offset,
-                                length=length,
-                            )
-                        )
-                    )
-                    for start in range(request.offset, request.offset + length, PIECE):
-                        end = min(start + PIECE, request.offset + length)
-                        conn.sendall(self.data[start:end])
-                        if self.closing.wait(PIECE_PACE):  # the link's pace, not a wait
-                            return
-
-    def close(self) -> None:
-        self.closing.set()
-        self.listener.close()
-        self.thread.join(5)
+    def send_body(self, conn: socket.socket, offset: int, length: int) -> bool:
+        for start in range(offset, offset + length, PIECE):
+            conn.sendall(self.data[start : min(start + PIECE, offset + length)])
+            if self.closing.wait(PIECE_PACE):  # the link's pace, not a wait
+                return False
+        return True
 
 
 class DownloaderProcess:
@@ -185,7 +139,7 @@ def test_kill_9_at_random_points_then_resume_finishes_without_downloading_twice(
         for crash, how in enumerate(damages):
             if crash:
                 damage(state, part, how, rng)
-            run = DownloaderProcess(digest, downloads, source.address)
+            run = DownloaderProcess(digest, downloads, str(source.address))
             assert run.expect("state") == (
                 "kept" if crash and how in ("none", "bad piece") else "rebuilt"
             )
@@ -203,7 +157,7 @@ def test_kill_9_at_random_points_then_resume_finishes_without_downloading_twice(
             downloads_of.update(new)
             trusted = resumed | new
 
-        final = DownloaderProcess(digest, downloads, source.address)
+        final = DownloaderProcess(digest, downloads, str(source.address))
         final.expect("state")
         resumed = pieces_in(final.expect("resumed"))
         assert trusted <= resumed, (context, trusted - resumed)

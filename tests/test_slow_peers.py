@@ -7,11 +7,9 @@ connection was dropped and how quickly a well-behaved peer was served during the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import socket
-import threading
 import time
 
 import pytest
@@ -24,6 +22,7 @@ from app.network.upload_server import UploadLimits, UploadServer
 from server_app.index_server import IndexServer, ServerLimits
 from server_app.index_store import IndexStore
 from tests.catalog import Catalog
+from tests.fake_source import FakeSource
 from tests.test_fuzz_upload_server import RawWire
 from tests.test_transfer import PIECE, make_file, run_download, same_bytes, spec_for
 from tests.wire_client import WireClient
@@ -292,59 +291,19 @@ def test_a_downloader_that_never_reads_is_dropped_and_others_are_not_slowed(
 # ------------------------------------------------------------------ a stalling uploader
 
 
-class StallingSource:
+class StallingSource(FakeSource):
     """Serves one file, then in the middle of a piece stops (or trickles one byte at a time)."""
 
     def __init__(self, path, digest: pc.FileDigest, stop_after: int, trickle: bool) -> None:
         self.data = path.read_bytes()
-        self.digest = digest
         self.stop_after = stop_after
         self.trickle = trickle
-        self.closing = threading.Event()
         self.stalled_at: float | None = None
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = p.PeerAddress("127.0.0.1", self.listener.getsockname()[1])
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(path, digest, "v.mp4")
 
-    def _serve(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self.closing.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn, contextlib.suppress(OSError):
-                self._answer(conn)
-
-    def _answer(self, conn: socket.socket) -> None:
-        reader = p.LineReader()
-        while not self.closing.is_set():
-            data = conn.recv(65536)
-            if not data:
-                return
-            for request in reader.feed(data):
-                if isinstance(request, p.Pieces):
-                    reply = p.PiecesOk(
-                        id=request.id,
-                        hash=self.digest.hash,
-                        name="v.mp4",
-                        size=self.digest.size,
-                        pieces=self.digest.pieces_hex,
-                    )
-                    conn.sendall(p.encode(reply))
-                else:
-                    self._send_range(conn, request)
-
-    def _send_range(self, conn: socket.socket, request: p.Download) -> None:
-        length = request.length if request.length is not None else len(self.data)
-        conn.sendall(
-            p.encode(
-                p.DownloadOk(id=request.id, hash=request.hash, offset=request.offset, length=length)
-            )
-        )
-        end = request.offset + length
-        conn.sendall(self.data[request.offset : min(end, self.stop_after)])
+    def send_body(self, conn: socket.socket, offset: int, length: int) -> bool:
+        end = offset + length
+        conn.sendall(self.data[offset : min(end, self.stop_after)])
         self.stalled_at = time.monotonic()
         position = self.stop_after
         # A slow peer's pace, not a wait for anything: one byte every 50 ms, or nothing.
@@ -352,11 +311,7 @@ class StallingSource:
             conn.sendall(self.data[position : position + 1])
             position += 1
         self.closing.wait(30)
-
-    def close(self) -> None:
-        self.closing.set()
-        self.listener.close()
-        self.thread.join(5)
+        return False
 
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["stalls", "trickles"])

@@ -426,7 +426,7 @@ WARNING_COLOR = QColor("#b35c00")
 ERROR_COLOR = QColor("#c62828")
 
 
-class LogTableModel(QAbstractTableModel):
+class LogTableModel(_RowTableModel):
     """The newest ``capacity`` log entries; new ones are appended, the oldest dropped."""
 
     HEADERS = ("Time", "Level", "Source", "Message")
@@ -435,31 +435,18 @@ class LogTableModel(QAbstractTableModel):
     def __init__(self, capacity: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.capacity = capacity
-        self._entries: list[LogEntry] = []
+        self._rows: list[LogEntry] = []
         self._times: list[str] = []
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = DISPLAY_ROLE
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == DISPLAY_ROLE:
-            return self.HEADERS[section]
-        return None
-
     def entry(self, row: int) -> LogEntry:
-        return self._entries[row]
+        return self._rows[row]
 
     def messages(self) -> list[str]:
-        return [entry.message for entry in self._entries]
+        return [entry.message for entry in self._rows]
 
     def data(self, index: AnyIndex, role: int = DISPLAY_ROLE) -> Any:
         row = index.row()
-        entry = self._entries[row]
+        entry = self._rows[row]
         column = index.column()
         if role == DISPLAY_ROLE:
             if column == self.MESSAGE:
@@ -483,23 +470,23 @@ class LogTableModel(QAbstractTableModel):
         entries = list(entries[-self.capacity :])
         if not entries:
             return
-        overflow = len(self._entries) + len(entries) - self.capacity
+        overflow = len(self._rows) + len(entries) - self.capacity
         if overflow > 0:
             self.beginRemoveRows(QModelIndex(), 0, overflow - 1)
-            del self._entries[:overflow]
+            del self._rows[:overflow]
             del self._times[:overflow]
             self.endRemoveRows()
-        first = len(self._entries)
+        first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(entries) - 1)
-        self._entries.extend(entries)
+        self._rows.extend(entries)
         self._times.extend(format_clock(entry.created) for entry in entries)
         self.endInsertRows()
 
     def clear(self) -> None:
-        if not self._entries:
+        if not self._rows:
             return
-        self.beginRemoveRows(QModelIndex(), 0, len(self._entries) - 1)
-        self._entries.clear()
+        self.beginRemoveRows(QModelIndex(), 0, len(self._rows) - 1)
+        self._rows.clear()
         self._times.clear()
         self.endRemoveRows()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.filenames import TMP_SUFFIX, free_name, numbered_name
+from app.filenames import TMP_SUFFIX, free_name, is_inside, place_without_overwriting
 
 log = logging.getLogger("napster.copier")
 
@@ -68,34 +68,6 @@ def _reason(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "the file is gone"
     return exc.strerror or str(exc)
-
-
-def _is_inside(folder: Path, path: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-def _place_without_overwriting(tmp: Path, folder: Path, name: str) -> Path:
-    """Give ``tmp`` the first free name like ``name`` in ``folder``; never replace a file."""
-    wanted = free_name(folder, name, with_part=False)
-    for number in itertools.count():
-        candidate = folder / (wanted if number == 0 else numbered_name(wanted, number))
-        try:
-            os.link(tmp, candidate)  # fails if the name exists: no race with other writers
-        except FileExistsError:
-            continue
-        except OSError:
-            # No hard links on this file system: check, then rename.
-            if candidate.exists():
-                continue
-            os.replace(tmp, candidate)
-            return candidate
-        tmp.unlink()
-        return candidate
-    raise AssertionError("unreachable")
 
 
 class _CopyWorker(QObject):
@@ -144,12 +116,12 @@ class _CopyWorker(QObject):
         if not folder.is_dir():
             raise CopyFailed(f"the shared folder {folder} does not exist")
         real = Path(os.path.realpath(source))
-        if real == folder or _is_inside(folder, real):
+        if real == folder or is_inside(folder, real):
             # Already shared: nothing to copy.
             size = real.stat().st_size if real.is_file() else 0
             self.started.emit(job.id, source.name, size)
             return [(str(real), size)] if real.is_file() else []
-        if _is_inside(real, folder):
+        if is_inside(real, folder):
             raise CopyFailed("a folder cannot be copied into itself")
         if real.is_dir():
             files = self._files_below(real)
@@ -244,7 +216,9 @@ class _CopyWorker(QObject):
                         self.progress.emit(job.id, progress.done, progress.total)
                 dst.flush()
                 os.fsync(dst.fileno())
-            final = _place_without_overwriting(tmp, folder, name)
+            final = place_without_overwriting(tmp, folder, name)
+            if final is None:
+                raise FileExistsError(errno.EEXIST, "no free name for the copy")
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -114,6 +114,33 @@ def free_name(
     return candidate
 
 
+def place_without_overwriting(
+    source: Path, folder: Path, name: str, attempts: int = 1000
+) -> Path | None:
+    """Give ``source`` the first free name like ``name`` in ``folder``; never replace a file.
+
+    ``source`` must be on the same file system. A hard link claims the name (it fails
+    if another writer took it meanwhile), then ``source`` goes; where the file system
+    has no hard links, the name is checked and ``source`` renamed. None if no free name
+    was found in ``attempts`` tries.
+    """
+    wanted = free_name(folder, name, with_part=False)
+    for number in range(attempts):
+        candidate = folder / (wanted if number == 0 else numbered_name(wanted, number))
+        try:
+            os.link(source, candidate)
+        except FileExistsError:
+            continue
+        except OSError:
+            if candidate.exists():
+                continue
+            os.replace(source, candidate)
+            return candidate
+        source.unlink()
+        return candidate
+    return None
+
+
 def is_inside(folder: Path, path: Path) -> bool:
     """True when ``path`` resolves to somewhere inside ``folder``."""
     try:

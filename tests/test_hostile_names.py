@@ -215,3 +215,20 @@ def test_hostile_name_is_refused_or_stored_exactly_and_lands_safely(
     assert not local.endswith((".part", ".napster-state"))
     for record in caplog.records:
         assert shown_safely(record.getMessage()), record.getMessage()
+
+
+def test_a_placed_file_takes_a_free_name_and_never_replaces_one(tmp_path):
+    from app.filenames import place_without_overwriting
+
+    (tmp_path / "Film.mkv").write_bytes(b"mine")
+    (tmp_path / "film (1).mkv").write_bytes(b"mine too")
+    arrived = tmp_path / "incoming.tmp"
+    arrived.write_bytes(b"new")
+    final = place_without_overwriting(arrived, tmp_path, "film.mkv")
+    assert final == tmp_path / "film (2).mkv" and final.read_bytes() == b"new"
+    assert not arrived.exists()
+    assert (tmp_path / "Film.mkv").read_bytes() == b"mine"
+    another = tmp_path / "another.tmp"
+    another.write_bytes(b"x")
+    assert place_without_overwriting(another, tmp_path, "film (2).mkv", attempts=0) is None
+    assert another.exists()

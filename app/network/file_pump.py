@@ -22,7 +22,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from app.filenames import STATE_SUFFIX, TMP_SUFFIX, free_name, is_inside
+from app.filenames import STATE_SUFFIX, TMP_SUFFIX, is_inside, place_without_overwriting
 from app.network import pieces as pc
 from app.network import protocol as p
 from app.units import human_size
@@ -552,23 +552,12 @@ class PieceDownloader:
 
     def _move_into_place(self, part: Path) -> Path:
         """Give the file a name nobody has: never overwrite an existing file."""
-        folder = self.spec.folder
-        for _ in range(1000):
-            name = free_name(folder, self.spec.name, with_part=False)
-            final = folder / name
-            try:
-                os.link(part, final)
-            except FileExistsError:
-                continue
-            except OSError:
-                # No hard links here (some file systems): check, then rename.
-                if final.exists():
-                    continue
-                os.replace(part, final)
-                return final
-            part.unlink()
-            return final
-        raise DownloadFailed("Could not find a free name for the finished file.", retryable=False)
+        final = place_without_overwriting(part, self.spec.folder, self.spec.name)
+        if final is None:
+            raise DownloadFailed(
+                "Could not find a free name for the finished file.", retryable=False
+            )
+        return final
 
     # ------------------------------------------------------------- reporting
 

@@ -18,3 +18,25 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     return home
+
+
+@pytest.fixture
+def make_index_server(qtbot):
+    """Start index servers on loopback (a free port unless given); all stop afterwards."""
+    from server_app.index_server import IndexServer, ServerLimits
+    from server_app.index_store import IndexStore
+
+    servers = []
+
+    def make(
+        limits: ServerLimits | None = None, store: IndexStore | None = None, port: int = 0
+    ) -> IndexServer:
+        server = IndexServer(store or IndexStore(), limits)
+        server.start("127.0.0.1", port)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        server.store.close()

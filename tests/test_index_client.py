@@ -17,7 +17,6 @@ from app.network.index_client import (
     update_batches,
 )
 from server_app.index_server import IndexServer, ServerLimits
-from server_app.index_store import IndexStore
 
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 0.2
@@ -29,19 +28,11 @@ def file_info(number: int, name: str | None = None) -> p.FileInfo:
 
 
 @pytest.fixture
-def make_server(qtbot):
-    servers = []
-
+def make_server(make_index_server):
     def make(port: int = 0, limits: ServerLimits | None = None) -> IndexServer:
-        server = IndexServer(IndexStore(), limits)
-        server.start("127.0.0.1", port)
-        servers.append(server)
-        return server
+        return make_index_server(limits, port=port)
 
-    yield make
-    for server in servers:
-        server.stop()
-        server.store.close()
+    return make
 
 
 @pytest.fixture

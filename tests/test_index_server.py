@@ -23,19 +23,8 @@ def file(name: str, size: int, hash_: str) -> dict:
 
 
 @pytest.fixture
-def make_server(qtbot):
-    servers = []
-
-    def make(limits: ServerLimits | None = None, store: IndexStore | None = None) -> IndexServer:
-        server = IndexServer(store or IndexStore(), limits)
-        server.start("127.0.0.1", 0)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-        server.store.close()
+def make_server(make_index_server):
+    return make_index_server
 
 
 @pytest.fixture

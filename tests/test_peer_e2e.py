@@ -20,12 +20,8 @@ QUICK_RECONNECT = {"min_backoff": 0.05, "max_backoff": 0.2}
 
 
 @pytest.fixture
-def index_server(qtbot):
-    server = IndexServer(IndexStore())
-    server.start("127.0.0.1", 0)
-    yield server
-    server.stop()
-    server.store.close()
+def index_server(make_index_server):
+    return make_index_server()
 
 
 @pytest.fixture

@@ -64,12 +64,8 @@ class FakePrompts:
 
 
 @pytest.fixture
-def index_server(qtbot):
-    server = IndexServer(IndexStore())
-    server.start("127.0.0.1", 0)
-    yield server
-    server.stop()
-    server.store.close()
+def index_server(make_index_server):
+    return make_index_server()
 
 
 def peer_config(root: Path, server_port: int) -> PeerConfig:

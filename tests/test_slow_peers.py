@@ -20,7 +20,6 @@ from app.network import pieces as pc
 from app.network import protocol as p
 from app.network.upload_server import UploadLimits, UploadServer
 from server_app.index_server import IndexServer, ServerLimits
-from server_app.index_store import IndexStore
 from tests.catalog import Catalog
 from tests.fake_source import FakeSource
 from tests.test_fuzz_upload_server import RawWire
@@ -76,19 +75,8 @@ def wait_for_drop(qtbot, is_closed, serve_good_peer) -> tuple[float, list[float]
 
 
 @pytest.fixture
-def index_server(qtbot):
-    servers = []
-
-    def start(limits: ServerLimits) -> IndexServer:
-        server = IndexServer(IndexStore(), limits)
-        server.start("127.0.0.1", 0)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-        server.store.close()
+def index_server(make_index_server):
+    return make_index_server
 
 
 def good_searcher(qtbot, server: IndexServer):

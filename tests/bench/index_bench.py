@@ -103,6 +103,15 @@ class KeepAlive:
                 sock.setblocking(True)
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    """Ask the server to quit (SIGTERM); kill it if it has not within 30 s."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def start_server(db: Path) -> tuple[subprocess.Popen, int, list[int]]:
     server = subprocess.Popen(
         [
@@ -217,11 +226,7 @@ def main() -> None:
     finally:
         for sock in sockets:
             sock.close()
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 if __name__ == "__main__":

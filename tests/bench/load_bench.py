@@ -37,6 +37,7 @@ from tests.bench.index_bench import (  # noqa: E402
     peak_rss_mb,
     read_line,
     start_server,
+    stop_server,
     words,
 )
 
@@ -255,23 +256,24 @@ def main() -> None:
             f"avg {results / max(1, len(latencies)):.1f} results"
         )
         print(f"errors: {sum(errors.values())} {errors if errors else ''}".rstrip())
-        steady_p99 = steady[max(0, int(len(steady) * 0.99) - 1)]
+        if steady:
+            steady_p99 = steady[max(0, int(len(steady) * 0.99) - 1)]
+            after = (
+                f"p50 {statistics.median(steady):.1f} ms, p99 {steady_p99:.1f} ms, "
+                f"max {steady[-1]:.1f} ms, {slow_probes} over {PROBE_BUDGET_MS:.0f} ms"
+            )
+        else:
+            after = "none (a run shorter than that)"
         print(
-            f"well-behaved peer: {len(steady)} SEARCHes after the first {WARM_UP:.0f} s: p50 "
-            f"{statistics.median(steady):.1f} ms, p99 {steady_p99:.1f} ms, "
-            f"max {steady[-1]:.1f} ms, {slow_probes} over {PROBE_BUDGET_MS:.0f} ms; "
-            f"in the first {WARM_UP:.0f} s, in order: "
+            f"well-behaved peer: {len(steady)} SEARCHes after the first {WARM_UP:.0f} s: "
+            f"{after}; in the first {WARM_UP:.0f} s, in order: "
             + ", ".join(f"{ms:.0f} ms at {at:.1f} s" for at, ms in probe_times if at < WARM_UP)
         )
         print(f"server peak RSS: {peak_rss_mb(server.pid):.0f} MB; log lines: {log_lines[0]:,}")
     finally:
         for peer in peers:
             peer.sock.close()
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ the admin window) and the ``napster.server`` logger.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import logging
 import time
@@ -20,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer, QTcpSocket
 
 from app.network import protocol as p
-from server_app.index_store import IndexLimitError, IndexStore
+from server_app.index_store import IndexLimitError, IndexStore, normalize_address
 
 log = logging.getLogger("napster.server")
 
@@ -75,17 +74,6 @@ class ServerStartError(Exception):
     """The server could not listen; the message says why in one line."""
 
 
-def normalize_ip(text: str) -> str:
-    """Show an IPv4-mapped IPv6 address (``::ffff:1.2.3.4``) as plain IPv4."""
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return text
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return str(address.ipv4_mapped)
-    return str(address)
-
-
 def describe_files(files: tuple[p.FileInfo, ...]) -> str:
     names = [p.printable(f.name) for f in files[:LOGGED_NAMES]]
     text = " ".join(names) if names else "(no files)"
@@ -112,7 +100,7 @@ class PeerSession(QObject):
         self.server = server
         self.socket = socket
         socket.setParent(None)
-        self.ip = normalize_ip(socket.peerAddress().toString())
+        self.ip = normalize_address(socket.peerAddress().toString())
         self.remote = f"{self.ip}:{socket.peerPort()}"
         self.peer_id: int | None = None
         self.peer_label = self.remote
@@ -760,7 +748,7 @@ class IndexServer(QTcpServer):
     def _on_new_connection(self) -> None:
         while self.hasPendingConnections():
             socket = self.nextPendingConnection()
-            ip = normalize_ip(socket.peerAddress().toString())
+            ip = normalize_address(socket.peerAddress().toString())
             if self.store.is_banned(ip):
                 self._refuse(socket, ip, "this address is banned from the index")
                 continue

@@ -177,10 +177,14 @@ def fold(text: str) -> str:
 
 
 def normalize_address(address: str) -> str:
-    """One spelling per IP address (``::ffff:1.2.3.4`` is ``1.2.3.4``); other text as given."""
+    """One spelling per IP address: ``::ffff:1.2.3.4`` is ``1.2.3.4``, without ``%zone``.
+
+    Text that is no IP address comes back as given (stripped).
+    """
     text = address.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
+    text = text.split("%", 1)[0]
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

@@ -685,3 +685,10 @@ def test_departed_rows_waiting_for_upkeep_do_not_crowd_out_live_matches(store, m
     assert len(store.search("song", exclude_peer=asker)) == 10  # trigram index
     assert len(store.search("so", exclude_peer=asker)) == 10  # scan of short terms
     assert len(store.search_files("song")) == 10
+
+
+def test_normalize_address_drops_an_ipv6_zone_and_the_ipv4_mapping():
+    assert normalize_address("::ffff:10.1.2.3") == "10.1.2.3"
+    assert normalize_address("fe80::1%eth0") == "fe80::1"
+    assert normalize_address("[fe80::1%2]") == "fe80::1"
+    assert normalize_address(" not an ip ") == "not an ip"

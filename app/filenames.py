@@ -12,6 +12,9 @@ FALLBACK_NAME = "download"
 PART_SUFFIX = ".part"
 STATE_SUFFIX = ".napster-state"
 TMP_SUFFIX = ".napster-tmp"
+#: Hidden folder inside the download folder where unfinished downloads live. Nothing under it
+#: (nor any hidden entry) is ever shared: partial data is private by construction.
+INCOMPLETE_FOLDER = ".napster-incomplete"
 #: Longest name whose .part, piece state and its temporary file all stay within 255 bytes.
 PART_STEM_BYTES = MAX_NAME_BYTES - len(PART_SUFFIX + STATE_SUFFIX + TMP_SUFFIX)
 

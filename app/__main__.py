@@ -23,6 +23,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="share and serve without a window")
     mode.add_argument("--cli", action="store_true", help="the console menu (JOIN, SEARCH, ...)")
+    mode.add_argument(
+        "--get",
+        metavar="NAME_OR_HASH",
+        help="download one file (resuming an earlier run), then exit: 0 once it is in place",
+    )
     parser.add_argument("--server", help="index server as HOST:PORT (default 127.0.0.1:1099)")
     parser.add_argument("--share", type=Path, help="folder to share")
     parser.add_argument("--downloads", type=Path, help="folder for downloads")
@@ -32,12 +37,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"port other peers download from (default {DEFAULT_PEER_PORT}; 0 picks a free one)",
     )
     parser.add_argument("--data-dir", type=Path, help="where the peer keeps its own state")
+    parser.add_argument(
+        "--max-download-rate",
+        metavar="RATE",
+        help="limit for all downloads together, e.g. 500K or 10M (bytes per second; 0 = none)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
     if args.port is not None and not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
     if args.headless and not (args.server and args.share and args.downloads):
         parser.error("--headless needs --server, --share and --downloads")
+    if args.get is not None and not (args.server and args.downloads):
+        parser.error("--get needs --server and --downloads")
+    if args.get is not None and not args.get.strip():
+        parser.error("--get needs a file name or hash")
+    if args.max_download_rate is not None:
+        from app.network.rate_limit import parse_rate
+
+        try:
+            args.max_download_rate = parse_rate(args.max_download_rate)
+        except ValueError as exc:
+            parser.error(f"--max-download-rate: {exc}")
     if args.server:
         from app.peer import parse_host_port
 
@@ -62,16 +83,30 @@ def config_from_args(args: argparse.Namespace):
         config.listen_port = args.port
     if args.data_dir:
         config.data_dir = args.data_dir.expanduser().resolve()
+    if args.max_download_rate is not None:
+        config.max_download_rate = args.max_download_rate
+    if args.get is not None:
+        if not args.share:
+            config.share_dir = config.download_dir  # share what it downloads, nothing else
+        if args.port is None:
+            config.listen_port = 0
     return config
 
 
 def run_headless(args: argparse.Namespace) -> int:
+    from app.download.problems import describe
     from app.peer import PeerNode
     from app.quit_signals import QuitOnSignals
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     setup_logging()
     node = PeerNode(config_from_args(args))
+    for problem, folder, error in node.folder_problems():
+        print(
+            f"napster-peer: {describe(problem, {'folder': str(folder), 'error': error})}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         port = node.start()
     except OSError as exc:
@@ -85,6 +120,28 @@ def run_headless(args: argparse.Namespace) -> int:
     code = app.exec()
     node.stop()
     quitter.uninstall()
+    totals = node.totals
+    print(
+        f"napster-peer: uploaded {totals.uploaded} bytes, downloaded {totals.downloaded} bytes "
+        "this session",
+        flush=True,
+    )
+    return code
+
+
+def exit_after_shutdown(code: int) -> int:
+    """The exit code, leaving at once if a download thread is still running past its
+    deadline: Qt aborts the process when a running QThread is destroyed at exit."""
+    from app.download.pump import stragglers
+
+    if stragglers():
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 
@@ -93,14 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     if args.headless:
-        return run_headless(args)
+        return exit_after_shutdown(run_headless(args))
+    if args.get is not None:
+        from app.oneshot import run_get
+
+        return exit_after_shutdown(run_get(config_from_args(args), args.get))
     if args.cli:
         from app.console import run_console
 
-        return run_console(args)
+        return exit_after_shutdown(run_console(args))
     from app.ui.main_window import run_window
 
-    return run_window(args)
+    return exit_after_shutdown(run_window(args))
 
 
 if __name__ == "__main__":

@@ -87,9 +87,9 @@ class ConsoleMenu(QObject):
             "SEARCH": self.search,
             "3": self.download,
             "DOWNLOAD": self.download,
-            "4": self.quit,
-            "QUIT": self.quit,
-            "Q": self.quit,
+            "4": self.ask_quit,
+            "QUIT": self.ask_quit,
+            "Q": self.ask_quit,
         }
         action = actions.get(command)
         if action is None:
@@ -254,7 +254,7 @@ class ConsoleMenu(QObject):
         self.say(self.tr("Downloading {name} ...").format(name=p.printable(result.name)))
         self.menu()
 
-    def _on_downloaded(self, transfer_id: str, path: str) -> None:
+    def _on_downloaded(self, transfer_id: str, path: str, _digest: object) -> None:
         transfer = self.node.transfers.get(transfer_id)
         name = p.printable(transfer.remote_name if transfer else Path(path).name)
         self.say(
@@ -274,7 +274,28 @@ class ConsoleMenu(QObject):
                 )
             )
 
+    def ask_quit(self) -> None:
+        """QUIT from the menu: asks first while downloads are running."""
+        running = self.node.transfers.running_count() if self.node is not None else 0
+        if not running:
+            self.quit()
+            return
+        self.ask(
+            self.tr(
+                "{count} download(s) running; they resume the next time you start. "
+                "Quit now? [y/N] "
+            ).format(count=running),
+            self._answer_quit,
+        )
+
+    def _answer_quit(self, answer: str) -> None:
+        if answer.strip().lower() in ("y", "yes", "s", "sim"):
+            self.quit()
+        else:
+            self.menu()
+
     def quit(self) -> None:
+        """Stop the peer (downloads save their state) and end the program, without asking."""
         if self.node is not None:
             self.node.stop()
         QCoreApplication.quit()

@@ -7,18 +7,21 @@ these; none of them talks to sockets or files directly.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Signal
 
+from app.download.manager import TransferManager
+from app.download.problems import Problem, writable_folder_problem
+from app.download.source import Timeouts
 from app.library import Library, SharedFile
 from app.network import protocol as p
-from app.network.file_pump import Timeouts
 from app.network.index_client import IndexClient
+from app.network.rate_limit import RateLimiter
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
-from app.transfers import TransferManager
 
 log = logging.getLogger("napster.peer")
 
@@ -40,6 +43,8 @@ class PeerConfig:
     upload_slots: int = 4
     max_downloads: int = 3
     data_dir: Path | None = None
+    #: bytes per second for all downloads together; 0 = no limit
+    max_download_rate: int = 0
 
 
 def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tuple[str, int]:
@@ -59,6 +64,35 @@ def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tup
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is outside 1-65535")
     return host.strip("[]"), port
+
+
+class SessionTotals(QObject):
+    """Bytes uploaded and downloaded since the app started (over the network)."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.uploaded = 0
+        self.downloaded = 0
+        self._upload_sent: dict[int, int] = {}
+
+    def add_received(self, count: int) -> None:
+        self.downloaded += count
+        self.changed.emit()
+
+    def upload_started(self, upload_id: int, *_details: object) -> None:
+        self._upload_sent[upload_id] = 0
+
+    def upload_progress(self, upload_id: int, sent: int) -> None:
+        fresh = sent - self._upload_sent.get(upload_id, 0)
+        self._upload_sent[upload_id] = sent
+        if fresh > 0:
+            self.uploaded += fresh
+            self.changed.emit()
+
+    def upload_ended(self, upload_id: int, *_details: object) -> None:
+        self._upload_sent.pop(upload_id, None)
 
 
 class PeerNode(QObject):
@@ -83,7 +117,10 @@ class PeerNode(QObject):
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         for folder in (config.share_dir, config.download_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # told to the user by folder_problems()
+                log.warning("Cannot create %s: %s", folder, exc)
         queue_path = data_dir / "queue.json"
         self.library = Library(
             self._shared_folders(),
@@ -109,9 +146,21 @@ class PeerNode(QObject):
             **client_options,
         )
         self.transfers = TransferManager(
-            queue_path, config.download_dir, config.max_downloads, timeouts, self
+            queue_path,
+            config.download_dir,
+            config.max_downloads,
+            timeouts,
+            self,
+            limiter=RateLimiter(config.max_download_rate),
         )
-        self._source_searches: dict[int, str] = {}
+        self.totals = SessionTotals(self)
+        self.transfers.bytes_received.connect(self.totals.add_received)
+        self.uploads.upload_started.connect(self.totals.upload_started)
+        self.uploads.upload_progress.connect(self.totals.upload_progress)
+        self.uploads.upload_finished.connect(self.totals.upload_ended)
+        self.uploads.upload_failed.connect(self.totals.upload_ended)
+        self._stopped = False
+        self._source_searches: dict[int, tuple[str, int]] = {}
         self.library.files_added.connect(self._on_files_added)
         self.library.files_removed.connect(self._on_files_removed)
         self.transfers.transfer_finished.connect(self._on_transfer_finished)
@@ -141,11 +190,30 @@ class PeerNode(QObject):
         return port
 
     def stop(self) -> None:
-        """Leave the index, save the queue, stop serving and hashing."""
-        self.client.stop_and_wait(2000)
+        """Stop the downloads (their state saved), leave the index, stop serving and hashing.
+
+        Safe to call more than once; every front end calls it before any QObject goes.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         self.transfers.shutdown()
+        self.client.stop_and_wait(2000)
         self.uploads.stop()
         self.library.stop()
+
+    def folder_problems(self) -> list[tuple[Problem, Path, str]]:
+        """What is wrong with the configured folders: (problem, folder, OS error text)."""
+        found = []
+        share = self.config.share_dir
+        if not share.is_dir():
+            found.append((Problem.FOLDER_MISSING, share, ""))
+        elif not os.access(share, os.R_OK | os.X_OK):
+            found.append((Problem.FOLDER_NOT_WRITABLE, share, "cannot be read"))
+        problem = writable_folder_problem(self.config.download_dir)
+        if problem is not None:
+            found.append((problem[0], self.config.download_dir, problem[1]))
+        return found
 
     @property
     def listen_port(self) -> int:
@@ -187,25 +255,24 @@ class PeerNode(QObject):
     def _on_files_removed(self, hashes: list[str]) -> None:
         self.client.announce([], hashes)
 
-    def _on_transfer_finished(self, transfer_id: str, path: str) -> None:
-        digest = self.transfers.digest_of(transfer_id)
-        if digest is not None:
-            # A verified download is shared at once, without hashing it again.
-            self.library.add_downloaded(Path(path), digest)
+    def _on_transfer_finished(self, _transfer_id: str, path: str, digest: object) -> None:
+        # A verified download is shared at once, without hashing it again.
+        self.library.add_downloaded(Path(path), digest)
 
-    def _on_sources_wanted(self, file_hash: str, name: str) -> None:
+    def _on_sources_wanted(self, file_hash: str, size: int, name: str) -> None:
         query = name[: p.MAX_QUERY_CHARS]
         if self.client.state == "joined" and query.strip():
-            self._source_searches[self.client.search(query, p.MAX_SEARCH_LIMIT)] = file_hash
+            request_id = self.client.search(query, p.MAX_SEARCH_LIMIT)
+            self._source_searches[request_id] = (file_hash, size)
 
     def _on_search_finished(self, request_id: int, results: list) -> None:
-        wanted_hash = self._source_searches.pop(request_id, None)
-        if wanted_hash is None:
+        wanted = self._source_searches.pop(request_id, None)
+        if wanted is None:
             self.search_finished.emit(request_id, results)
             return
-        sources = [peer for r in results if r.hash == wanted_hash for peer in r.peers]
+        sources = [peer for r in results if (r.hash, r.size) == wanted for peer in r.peers]
         if sources:
-            self.transfers.add_sources(wanted_hash, sources)
+            self.transfers.add_sources(*wanted, sources)
 
     def _on_search_failed(self, request_id: int, message: str) -> None:
         if self._source_searches.pop(request_id, None) is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.network import file_pump as fp
+from app.download import engine as fp
 from app.network import protocol as p
 
 
@@ -41,7 +41,6 @@ def main(argv: list[str]) -> int:
         size=int(size),
         name=name,
         folder=Path(folder),
-        part_name=name + ".part",
         sources=[p.PeerAddress(host, int(port))],
     )
     final = ReportingDownloader(spec, timeouts=fp.Timeouts(connect=5, stall=5, tick=0.05)).run()

@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from app.download import layout
 from app.network import pieces as pc
 from tests.fake_source import FakeSource
 from tests.test_server_cli import ROOT
@@ -127,7 +128,8 @@ def test_kill_9_at_random_points_then_resume_finishes_without_downloading_twice(
     digest = pc.hash_file(source_path)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    part, state = downloads / "film.mkv.part", downloads / "film.mkv.part.napster-state"
+    part = layout.part_path(downloads, digest.hash, digest.size)
+    state = layout.state_path_for(part)
     source = PacedSource(source_path, digest)
     downloads_of = Counter()
     trusted: set[int] = set()  # verified and written before the last crash
@@ -170,7 +172,8 @@ def test_kill_9_at_random_points_then_resume_finishes_without_downloading_twice(
         source.close()
 
     assert pc.hash_file(downloads / "film.mkv").hash == digest.hash
-    assert sorted(os.listdir(downloads)) == ["film.mkv"]
+    assert sorted(os.listdir(downloads)) == [".napster-incomplete", "film.mkv"]
+    assert os.listdir(downloads / ".napster-incomplete") == []  # no .part or state left
     assert set(downloads_of) | resumed == set(range(PIECES + 1))
     # Only the piece damaged on disk was ever fetched twice.
     assert {i for i, n in downloads_of.items() if n > 1} <= {1}, (context, downloads_of)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from app.download.manager import TransferManager
 from app.filenames import is_windows_reserved
 from app.network import protocol as p
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadServer
-from app.transfers import TransferManager
 from server_app.index_server import IndexServer
 from server_app.index_store import IndexStore
 from tests.catalog import Catalog

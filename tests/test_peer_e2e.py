@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.network import file_pump as fp
+from app.download import engine as fp
+from app.download.transfer import TransferState
 from app.network.pieces import hash_file
 from app.peer import PeerConfig, PeerNode
-from app.transfers import TransferState
 from server_app.index_server import IndexServer
 from server_app.index_store import IndexStore
 from tests.test_transfer import PIECE, make_file

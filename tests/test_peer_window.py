@@ -9,13 +9,13 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from app.download import engine as fp
+from app.download.transfer import TransferState
 from app.file_copier import FileCopier
-from app.network import file_pump as fp
 from app.network import protocol as p
 from app.network.pieces import hash_file
 from app.peer import PeerConfig, PeerNode
 from app.settings import Settings
-from app.transfers import TransferState
 from app.ui.dialogs import CancelAnswer, SettingsValues
 from app.ui.main_window import MainWindow
 from app.ui.models import DownloadsModel, SearchResultsModel, SharedFilesModel

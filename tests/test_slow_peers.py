@@ -15,7 +15,7 @@ import time
 import pytest
 from PySide6.QtCore import QTimer
 
-from app.network import file_pump as fp
+from app.download import engine as fp
 from app.network import pieces as pc
 from app.network import protocol as p
 from app.network.upload_server import UploadLimits, UploadServer

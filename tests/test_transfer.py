@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from app.network import file_pump as fp
+from app.download import engine as fp
+from app.download.pump import FilePump
 from app.network import pieces as pc
 from app.network import protocol as p
 from app.network.upload_server import UploadLimits, UploadServer
@@ -63,12 +64,13 @@ def address(server: UploadServer) -> p.PeerAddress:
 
 def spec_for(entry, downloads: Path, sources, name: str | None = None) -> fp.DownloadSpec:
     name = name or entry.name
+    if downloads.is_dir():  # tests that write a .part themselves need its folder
+        fp.layout.incomplete_folder(downloads).mkdir(exist_ok=True)
     return fp.DownloadSpec(
         hash=entry.hash,
         size=entry.size,
         name=name,
         folder=downloads,
-        part_name=name + ".part",
         sources=list(sources),
     )
 
@@ -110,7 +112,8 @@ def test_download_is_byte_identical(qtbot, folders, uploads, size):
     )
     assert final == downloads / "aula.mp4"
     assert same_bytes(final, shared.path)
-    assert sorted(os.listdir(downloads)) == ["aula.mp4"]  # no .part or state left
+    assert sorted(os.listdir(downloads)) == [".napster-incomplete", "aula.mp4"]
+    assert os.listdir(downloads / ".napster-incomplete") == []  # no .part or state left
 
 
 def test_file_over_1_gib_goes_end_to_end(qtbot, folders, uploads):
@@ -230,7 +233,7 @@ def test_corrupt_piece_is_caught_and_its_source_not_trusted_again(qtbot, folders
         liar.close()
     assert same_bytes(final, shared.path)
     assert bad and bad[0][0] == str(liar.address) and "piece 2" in bad[0][1]
-    assert str(liar.address) in spec.bad_sources
+    assert str(liar.address) in downloader.sources.bad()
 
 
 def test_only_a_corrupt_source_never_finalizes(qtbot, folders):
@@ -248,7 +251,7 @@ def test_only_a_corrupt_source_never_finalizes(qtbot, folders):
     finally:
         liar.close()
     assert not (downloads / "v.mp4").exists()
-    assert (downloads / "v.mp4.part").exists()
+    assert spec_for(shared, downloads, []).part_path.exists()
 
 
 def test_lying_piece_list_is_rejected(qtbot, folders):
@@ -308,7 +311,9 @@ def test_stopped_download_resumes_without_refetching_verified_pieces(qtbot, fold
     finally:
         slow.close()
     assert isinstance(outcome[0], fp.DownloadStopped)
-    verified = fp.PartState.load(downloads / "v.mp4.part.napster-state", shared.hash, shared.size)
+    verified = fp.PartState.load(
+        spec_for(shared, downloads, []).state_path, shared.hash, shared.size
+    )
     assert verified is not None and sum(verified.verified) == 3
 
     second = fp.PieceDownloader(spec_for(shared, downloads, [address(server)]), timeouts=FAST)
@@ -410,15 +415,16 @@ def test_file_pump_runs_in_its_own_thread_and_reports(qtbot, folders, uploads):
     catalog = Catalog()
     shared = catalog.share(make_file(share / "v.mp4", 3 * PIECE))
     server = uploads(catalog)
-    pump = fp.FilePump(spec_for(shared, downloads, [address(server)]), FAST)
+    pump = FilePump(spec_for(shared, downloads, [address(server)]), FAST)
     progress = []
-    pump.progress.connect(lambda done, total, speed: progress.append((done, total)))
-    with qtbot.waitSignal(pump.finished, timeout=20000) as finished:
+    pump.progress.connect(lambda done, total, speed, got: progress.append((done, total, got)))
+    with qtbot.waitSignal(pump.done, timeout=20000), qtbot.waitSignal(pump.finished) as finished:
         pump.start()
-    qtbot.waitUntil(lambda: not pump.is_running())
+    assert not pump.is_running()  # `done` comes only once the thread has ended
     assert Path(finished.args[0]) == downloads / "v.mp4"
-    assert progress[-1] == (3 * PIECE, 3 * PIECE)
-    assert pump.digest is not None and pump.digest.hash == shared.hash
+    assert progress[-1] == (3 * PIECE, 3 * PIECE, 3 * PIECE)
+    digest = finished.args[1]  # the verified digest travels with the signal
+    assert digest.hash == shared.hash and digest.size == 3 * PIECE
 
 
 # ------------------------------------------------------------------ the upload server

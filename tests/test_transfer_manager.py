@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from app.network import file_pump as fp
+from app.download import engine as fp
+from app.download.manager import TransferManager, retry_delay
+from app.download.transfer import TransferState
 from app.network import protocol as p
 from app.network.upload_server import UploadServer
-from app.transfers import TransferManager, TransferState, retry_delay
 from tests.catalog import Catalog
 from tests.test_transfer import PIECE, make_file
 
@@ -50,10 +51,10 @@ def test_download_finishes_and_reports(qtbot, setup):
     transfers = manager()
     with qtbot.waitSignal(transfers.transfer_finished, timeout=20000) as finished:
         transfer_id = transfers.add(shared.hash, shared.size, "aula.mp4", [source])
-    assert finished.args == [transfer_id, str(downloads / "aula.mp4")]
+    assert finished.args[:2] == [transfer_id, str(downloads / "aula.mp4")]
     transfer = transfers.get(transfer_id)
     assert transfer.state is TransferState.DONE and transfer.done_bytes == shared.size
-    assert transfers.digest_of(transfer_id).hash == shared.hash
+    assert finished.args[2].hash == shared.hash  # the verified digest comes with the signal
     assert (downloads / "aula.mp4").read_bytes() == shared.path.read_bytes()
 
 
@@ -76,6 +77,7 @@ def test_hostile_result_names_land_safely_inside_the_download_folder(qtbot, setu
     # Nothing was written anywhere else.
     transfers.flush_saves()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["downloads", "queue.json", "share"]
+    assert sorted(x.name for x in downloads.iterdir()) == [".napster-incomplete", final.name]
 
 
 def test_pause_and_resume(qtbot, setup):
@@ -85,7 +87,7 @@ def test_pause_and_resume(qtbot, setup):
     transfer_id = transfers.add(shared.hash, shared.size, "v.mp4", [p.PeerAddress("127.0.0.1", 9)])
     transfers.pause(transfer_id)
     assert transfers.get(transfer_id).state is TransferState.PAUSED
-    transfers.add_sources(shared.hash, [source])
+    transfers.add_sources(shared.hash, shared.size, [source])
     with qtbot.waitSignal(transfers.transfer_finished, timeout=20000):
         transfers.resume(transfer_id)
     assert (downloads / "v.mp4").read_bytes() == shared.path.read_bytes()
@@ -144,10 +146,11 @@ def test_cancel_can_delete_the_partial_file(qtbot, setup):
     qtbot.waitUntil(
         lambda: transfers.get(transfer_id).state is TransferState.WAITING, timeout=10000
     )
-    (downloads / "v.mp4.part").write_bytes(b"partial")
+    part = transfers.get(transfer_id).part_path
+    part.write_bytes(b"partial")
     with qtbot.waitSignal(transfers.transfer_removed, timeout=5000):
         transfers.cancel(transfer_id, delete_partial=True)
-    assert not (downloads / "v.mp4.part").exists()
+    assert not part.exists()
     assert transfers.get(transfer_id) is None
 
 
@@ -156,13 +159,14 @@ def test_every_source_failing_waits_and_retries(qtbot, setup):
     shared = catalog.share(make_file(share / "v.mp4", 1000))
     transfers = manager()
     wanted = []
-    transfers.sources_wanted.connect(lambda h, name: wanted.append(h))
+    transfers.sources_wanted.connect(lambda h, size, name: wanted.append((h, size)))
     transfer_id = transfers.add(shared.hash, shared.size, "v.mp4", [p.PeerAddress("127.0.0.1", 9)])
     wait_state(qtbot, transfers, transfer_id, TransferState.WAITING)
     transfer = transfers.get(transfer_id)
-    assert "Every source failed" in transfer.error and wanted == [shared.hash]
+    assert "Every source failed" in transfer.error and wanted == [(shared.hash, shared.size)]
+    assert transfer.error_code == "sources_failed"
     # A new source arrives (as a SEARCH would find); retry now rather than wait out the backoff.
-    transfers.add_sources(shared.hash, [source])
+    transfers.add_sources(shared.hash, shared.size, [source])
     with qtbot.waitSignal(transfers.transfer_finished, timeout=20000):
         transfers.retry(transfer_id)
 
@@ -190,7 +194,7 @@ def test_two_downloads_with_the_same_name_get_different_parts(qtbot, setup):
     dead = [p.PeerAddress("127.0.0.1", 9)]
     a = transfers.add("e" * 64, 10, "same.mp4", dead)
     b = transfers.add("f" * 64, 10, "same.mp4", dead)
-    assert transfers.get(a).part_name != transfers.get(b).part_name
+    assert transfers.get(a).part_path != transfers.get(b).part_path
 
 
 def test_at_most_max_active_run_at_once(qtbot, setup):

@@ -346,6 +346,13 @@ class Prompts(QObject):
             ).format(version=_version()),
         )
 
+    def warn(self, title: str, text: str) -> None:
+        """A warning that does not block: the window goes on while it is shown."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.window)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
     def show_error(self, title: str, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.window)
         box.setTextFormat(Qt.TextFormat.PlainText)

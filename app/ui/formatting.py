@@ -63,3 +63,58 @@ def format_progress(done: int, total: int) -> str:
     return translate("Format", "{done} of {total}").format(
         done=format_size(done), total=format_size(total)
     )
+
+
+def problem_text(code: str, params: dict, fallback: str = "") -> str:
+    """A download problem (``app.download.problems.Problem`` value) in the user's language."""
+    values = {key: value for key, value in params.items() if isinstance(value, (str, int))}
+    for key in ("needed", "free"):
+        if isinstance(values.get(key), int):
+            values[key] = format_size(values[key])
+    texts = {
+        "no_sources": translate("Problems", "No peer has this file right now."),
+        "sources_corrupt": translate(
+            "Problems", "Every source sent corrupt data; none is trusted for this file."
+        ),
+        "sources_failed": translate("Problems", "Every source failed ({detail})."),
+        "folder_missing": translate(
+            "Problems",
+            "The download folder {folder} does not exist. Create it or choose another one in "
+            "Settings, then resume.",
+        ),
+        "folder_read_only": translate(
+            "Problems",
+            "The download folder {folder} is on a read-only file system. Choose a writable "
+            "folder in Settings, then resume.",
+        ),
+        "folder_not_writable": translate(
+            "Problems",
+            "Cannot write in the download folder {folder} ({error}). Give yourself write "
+            "permission or choose another folder in Settings, then resume.",
+        ),
+        "disk_full": translate(
+            "Problems",
+            "The disk is full: {folder} has no space left. Free some space and resume; the "
+            "part already downloaded is kept.",
+        ),
+        "not_enough_space": translate(
+            "Problems",
+            "Not enough free disk space in {folder}: the file needs {needed} more, {free} is free.",
+        ),
+        "write_failed": translate("Problems", "Cannot write the file: {error}."),
+        "no_free_name": translate("Problems", "Could not find a free name for the finished file."),
+        "unexpected": translate("Problems", "Unexpected error: {error}"),
+    }
+    text = texts.get(code)
+    if text is None:
+        return fallback
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError):
+        return fallback or text
+
+
+def folder_problem_text(problem: object, folder: object, error: str) -> str:
+    """A configured folder that cannot be used, for the start-up warning."""
+    code = getattr(problem, "value", str(problem))
+    return problem_text(code, {"folder": str(folder), "error": error})

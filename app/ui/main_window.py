@@ -38,14 +38,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.download.transfer import TransferState
 from app.file_copier import FileCopier
 from app.i18n import Translations
 from app.network import protocol as p
 from app.peer import PeerConfig, PeerNode, parse_host_port
 from app.settings import Settings
-from app.transfers import TransferState
 from app.ui.dialogs import CancelAnswer, Prompts, SettingsDialog, SettingsValues
-from app.ui.formatting import format_count
+from app.ui.formatting import folder_problem_text, format_count
 from app.ui.icons import app_icon, standard_icon
 from app.ui.models import KEY_ROLE, percent, transfer_state_text
 from app.ui.search_page import SearchPage
@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
         self.notifications: list[tuple[str, str]] = []
         self._stopped = False
+        self._asked_to_quit = False
         self._copy_names: dict[int, str] = {}
         self.setObjectName("main_window")
         self.setWindowIcon(app_icon())
@@ -375,7 +376,16 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> int:
-        """Start the peer; a listen port in use falls back to any free port (said in the status)."""
+        """Start the peer; a listen port in use falls back to any free port (said in the status).
+
+        Folders that cannot be used are told at once, not discovered by the first download.
+        """
+        problems = self.node.folder_problems()
+        if problems:
+            self.prompts.warn(
+                self.tr("Folder problem"),
+                "\n\n".join(folder_problem_text(*problem) for problem in problems),
+            )
         try:
             return self.node.start()
         except OSError as exc:
@@ -402,15 +412,20 @@ class MainWindow(QMainWindow):
         )
         return downloads, self.node.uploads.active_uploads, self.copier.pending()
 
+    def quit_without_asking(self) -> None:
+        """Close for SIGINT/SIGTERM: the system or the user already decided; saves everything."""
+        self._asked_to_quit = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._stopped:
+        if not self._stopped and not self._asked_to_quit:
             downloads, uploads, copies = self.busy_counts()
             if (downloads or uploads or copies) and not self.prompts.confirm_quit(
                 downloads, uploads, copies
             ):
                 event.ignore()
                 return
-            self.shutdown()
+        self.shutdown()
         event.accept()
 
     def shutdown(self) -> None:
@@ -468,9 +483,10 @@ class MainWindow(QMainWindow):
         self.search_page.field.setFocus()
         self.search_page.field.selectAll()
 
-    def file_status(self, file_hash: str) -> str:
+    def file_status(self, result: p.SearchResult) -> str:
         """How a search result relates to this peer: downloaded, downloading, or already shared."""
-        transfer = self.node.transfers.find_by_hash(file_hash)
+        file_hash = result.hash
+        transfer = self.node.transfers.find(result.hash, result.size)
         if transfer is not None:
             if transfer.state is TransferState.DONE:
                 return self.tr("Downloaded")
@@ -503,7 +519,7 @@ class MainWindow(QMainWindow):
         queued_names: list[str] = []
         skipped: list[str] = []
         for result in results:
-            existing = self.node.transfers.find_by_hash(result.hash)
+            existing = self.node.transfers.find(result.hash, result.size)
             if existing is not None and existing.state is TransferState.DONE:
                 skipped.append(result.name)
                 continue
@@ -572,7 +588,7 @@ class MainWindow(QMainWindow):
         if transfer is not None and transfer.state is TransferState.DONE and transfer.final_path:
             self.open_url(QUrl.fromLocalFile(transfer.final_path))
 
-    def _on_download_finished(self, transfer_id: str, path: str) -> None:
+    def _on_download_finished(self, transfer_id: str, path: str, _digest: object) -> None:
         transfer = self.node.transfers.get(transfer_id)
         name = p.printable(transfer.name if transfer else Path(path).name)
         if self.settings.notify_finished:
@@ -873,7 +889,7 @@ def run_window(args: argparse.Namespace) -> int:
         QMessageBox.critical(window, "Napster P2P", str(exc))
         window.shutdown()
         return 1
-    quitter = QuitOnSignals(window.close)
+    quitter = QuitOnSignals(window.quit_without_asking)
     code = app.exec()
     window.shutdown()
     quitter.uninstall()

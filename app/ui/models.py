@@ -23,15 +23,17 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
+from app.download.manager import TransferManager
+from app.download.transfer import Transfer, TransferState
 from app.library import SharedFile
 from app.network import protocol as p
-from app.transfers import Transfer, TransferManager, TransferState
 from app.ui.formatting import (
     format_count,
     format_duration,
     format_progress,
     format_size,
     format_speed,
+    problem_text,
 )
 from app.ui.icons import file_kind, kind_icon
 
@@ -60,11 +62,14 @@ def transfer_state_text(transfer: Transfer) -> str:
     state = transfer.state
     if state is TransferState.WAITING:
         left = max(0.0, transfer.next_retry_at - time.monotonic())
-        return translate("Transfers", "Waiting to retry in {time}").format(
+        text = translate("Transfers", "Waiting to retry in {time}").format(
             time=format_duration(left)
         )
+        reason = problem_text(transfer.error_code, transfer.error_params, transfer.error)
+        return f"{text}: {reason}" if reason else text
     if state is TransferState.FAILED:
-        reason = transfer.error or translate("Transfers", "unknown error")
+        reason = problem_text(transfer.error_code, transfer.error_params, transfer.error)
+        reason = reason or translate("Transfers", "unknown error")
         return translate("Transfers", "Failed: {reason}").format(reason=reason)
     texts = {
         TransferState.QUEUED: translate("Transfers", "Queued"),
@@ -111,12 +116,14 @@ class _TableModel(QAbstractTableModel):
 
 
 class SearchResultsModel(_TableModel):
-    """Search results; ``status_of(hash)`` says whether a file is already here or on its way."""
+    """Search results; ``status_of(result)`` says whether a file is already here or on its way."""
 
     NAME, SIZE, SOURCES, STATUS = range(4)
 
     def __init__(
-        self, status_of: Callable[[str], str] = lambda _hash: "", parent: QObject | None = None
+        self,
+        status_of: Callable[[p.SearchResult], str] = lambda _result: "",
+        parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.status_of = status_of
@@ -159,7 +166,7 @@ class SearchResultsModel(_TableModel):
                 return format_size(result.size)
             if column == self.SOURCES:
                 return format_count(len(result.peers))
-            return self.status_of(result.hash)
+            return self.status_of(result)
         if role == SORT_ROLE:
             if column == self.NAME:
                 return result.name.lower()
@@ -167,7 +174,7 @@ class SearchResultsModel(_TableModel):
                 return result.size
             if column == self.SOURCES:
                 return len(result.peers)
-            return self.status_of(result.hash)
+            return self.status_of(result)
         if role == Qt.ItemDataRole.DecorationRole and column == self.NAME:
             return kind_icon(file_kind(result.name))
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -177,7 +184,7 @@ class SearchResultsModel(_TableModel):
                 return "\n".join(str(peer) for peer in result.peers[:30])
             if column == self.SIZE:
                 return self.tr("{count} bytes").format(count=format_count(result.size))
-        if role == Qt.ItemDataRole.FontRole and self.status_of(result.hash):
+        if role == Qt.ItemDataRole.FontRole and self.status_of(result):
             font = QFont()
             font.setItalic(True)
             return font

@@ -89,7 +89,10 @@ class SearchPage(QWidget):
     download_requested = Signal(list)
 
     def __init__(
-        self, node: PeerNode, status_of: Callable[[str], str], parent: QWidget | None = None
+        self,
+        node: PeerNode,
+        status_of: Callable[[p.SearchResult], str],
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.node = node

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.download.transfer import Transfer
 from app.peer import PeerNode
-from app.transfers import Transfer
 from app.ui.delegates import ProgressBarDelegate, StateDelegate
 from app.ui.models import KEY_ROLE, DownloadsModel, UploadsModel
 from app.ui.search_page import fit_header, hint_label, make_table

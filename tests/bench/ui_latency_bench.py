@@ -26,9 +26,9 @@ from blake3 import blake3  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.download.transfer import TransferState  # noqa: E402
 from app.peer import PeerConfig, PeerNode  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.transfers import TransferState  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
 from server_app.index_store import IndexStore  # noqa: E402

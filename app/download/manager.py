@@ -7,130 +7,38 @@ import json
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.filenames import (
-    PART_STEM_BYTES,
-    PART_SUFFIX,
-    STATE_SUFFIX,
-    TMP_SUFFIX,
-    fit_name,
-    free_name,
-    safe_filename,
-)
+from app.download import layout
+from app.download.engine import DownloadFailed, DownloadSpec, Phase
+from app.download.part_state import PartState
+from app.download.pump import FilePump
+from app.download.source import Timeouts
+from app.download.transfer import QueueEntryRejected, Transfer, TransferState
+from app.filenames import PART_SUFFIX, STATE_SUFFIX, TMP_SUFFIX, safe_filename
 from app.network import protocol as p
-from app.network.file_pump import DownloadSpec, FilePump, Timeouts
-from app.network.pieces import FileDigest
+from app.network.rate_limit import RateLimiter
 
 log = logging.getLogger("napster.transfers")
 
 QUEUE_VERSION = 1
 MIN_RETRY_DELAY = 5.0
 MAX_RETRY_DELAY = 300.0
+#: How long quitting waits, in all, for the running downloads to save their state and stop.
+QUIT_DEADLINE_MS = 10000
 
-
-class TransferState(str, Enum):
-    """Where a download stands."""
-
-    QUEUED = "queued"
-    CONNECTING = "connecting"
-    VERIFYING = "verifying"
-    DOWNLOADING = "downloading"
-    PAUSED = "paused"
-    WAITING = "waiting"  # failed for now; retries by itself
-    DONE = "done"
-    FAILED = "failed"
-
-    @property
-    def is_active(self) -> bool:
-        return self in (self.CONNECTING, self.VERIFYING, self.DOWNLOADING)
-
-
-@dataclass
-class Transfer:
-    """One download in the queue."""
-
-    id: str
-    hash: str
-    size: int
-    name: str  # the safe local name
-    remote_name: str  # the name as the network gave it
-    folder: Path
-    part_name: str
-    sources: list[p.PeerAddress] = field(default_factory=list)
-    bad_sources: set[str] = field(default_factory=set)
-    state: TransferState = TransferState.QUEUED
-    error: str = ""
-    done_bytes: int = 0
-    speed: float = 0.0
-    current_source: str = ""
-    final_path: str = ""
-    retries: int = 0
-    next_retry_at: float = 0.0
-    added_at: float = field(default_factory=time.time)
-
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.state is not TransferState.DOWNLOADING or self.speed <= 0:
-            return None
-        return max(0.0, (self.size - self.done_bytes) / self.speed)
-
-    @property
-    def progress(self) -> float:
-        return 1.0 if self.size == 0 else self.done_bytes / self.size
-
-    @property
-    def usable_sources(self) -> int:
-        return sum(1 for s in self.sources if str(s) not in self.bad_sources)
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "hash": self.hash,
-            "size": self.size,
-            "name": self.name,
-            "remote_name": self.remote_name,
-            "folder": str(self.folder),
-            "part_name": self.part_name,
-            "sources": [s.to_json() for s in self.sources],
-            "bad_sources": sorted(self.bad_sources),
-            "state": self.state.value,
-            "error": self.error,
-            "done_bytes": self.done_bytes,
-            "final_path": self.final_path,
-            "retries": self.retries,
-            "added_at": self.added_at,
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict) -> Transfer:
-        state = TransferState(obj["state"])
-        if state.is_active or state is TransferState.WAITING:
-            state = TransferState.QUEUED  # it was running when the app stopped: resume it
-        return cls(
-            id=str(obj["id"]),
-            hash=p.check_hash(obj["hash"]),
-            size=p.check_int(obj["size"], "size"),
-            name=safe_filename(obj["name"]),
-            remote_name=str(obj.get("remote_name", obj["name"])),
-            folder=Path(obj["folder"]),
-            part_name=safe_filename(obj["part_name"]),
-            sources=[p.PeerAddress.from_json(s) for s in obj.get("sources", [])],
-            bad_sources=set(obj.get("bad_sources", [])),
-            state=state,
-            error=str(obj.get("error", "")),
-            done_bytes=int(obj.get("done_bytes", 0)),
-            final_path=str(obj.get("final_path", "")),
-            retries=int(obj.get("retries", 0)),
-            added_at=float(obj.get("added_at", time.time())),
-        )
+_PHASE_STATES = {
+    Phase.CONNECTING: TransferState.CONNECTING,
+    Phase.VERIFYING: TransferState.VERIFYING,
+    Phase.DOWNLOADING: TransferState.DOWNLOADING,
+    Phase.FINISHING: TransferState.VERIFYING,
+}
 
 
 class QueueWriter:
@@ -187,17 +95,24 @@ def retry_delay(retries: int, rng: random.Random | None = None) -> float:
 
 
 class TransferManager(QObject):
-    """Keeps the download queue: runs up to ``max_active`` pumps, pauses, retries, saves."""
+    """Keeps the download queue: runs up to ``max_active`` pumps, pauses, retries, saves.
+
+    At start it reloads the saved queue exactly as written, moves the ``.part`` files of
+    earlier versions into the private incomplete folder, and adopts any unfinished download
+    it finds there without a queue entry, so no partial file is ever left unseen.
+    """
 
     transfer_added = Signal(str)
     transfer_changed = Signal(str)
     transfer_removed = Signal(str)
-    #: transfer id, final path (the file is verified and in place)
-    transfer_finished = Signal(str, str)
+    #: transfer id, final path, the verified FileDigest (the file is in place)
+    transfer_finished = Signal(str, str, object)
     #: transfer id, reason (failed for good, or waiting to retry)
     transfer_failed = Signal(str, str)
-    #: hash, remote name: more sources would help (the peer may SEARCH for them)
-    sources_wanted = Signal(str, str)
+    #: hash, size, remote name: more sources would help (the peer may SEARCH for them)
+    sources_wanted = Signal(str, "qint64", str)
+    #: bytes that just came over the network (for session totals)
+    bytes_received = Signal("qint64")
 
     def __init__(
         self,
@@ -206,27 +121,25 @@ class TransferManager(QObject):
         max_active: int = 3,
         timeouts: Timeouts | None = None,
         parent: QObject | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(parent)
         self.queue_path = Path(queue_path)
         self.download_folder = Path(download_folder)
         self.max_active = max(1, max_active)
         self.timeouts = timeouts or Timeouts()
+        self.limiter = limiter or RateLimiter()
         self._transfers: dict[str, Transfer] = {}
         self._pumps: dict[str, FilePump] = {}
-        self._digests: dict[str, FileDigest] = {}
+        self._received: dict[str, int] = {}
         self._cancel_delete: dict[str, bool] = {}
+        self._shut_down = False
         self._retry_timer = QTimer(self)
         self._retry_timer.setSingleShot(True)
         self._retry_timer.timeout.connect(self._on_retry_timer)
-        # Finished pumps are released from a zero-delay timer, never inside their own signals.
-        self._finished_pumps: list[FilePump] = []
-        self._reaper = QTimer(self)
-        self._reaper.setSingleShot(True)
-        self._reaper.setInterval(0)
-        self._reaper.timeout.connect(self._finished_pumps.clear)
         self._writer = QueueWriter(self.queue_path)
         self._load()
+        self._adopt_leftovers()
 
     # ------------------------------------------------------------ queries
 
@@ -236,60 +149,60 @@ class TransferManager(QObject):
     def get(self, transfer_id: str) -> Transfer | None:
         return self._transfers.get(transfer_id)
 
-    def find_by_hash(self, file_hash: str) -> Transfer | None:
-        """The newest transfer of that file, if any."""
-        matches = [t for t in self._transfers.values() if t.hash == file_hash]
+    def find(self, file_hash: str, size: int) -> Transfer | None:
+        """The newest transfer of the file (hash and size), if any."""
+        matches = [t for t in self._transfers.values() if t.key == (file_hash, size)]
         return max(matches, key=lambda t: t.added_at) if matches else None
 
     def has_running(self) -> bool:
         return any(t.state.is_active or t.state is TransferState.QUEUED for t in self.transfers())
 
-    def digest_of(self, transfer_id: str) -> FileDigest | None:
-        return self._digests.get(transfer_id)
+    def running_count(self) -> int:
+        """Downloads running or about to run (what quitting would interrupt)."""
+        return sum(
+            1
+            for t in self._transfers.values()
+            if t.state.is_active or t.state is TransferState.QUEUED
+        )
 
     # ------------------------------------------------------------ commands
 
     def add(self, file_hash: str, size: int, remote_name: str, sources: list[p.PeerAddress]) -> str:
         """Queue a download (or give more sources to one already queued); return its id."""
-        existing = self.find_by_hash(file_hash)
+        existing = self.find(file_hash, size)
         if existing and existing.state is not TransferState.DONE:
-            self.add_sources(file_hash, sources)
+            self.add_sources(file_hash, size, sources)
             if existing.state in (TransferState.FAILED, TransferState.WAITING):
                 self.retry(existing.id)
             return existing.id
-        name = safe_filename(remote_name)
-        reserved = {t.part_name for t in self._transfers.values()} | {
-            t.name for t in self._transfers.values() if t.state is not TransferState.DONE
-        }
-        part_stem = fit_name(name, PART_STEM_BYTES - 8)  # room for a " (123)" number
-        part_name = free_name(self.download_folder, part_stem, reserved) + PART_SUFFIX
         transfer = Transfer(
             id=uuid.uuid4().hex[:12],
             hash=file_hash,
             size=size,
-            name=name,
+            name=safe_filename(remote_name),
             remote_name=remote_name,
             folder=self.download_folder,
-            part_name=part_name,
             sources=_unique(sources),
         )
         self._transfers[transfer.id] = transfer
-        log.info("Queued %s (%d bytes) from %d sources", p.printable(name), size, len(sources))
+        log.info(
+            "Queued %s (%d bytes) from %d sources", p.printable(transfer.name), size, len(sources)
+        )
         self._save()
         self.transfer_added.emit(transfer.id)
         self._schedule()
         return transfer.id
 
-    def add_sources(self, file_hash: str, sources: list[p.PeerAddress]) -> None:
+    def add_sources(self, file_hash: str, size: int, sources: list[p.PeerAddress]) -> None:
         for transfer in self._transfers.values():
-            if transfer.hash != file_hash or transfer.state is TransferState.DONE:
+            if transfer.key != (file_hash, size) or transfer.state is TransferState.DONE:
                 continue
             merged = _unique(transfer.sources + list(sources))
             if merged != transfer.sources:
                 transfer.sources = merged
                 pump = self._pumps.get(transfer.id)
                 if pump is not None:
-                    pump.spec.sources[:] = merged
+                    pump.add_sources(merged)
                 self._save()
                 self.transfer_changed.emit(transfer.id)
 
@@ -316,11 +229,15 @@ class TransferManager(QObject):
             return
         transfer.state = TransferState.QUEUED
         transfer.error = ""
+        transfer.error_code = ""
+        transfer.error_params = {}
         self._save()
         self.transfer_changed.emit(transfer_id)
         self._schedule()
 
     def retry(self, transfer_id: str) -> None:
+        """Try a failed or waiting download again now, with every source trusted afresh
+        except those that sent corrupt data."""
         transfer = self._transfers.get(transfer_id)
         if transfer is not None and transfer.state in (TransferState.FAILED, TransferState.WAITING):
             transfer.retries = 0
@@ -354,22 +271,41 @@ class TransferManager(QObject):
         self.max_active = max(1, count)
         self._schedule()
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Stop every pump (their .part and state stay) and save the queue."""
+    def set_rate_limit(self, rate: int) -> None:
+        """All downloads together at most ``rate`` bytes per second (0 = no limit), live."""
+        self.limiter.set_rate(rate)
+
+    def shutdown(self, deadline_ms: int = QUIT_DEADLINE_MS) -> bool:
+        """Stop every pump (their .part and state stay) and save the queue; idempotent.
+
+        Every pump is asked to stop first, then each is waited for within one shared
+        deadline. Returns False if a pump was still running at the deadline (it is kept
+        alive; its last saved state is still valid, and the next start re-verifies).
+        """
+        if self._shut_down:
+            return True
+        self._shut_down = True
         self._retry_timer.stop()
-        for pump in list(self._pumps.values()):
+        for pump in self._pumps.values():
             pump.stop()
+        ends_at = time.monotonic() + deadline_ms / 1000
+        all_stopped = True
         for transfer_id, pump in list(self._pumps.items()):
-            pump.wait(timeout_ms)
+            left = int(max(0.0, ends_at - time.monotonic()) * 1000)
+            all_stopped = pump.wait(left) and all_stopped
             transfer = self._transfers.get(transfer_id)
             if transfer is not None and transfer.state.is_active:
                 transfer.state = TransferState.QUEUED  # resumes at the next start
+                transfer.speed = 0.0
         self._pumps.clear()
         self._save(wait=True)
+        return all_stopped
 
     # ------------------------------------------------------------ running
 
     def _schedule(self) -> None:
+        if self._shut_down:
+            return
         active = len(self._pumps)
         for transfer in sorted(self._transfers.values(), key=lambda t: t.added_at):
             if active >= self.max_active:
@@ -384,33 +320,40 @@ class TransferManager(QObject):
             size=transfer.size,
             name=transfer.name,
             folder=transfer.folder,
-            part_name=transfer.part_name,
             sources=list(transfer.sources),
             bad_sources=set(transfer.bad_sources),
+            remote_name=transfer.remote_name,
         )
-        pump = FilePump(spec, self.timeouts, self)
+        pump = FilePump(spec, self.timeouts, self.limiter, self)
         transfer_id = transfer.id
+        self._received[transfer_id] = 0
         pump.progress.connect(
-            lambda done, total, speed: self._on_progress(transfer_id, done, speed)
-        )
-        pump.state_changed.connect(
-            lambda state, detail: pump.stop_requested or self._on_state(transfer_id, state, detail)
-        )
-        pump.bad_source.connect(lambda source, reason: self._on_bad_source(transfer_id, source))
-        pump.finished.connect(lambda path: self._on_finished(transfer_id, path))
-        pump.failed.connect(
-            lambda reason, retryable, after: (
-                pump.stop_requested or self._on_failed(transfer_id, reason, retryable, after)
+            lambda done, total, speed, received: self._on_progress(
+                transfer_id, done, speed, received
             )
         )
-        pump.done.connect(lambda: self._on_pump_done(transfer_id))
+        pump.phase_changed.connect(
+            lambda phase, detail: pump.stop_requested or self._on_phase(transfer_id, phase, detail)
+        )
+        pump.bad_source.connect(lambda source, reason: self._on_bad_source(transfer_id, source))
+        pump.finished.connect(lambda path, digest: self._on_finished(transfer_id, path, digest))
+        pump.failed.connect(
+            lambda failure: pump.stop_requested or self._on_failed(transfer_id, failure)
+        )
+        pump.done.connect(lambda: self._on_pump_done(transfer_id, pump))
         self._pumps[transfer_id] = pump
         transfer.state = TransferState.CONNECTING
         transfer.error = ""
+        transfer.error_code = ""
+        transfer.error_params = {}
         self.transfer_changed.emit(transfer_id)
         pump.start()
 
-    def _on_progress(self, transfer_id: str, done: int, speed: float) -> None:
+    def _on_progress(self, transfer_id: str, done: int, speed: float, received: int) -> None:
+        fresh = received - self._received.get(transfer_id, 0)
+        self._received[transfer_id] = received
+        if fresh > 0:
+            self.bytes_received.emit(fresh)
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
             return
@@ -418,12 +361,12 @@ class TransferManager(QObject):
         transfer.speed = speed
         self.transfer_changed.emit(transfer_id)
 
-    def _on_state(self, transfer_id: str, state: str, detail: str) -> None:
+    def _on_phase(self, transfer_id: str, phase: Phase, detail: str) -> None:
         transfer = self._transfers.get(transfer_id)
         if transfer is None or transfer.state is TransferState.PAUSED:
             return
-        transfer.state = TransferState(state)
-        if state in ("connecting", "downloading"):
+        transfer.state = _PHASE_STATES[phase]
+        if phase in (Phase.CONNECTING, Phase.DOWNLOADING):
             transfer.current_source = detail
         self.transfer_changed.emit(transfer_id)
 
@@ -433,51 +376,51 @@ class TransferManager(QObject):
             transfer.bad_sources.add(source)
             self._save()
 
-    def _on_finished(self, transfer_id: str, path: str) -> None:
+    def _on_finished(self, transfer_id: str, path: str, digest: object) -> None:
         transfer = self._transfers.get(transfer_id)
-        pump = self._pumps.get(transfer_id)
         if transfer is None:
             return
-        if pump is not None and pump.digest is not None:
-            self._digests[transfer_id] = pump.digest
         transfer.state = TransferState.DONE
         transfer.final_path = path
         transfer.done_bytes = transfer.size
         transfer.speed = 0.0
-        transfer.error = ""
+        transfer.error = transfer.error_code = ""
+        transfer.error_params = {}
         log.info("File %s downloaded to %s", p.printable(transfer.name), path)
         self._save()
         self.transfer_changed.emit(transfer_id)
-        self.transfer_finished.emit(transfer_id, path)
+        self.transfer_finished.emit(transfer_id, path, digest)
 
-    def _on_failed(self, transfer_id: str, reason: str, retryable: bool, after: float) -> None:
+    def _on_failed(self, transfer_id: str, failure: DownloadFailed) -> None:
         transfer = self._transfers.get(transfer_id)
         if transfer is None:
             return
         transfer.speed = 0.0
-        transfer.error = reason
-        if retryable and transfer.state is not TransferState.PAUSED:
+        transfer.error = failure.reason
+        transfer.error_code = failure.problem.value
+        transfer.error_params = dict(failure.params)
+        if failure.retryable and transfer.state is not TransferState.PAUSED:
             transfer.retries += 1
-            delay = max(after, retry_delay(transfer.retries))
+            delay = max(failure.retry_after or 0.0, retry_delay(transfer.retries))
             transfer.state = TransferState.WAITING
             transfer.next_retry_at = time.monotonic() + delay
-            log.info("Download of %s will retry in %.0f s: %s", transfer.name, delay, reason)
-            self.sources_wanted.emit(transfer.hash, transfer.remote_name)
+            log.info("Download of %s will retry in %.0f s: %s", transfer.name, delay, failure)
+            self.sources_wanted.emit(transfer.hash, transfer.size, transfer.remote_name)
         elif transfer.state is not TransferState.PAUSED:
             transfer.state = TransferState.FAILED
-            log.warning("Download of %s failed: %s", transfer.name, reason)
+            log.warning("Download of %s failed: %s", transfer.name, failure)
         self._save()
         self.transfer_changed.emit(transfer_id)
-        self.transfer_failed.emit(transfer_id, reason)
+        self.transfer_failed.emit(transfer_id, failure.reason)
 
-    def _on_pump_done(self, transfer_id: str) -> None:
-        pump = self._pumps.pop(transfer_id, None)
-        if pump is not None:
-            self._finished_pumps.append(pump)
-            self._reaper.start()
+    def _on_pump_done(self, transfer_id: str, pump: FilePump) -> None:
+        if self._pumps.get(transfer_id) is pump:
+            del self._pumps[transfer_id]
+        pump.setParent(None)  # its thread has ended (FilePump.done): safe to let go
+        pump.deleteLater()
         transfer = self._transfers.get(transfer_id)
         if transfer is not None and transfer.state.is_active:
-            # Stopped without pause or cancel (shutdown): run again later.
+            # Stopped without pause or cancel: run again later.
             transfer.state = TransferState.QUEUED
         self._arm_retry_timer()
         self._schedule()
@@ -486,7 +429,7 @@ class TransferManager(QObject):
         waiting = [
             t.next_retry_at for t in self._transfers.values() if t.state is TransferState.WAITING
         ]
-        if not waiting:
+        if not waiting or self._shut_down:
             self._retry_timer.stop()
             return
         delay = max(0.0, min(waiting) - time.monotonic())
@@ -503,17 +446,12 @@ class TransferManager(QObject):
 
     def _forget(self, transfer_id: str) -> None:
         transfer = self._transfers.pop(transfer_id, None)
-        pump = self._pumps.pop(transfer_id, None)
-        if pump is not None:
-            self._finished_pumps.append(pump)
-            self._reaper.start()
+        self._pumps.pop(transfer_id, None)
         if transfer is None:
             return
         if self._cancel_delete.pop(transfer_id, False) and transfer.state is not TransferState.DONE:
-            for path in (
-                transfer.folder / transfer.part_name,
-                transfer.folder / (transfer.part_name + STATE_SUFFIX),
-            ):
+            part = transfer.part_path
+            for path in (part, layout.state_path_for(part)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
         self._save()
@@ -541,22 +479,131 @@ class TransferManager(QObject):
             log.error(
                 "The download queue %s could not be read (%s); starting empty", self.queue_path, exc
             )
-            with contextlib.suppress(OSError):
-                os.replace(
-                    self.queue_path, self.queue_path.with_name(self.queue_path.name + ".bad")
-                )
+            self._set_aside()
             return
-        for obj in body.get("transfers", []) if isinstance(body, dict) else []:
+        entries = body.get("transfers", []) if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            log.error("The download queue %s has no list of transfers", self.queue_path)
+            self._set_aside()
+            return
+        rejected = 0
+        for obj in entries:
             try:
                 transfer = Transfer.from_json(obj)
-            except (KeyError, TypeError, ValueError, p.ProtocolError) as exc:
-                log.warning("Skipping a damaged entry of the download queue: %s", exc)
+            except QueueEntryRejected as exc:
+                rejected += 1
+                log.warning("Rejected an entry of the download queue: %s", exc)
+                continue
+            if transfer.id in self._transfers or self.find(*transfer.key) is not None:
+                rejected += 1
+                log.warning("Rejected a second entry for the download %s", transfer.id)
                 continue
             self._transfers[transfer.id] = transfer
+            if transfer.legacy_part is not None:
+                self._move_legacy_part(transfer.legacy_part, transfer)
+        if rejected:
+            self._set_aside(copy=True)
+
+    def _set_aside(self, copy: bool = False) -> None:
+        """Keep the queue file as it was, beside the new one, for a person to look at."""
+        spare = self.queue_path.with_name(self.queue_path.name + ".bad")
+        with contextlib.suppress(OSError):
+            if copy:
+                shutil.copyfile(self.queue_path, spare)
+            else:
+                os.replace(self.queue_path, spare)
+
+    def _move_legacy_part(self, legacy: Path, transfer: Transfer) -> bool:
+        """Move a .part kept beside finished files (earlier versions) into the private folder."""
+        target = transfer.part_path
+        if target.exists() or not legacy.is_file() or legacy.is_symlink():
+            return False
+        try:
+            target.parent.mkdir(exist_ok=True)
+            old_state = layout.state_path_for(legacy)
+            if old_state.is_file():
+                os.replace(old_state, layout.state_path_for(target))
+            os.replace(legacy, target)
+        except OSError as exc:
+            log.warning("Could not move %s into %s: %s", legacy, target.parent, exc)
+            return False
+        log.info("Moved the unfinished download %s to %s", legacy, target)
+        return True
+
+    def _adopt_leftovers(self) -> None:
+        """Queue every unfinished download on disk that has no queue entry.
+
+        Looks in the download folders for ``.part``-like files of earlier versions (any name
+        with an intact piece state beside it) and in their incomplete folders.
+        """
+        folders = {self.download_folder, *(t.folder for t in self._transfers.values())}
+        changed = False
+        for folder in folders:
+            for path, state in _legacy_leftovers(folder):
+                # Earlier versions named it "<name>.part" (or, by mistake, "<name>.part_").
+                state.name = state.name or path.name.rsplit(PART_SUFFIX, 1)[0]
+                transfer = self.find(state.hash, state.size) or self._adopt(folder, state)
+                changed = True
+                if not self._move_legacy_part(path, transfer):
+                    log.warning("Left %s where it is: its download already has data", path)
+            incomplete = layout.incomplete_folder(folder)
+            try:
+                names = os.listdir(incomplete)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(TMP_SUFFIX):
+                    with contextlib.suppress(OSError):
+                        (incomplete / name).unlink()
+                    continue
+                key = layout.parse_part_name(name)
+                if key is None or self.find(*key) is not None:
+                    continue
+                state = PartState.load(layout.state_path_for(incomplete / name), *key)
+                if state is None:
+                    state = PartState(key[0], key[1], (), "")
+                self._adopt(folder, state)
+                changed = True
+        if changed:
+            self._save()
+
+    def _adopt(self, folder: Path, state: PartState) -> Transfer:
+        name = state.name or f"{state.hash[:16]}"
+        transfer = Transfer(
+            id=uuid.uuid4().hex[:12],
+            hash=state.hash,
+            size=state.size,
+            name=safe_filename(name),
+            remote_name=name,
+            folder=folder,
+            done_bytes=state.verified_bytes() if state.digests else 0,
+        )
+        self._transfers[transfer.id] = transfer
+        log.info("Found the unfinished download %s in %s; queued it again", name, folder)
+        return transfer
 
     def start(self) -> None:
         """Start the queued downloads (call once the app is up)."""
         self._schedule()
+
+
+def _legacy_leftovers(folder: Path) -> list[tuple[Path, PartState]]:
+    """Files beside finished ones with an intact piece state: earlier versions' .part files."""
+    found = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return found
+    for name in names:
+        if not name.endswith(STATE_SUFFIX):
+            continue
+        part = folder / name[: -len(STATE_SUFFIX)]
+        if not part.is_file() or part.is_symlink():
+            continue
+        state = PartState.load(folder / name)
+        if state is not None:
+            found.append((part, state))
+    return found
 
 
 def _unique(sources: list[p.PeerAddress]) -> list[p.PeerAddress]:

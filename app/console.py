@@ -282,8 +282,7 @@ class ConsoleMenu(QObject):
             return
         self.ask(
             self.tr(
-                "{count} download(s) running; they resume the next time you start. "
-                "Quit now? [y/N] "
+                "{count} download(s) running; they resume the next time you start. Quit now? [y/N] "
             ).format(count=running),
             self._answer_quit,
         )

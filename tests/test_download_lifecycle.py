@@ -11,15 +11,17 @@ import os
 import pytest
 
 from app.download import layout
-from app.download.manager import TransferManager
 from app.download.part_state import PartState
 from app.download.problems import Problem, writable_folder_problem
 from app.download.transfer import TransferState
 from app.network import pieces as pc
 from app.network import protocol as p
 from app.network.rate_limit import RateLimiter, parse_rate
+from tests import test_transfer_manager as _manager_tests
 from tests.test_transfer import PIECE, make_file
-from tests.test_transfer_manager import FAST, setup, wait_state  # noqa: F401 (fixture)
+from tests.test_transfer_manager import wait_state
+
+setup = _manager_tests.setup  # the same fixture: a share, downloads, an upload server
 
 
 def half_downloaded(source_path, folder, part_name, state_name=None, name=""):
@@ -143,7 +145,7 @@ def test_an_unqueued_part_in_the_private_folder_is_adopted_and_can_be_deleted(qt
 
 
 def test_a_part_is_never_beside_finished_files(qtbot, setup):
-    share, downloads, catalog, source, manager, _tmp = setup
+    share, downloads, catalog, _source, manager, _tmp = setup
     shared = catalog.share(make_file(share / "v.mp4", 3 * PIECE))
     transfers = manager()
     transfer_id = transfers.add(
@@ -155,7 +157,7 @@ def test_a_part_is_never_beside_finished_files(qtbot, setup):
 
 
 def test_a_missing_download_folder_fails_at_once_with_a_sentence(qtbot, setup):
-    share, downloads, catalog, source, manager, tmp_path = setup
+    share, downloads, catalog, source, manager, _tmp_path = setup
     shared = catalog.share(make_file(share / "v.mp4", PIECE))
     transfers = manager()
     os.rmdir(downloads)
@@ -187,7 +189,7 @@ def test_an_unwritable_folder_fails_at_once_not_retries(qtbot, setup, monkeypatc
 
 
 def test_shutdown_stops_every_pump_within_its_deadline_and_keeps_the_state(qtbot, setup):
-    share, downloads, catalog, source, manager, tmp_path = setup
+    share, _downloads, catalog, source, manager, tmp_path = setup
     files = [catalog.share(make_file(share / f"f{i}.bin", 6 * PIECE, seed=i)) for i in range(2)]
     transfers = manager(limiter=RateLimiter(2 * PIECE))  # slow enough to be mid-file
     ids = [transfers.add(f.hash, f.size, f.name, [source]) for f in files]

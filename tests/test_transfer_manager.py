@@ -139,7 +139,7 @@ def test_damaged_queue_file_is_set_aside_not_fatal(qtbot, setup):
 
 
 def test_cancel_can_delete_the_partial_file(qtbot, setup):
-    share, downloads, catalog, _source, manager, _ = setup
+    share, _downloads, catalog, _source, manager, _ = setup
     shared = catalog.share(make_file(share / "v.mp4", 3 * PIECE))
     transfers = manager()
     transfer_id = transfers.add(shared.hash, shared.size, "v.mp4", [p.PeerAddress("127.0.0.1", 9)])

@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, help="where the peer keeps its own state")
     parser.add_argument(
+        "--max-upload-rate",
+        metavar="RATE",
+        help="limit for all uploads together, e.g. 500K or 10M (bytes per second; 0 = none)",
+    )
+    parser.add_argument(
         "--max-download-rate",
         metavar="RATE",
         help="limit for all downloads together, e.g. 500K or 10M (bytes per second; 0 = none)",
@@ -52,13 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--get needs --server and --downloads")
     if args.get is not None and not args.get.strip():
         parser.error("--get needs a file name or hash")
-    if args.max_download_rate is not None:
-        from app.network.rate_limit import parse_rate
+    from app.network.rate_limit import parse_rate
 
-        try:
-            args.max_download_rate = parse_rate(args.max_download_rate)
-        except ValueError as exc:
-            parser.error(f"--max-download-rate: {exc}")
+    for option in ("max_upload_rate", "max_download_rate"):
+        if getattr(args, option) is not None:
+            try:
+                setattr(args, option, parse_rate(getattr(args, option)))
+            except ValueError as exc:
+                parser.error(f"--{option.replace('_', '-')}: {exc}")
     if args.server:
         from app.peer import parse_host_port
 
@@ -85,6 +91,8 @@ def config_from_args(args: argparse.Namespace):
         config.data_dir = args.data_dir.expanduser().resolve()
     if args.max_download_rate is not None:
         config.max_download_rate = args.max_download_rate
+    if args.max_upload_rate is not None:
+        config.max_upload_rate = args.max_upload_rate
     if args.get is not None:
         if not args.share:
             config.share_dir = config.download_dir  # share what it downloads, nothing else

@@ -45,6 +45,8 @@ class PeerConfig:
     data_dir: Path | None = None
     #: bytes per second for all downloads together; 0 = no limit
     max_download_rate: int = 0
+    #: bytes per second for all uploads together; 0 = no limit
+    max_upload_rate: int = 0
 
 
 def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tuple[str, int]:
@@ -137,6 +139,7 @@ class PeerNode(QObject):
             ],
         )
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
+        self.uploads.limiter.set_rate(config.max_upload_rate)
         self.client = IndexClient(
             config.server_host,
             config.server_port,

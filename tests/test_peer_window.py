@@ -232,7 +232,7 @@ def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
             timeout=10000,
         )
         assert state_of(window, transfer_id) == "Downloading"
-        part = window.node.config.download_dir / "movie.mkv.part"
+        part = transfers.get(transfer_id).part_path
         assert part.exists()
 
         # Closing now asks first; saying no keeps everything running.
@@ -260,6 +260,34 @@ def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
     qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
     assert (window.node.config.download_dir / "movie.mkv").read_bytes() == original.read_bytes()
     assert not part.exists()
+
+
+def test_quit_clicked_during_a_download_stops_its_pump_and_saves(qtbot, window, source_peer):
+    """The finding: Quit during a download ended in SIGABRT ("QThread: Destroyed while
+    thread 'pump ...' is still running")."""
+    model = search(qtbot, window, "movie")
+    result = model.result_at(0)
+    original = source_peer.config.share_dir / "movie.mkv"
+    stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    try:
+        slow = p.SearchResult(result.name, result.size, result.hash, (stalling.address,))
+        (transfer_id,) = window.queue_downloads([slow])
+        transfers = window.node.transfers
+        qtbot.waitUntil(
+            lambda: transfers.get(transfer_id).state is TransferState.DOWNLOADING, timeout=10000
+        )
+        pumps = list(transfers._pumps.values())
+        assert pumps and pumps[0].is_running()
+        window.prompts.quit_answer = True
+        window.actions["quit"].trigger()  # what the menu item and Ctrl+Q do
+        assert not window.isVisible()
+        assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
+        assert not pumps[0].is_running()  # stopped and waited for, before anything goes
+        assert transfers.get(transfer_id).state is TransferState.QUEUED
+        state = transfers.get(transfer_id).part_path.with_suffix(".part.napster-state")
+        assert state.exists()
+    finally:
+        stalling.close()
 
 
 def test_cancel_asks_first_and_quitting_leaves_the_index(qtbot, window, index_server, tmp_path):

@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QHostAddress, QTcpServer
 
 from app.network import protocol as p
+from app.network.rate_limit import RateLimiter
 
 log = logging.getLogger("napster.upload")
 
@@ -257,7 +258,9 @@ class UploadConnection:
             while sent < length:
                 if server.stopping.is_set():
                     raise _Closed("server stopping")
-                count = min(SEND_CHUNK, length - sent)
+                count = server.limiter.chunk(min(SEND_CHUNK, length - sent))
+                if not server.limiter.consume(count, server.stopping):
+                    raise _Closed("server stopping")
                 done = self.sock.sendfile(file, offset + sent, count)
                 if done == 0:
                     raise _Closed("the file got shorter while sending")
@@ -268,6 +271,7 @@ class UploadConnection:
                     server.upload_progress.emit(upload_id, sent)
         except (OSError, _Closed) as exc:
             reason = "stalled" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            server.upload_progress.emit(upload_id, sent)  # what did go out counts in the totals
             server.upload_failed.emit(upload_id, f"{self.remote}: {reason}")
             raise _Closed(reason) from None
         server.upload_progress.emit(upload_id, sent)
@@ -294,6 +298,8 @@ class UploadServer(QTcpServer):
         super().__init__(parent)
         self.catalog = catalog
         self.limits = limits or UploadLimits()
+        #: shared by every upload: all of them together stay under its rate (0 = no limit)
+        self.limiter = RateLimiter()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: set[UploadConnection] = set()

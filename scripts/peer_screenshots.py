@@ -93,7 +93,6 @@ def write_queue(data_dir: Path, downloads: Path) -> None:
                 "name": name,
                 "remote_name": name,
                 "folder": str(downloads),
-                "part_name": name + ".part",
                 "sources": [s.to_json() for s in peers(5 - index % 4)],
                 "bad_sources": [],
                 "state": state,

@@ -146,6 +146,8 @@ class Sharer(Program):
         super().__init__(profile, *args)
         self.expect("joined as", 60)
         self._uploaded: int | None = None
+        for name in [path.name for path in share.iterdir() if path.is_file()]:
+            wait_until(lambda n=name: n in search_index(server_port, n), 600, f"{name} indexed")
 
     def uploaded(self) -> int:
         """Quit (SIGTERM) and return the file bytes it sent in its whole run."""
@@ -177,6 +179,17 @@ def verified_pieces(downloads: Path, file_hash: str, size: int) -> int:
         return len(json.loads(state.read_text())["verified"])
     except (OSError, ValueError, KeyError):
         return 0
+
+
+def search_index(port: int, query: str) -> list[str]:
+    """The names a SEARCH finds, asked over a plain socket by a peer that shares nothing."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(b'{"op":"JOIN","id":1,"port":9,"files":[]}\n')
+        reader.readline()
+        message = {"op": "SEARCH", "id": 2, "query": query[:256], "limit": 500}
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        return [result["name"] for result in json.loads(reader.readline()).get("results", [])]
 
 
 class IndexWatcher:

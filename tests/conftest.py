@@ -40,3 +40,16 @@ def make_index_server(qtbot):
     for server in servers:
         server.stop()
         server.store.close()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a real read-only file system (a tmpfs mounted read-only; tests run as
+    root, as CI does), unmounted afterwards."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

@@ -10,6 +10,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from app.download import engine as fp
+from app.download.problems import describe
 from app.download.transfer import TransferState
 from app.file_copier import FileCopier
 from app.network import protocol as p
@@ -58,6 +59,9 @@ class FakePrompts:
 
     def show_error(self, title: str, text: str) -> None:
         self.asked.append(("error", title, text))
+
+    def warn(self, title: str, text: str) -> None:
+        self.asked.append(("warn", title, text))
 
     def show_about(self) -> None:
         self.asked.append(("about",))
@@ -610,3 +614,36 @@ def test_copier_reports_problems_and_cancels_cleanly(qtbot, copier, tmp_path):
     with qtbot.waitSignal(copier.job_failed, timeout=5000) as failed:
         copier.copy([big], tmp_path / "no such folder")
     assert "does not exist" in failed.args[1]
+
+
+def test_the_window_says_at_start_that_its_download_folder_is_read_only(
+    qtbot, tmp_path, index_server, read_only_folder
+):
+    config = peer_config(tmp_path / "ro", index_server.serverPort())
+    config.download_dir = read_only_folder
+    node = PeerNode(config, TIMEOUTS, **QUICK_RECONNECT)
+    window = MainWindow(node, Settings.from_file(tmp_path / "ro.ini"), prompts=FakePrompts())
+    qtbot.addWidget(window)
+    try:
+        window.start()
+        (warning,) = [a for a in window.prompts.asked if a[0] == "warn"]
+        assert str(read_only_folder) in warning[2] and "read-only" in warning[2]
+    finally:
+        window.shutdown()
+
+
+def test_download_problems_are_told_in_portuguese(qapp, isolated_home):
+    from app.download.problems import Problem
+    from app.i18n import Translations
+    from app.ui.formatting import problem_text
+
+    translations = Translations()
+    try:
+        translations.apply("pt_BR")
+        for problem in Problem:
+            params = {"folder": "/x", "error": "e", "detail": "d", "needed": 5, "free": 1}
+            text = problem_text(problem.value, params)
+            assert text and text != describe(problem, params), problem
+        assert "somente leitura" in problem_text("folder_read_only", {"folder": "/mnt/ro"})
+    finally:
+        translations.apply("en")

@@ -302,6 +302,7 @@ class PieceDownloader:
                     if exc.corrupt:
                         self._mark_bad(source, exc.reason)
                     log.info("Source %s dropped: %s", source, exc.reason)
+                    self._report(force=True)  # the last pieces may not have been reported
         finally:
             self._save_state()
             os.close(fd)

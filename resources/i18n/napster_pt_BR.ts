@@ -968,4 +968,65 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
             <translation>Enviando</translation>
         </message>
     </context>
+    <context>
+        <name>Problems</name>
+        <message>
+            <source>No peer has this file right now.</source>
+            <translation>Nenhum peer tem este arquivo agora.</translation>
+        </message>
+        <message>
+            <source>Every source sent corrupt data; none is trusted for this file.</source>
+            <translation>Todas as fontes enviaram dados corrompidos; nenhuma é confiável para este arquivo.</translation>
+        </message>
+        <message>
+            <source>Every source failed ({detail}).</source>
+            <translation>Todas as fontes falharam ({detail}).</translation>
+        </message>
+        <message>
+            <source>The download folder {folder} does not exist. Create it or choose another one in Settings, then resume.</source>
+            <translation>A pasta de downloads {folder} não existe. Crie-a ou escolha outra em Configurações e depois retome.</translation>
+        </message>
+        <message>
+            <source>The download folder {folder} is on a read-only file system. Choose a writable folder in Settings, then resume.</source>
+            <translation>A pasta de downloads {folder} está em um sistema de arquivos somente leitura. Escolha uma pasta gravável em Configurações e depois retome.</translation>
+        </message>
+        <message>
+            <source>Cannot write in the download folder {folder} ({error}). Give yourself write permission or choose another folder in Settings, then resume.</source>
+            <translation>Não é possível gravar na pasta de downloads {folder} ({error}). Dê a si mesmo permissão de escrita ou escolha outra pasta em Configurações e depois retome.</translation>
+        </message>
+        <message>
+            <source>The disk is full: {folder} has no space left. Free some space and resume; the part already downloaded is kept.</source>
+            <translation>O disco está cheio: {folder} não tem mais espaço. Libere espaço e retome; a parte já baixada é mantida.</translation>
+        </message>
+        <message>
+            <source>Not enough free disk space in {folder}: the file needs {needed} more, {free} is free.</source>
+            <translation>Espaço livre insuficiente em {folder}: o arquivo precisa de mais {needed}, há {free} livres.</translation>
+        </message>
+        <message>
+            <source>Cannot write the file: {error}.</source>
+            <translation>Não é possível gravar o arquivo: {error}.</translation>
+        </message>
+        <message>
+            <source>Could not find a free name for the finished file.</source>
+            <translation>Não foi possível encontrar um nome livre para o arquivo concluído.</translation>
+        </message>
+        <message>
+            <source>Unexpected error: {error}</source>
+            <translation>Erro inesperado: {error}</translation>
+        </message>
+    </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>Folder problem</source>
+            <translation>Problema de pasta</translation>
+        </message>
+    </context>
+    <context>
+        <name>ConsoleMenu</name>
+        <message>
+            <source>{count} download(s) running; they resume the next time you start. Quit now? [y/N] </source>
+            <translation>{count} download(s) em andamento; eles continuam na próxima vez que você iniciar. Sair agora? [s/N] </translation>
+        </message>
+    </context>
 </TS>

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -176,15 +175,6 @@ def test_console_quit_during_a_download_asks_saves_and_the_next_start_resumes(
     assert last.finish() == 0, last.stderr[-20:]
     assert_finished_cleanly(downloads, source)
     assert digest.size <= sharer.uploaded() <= digest.size + PIECE
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_a_read_only_download_folder_is_told_at_once_not_retried(

@@ -246,6 +246,13 @@ class PeerNode(QObject):
         self.config.upload_slots = slots
         self.uploads.set_slots(slots)
 
+    def set_rate_limits(self, upload: int, download: int) -> None:
+        """Speed limits in bytes per second for all uploads / all downloads (0 = none);
+        applied at once to the transfers already running."""
+        self.config.max_upload_rate, self.config.max_download_rate = upload, download
+        self.uploads.limiter.set_rate(upload)
+        self.transfers.set_rate_limit(download)
+
     def set_max_downloads(self, count: int) -> None:
         self.config.max_downloads = count
         self.transfers.set_max_active(count)

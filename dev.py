@@ -51,8 +51,120 @@ def run_tests(python: Path, extra: list[str]) -> int:
     return subprocess.run([str(python), "-m", "pytest", *extra], cwd=ROOT, env=env).returncode
 
 
+# Shared libraries Qt's X11 (xcb) platform plugin needs that desktops often lack, with the
+# package that holds each on Debian/Ubuntu, Fedora, Arch and openSUSE. Qt reports a missing
+# one as "xcb-cursor0 or libxcb-cursor0 is needed" whatever it is, which misleads.
+XCB_PACKAGES = {
+    "libxcb-cursor.so.0": (
+        "libxcb-cursor0",
+        "xcb-util-cursor",
+        "xcb-util-cursor",
+        "libxcb-cursor0",
+    ),
+    "libxcb-icccm.so.4": ("libxcb-icccm4", "xcb-util-wm", "xcb-util-wm", "libxcb-icccm4"),
+    "libxcb-keysyms.so.1": (
+        "libxcb-keysyms1",
+        "xcb-util-keysyms",
+        "xcb-util-keysyms",
+        "libxcb-keysyms1",
+    ),
+    "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image", "xcb-util-image", "libxcb-image0"),
+    "libxcb-render-util.so.0": (
+        "libxcb-render-util0",
+        "xcb-util-renderutil",
+        "xcb-util-renderutil",
+        "libxcb-render-util0",
+    ),
+    "libxkbcommon-x11.so.0": (
+        "libxkbcommon-x11-0",
+        "libxkbcommon-x11",
+        "libxkbcommon-x11",
+        "libxkbcommon-x11-0",
+    ),
+    "libxcb-xkb.so.1": ("libxcb-xkb1", "libxcb", "libxcb", "libxcb-xkb1"),
+    "libxcb-shape.so.0": ("libxcb-shape0", "libxcb", "libxcb", "libxcb-shape0"),
+    "libxcb-randr.so.0": ("libxcb-randr0", "libxcb", "libxcb", "libxcb-randr0"),
+    "libxcb-xinerama.so.0": ("libxcb-xinerama0", "libxcb", "libxcb", "libxcb-xinerama0"),
+    "libEGL.so.1": ("libegl1", "libglvnd-egl", "libglvnd", "libEGL1"),
+    "libfontconfig.so.1": ("libfontconfig1", "fontconfig", "fontconfig", "libfontconfig1"),
+}
+INSTALLERS = (
+    (("debian", "ubuntu"), "sudo apt-get install", 0),
+    (("fedora", "rhel", "centos"), "sudo dnf install", 1),
+    (("arch",), "sudo pacman -S", 2),
+    (("opensuse", "suse"), "sudo zypper install", 3),
+)
+
+
+def missing_libraries(ldd_output: str, cursor_found: bool) -> list[str]:
+    """Known libraries that ``ldd`` reports "not found", plus xcb-cursor (loaded at run time)."""
+    missing = []
+    for line in ldd_output.splitlines():
+        name, _, where = line.strip().partition(" => ")
+        if "not found" in where and name in XCB_PACKAGES and name not in missing:
+            missing.append(name)
+    if not cursor_found and "libxcb-cursor.so.0" not in missing:
+        missing.append("libxcb-cursor.so.0")
+    return missing
+
+
+def install_command(missing: list[str], os_release: str) -> str:
+    """The one command that installs ``missing`` on the distribution ``os_release`` names."""
+    fields = dict(line.split("=", 1) for line in os_release.splitlines() if "=" in line)
+    family = " ".join(fields.get(key, "").strip('"') for key in ("ID", "ID_LIKE")).split()
+    for names, installer, column in INSTALLERS:
+        if any(name in family for name in names):
+            packages = sorted({XCB_PACKAGES[lib][column] for lib in missing})
+            return f"{installer} {' '.join(packages)}"
+    packages = sorted({XCB_PACKAGES[lib][0] for lib in missing})
+    return f"install the packages that provide: {' '.join(missing)} (Debian: {' '.join(packages)})"
+
+
+def desktop_problem(python: Path) -> str | None:
+    """What stops Qt's X11 plugin from starting here, with the install command; None if fine."""
+    import shutil
+
+    if not sys.platform.startswith("linux") or shutil.which("ldd") is None:
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    wayland = os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE") == "wayland"
+    if (platform and not platform.startswith("xcb")) or (not platform and wayland):
+        return None
+    found = subprocess.run(
+        [str(python), "-c", "import PySide6, os; print(os.path.dirname(PySide6.__file__))"],
+        capture_output=True,
+        text=True,
+    )
+    qt = Path(found.stdout.strip()) / "Qt"
+    plugin = qt / "plugins" / "platforms" / "libqxcb.so"
+    if found.returncode or not plugin.is_file():
+        return None
+    targets = [plugin, *sorted((qt / "lib").glob("libQt6XcbQpa.so*"))[:1]]
+    output = "".join(
+        subprocess.run(["ldd", str(t)], capture_output=True, text=True).stdout for t in targets
+    )
+    cursor = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    missing = missing_libraries(output, "libxcb-cursor.so.0" in cursor)
+    if not missing:
+        return None
+    try:
+        release = Path("/etc/os-release").read_text()
+    except OSError:
+        release = ""
+    return (
+        "The windows cannot open yet: Qt's X11 support needs system libraries this desktop "
+        f"lacks ({', '.join(missing)}).\nInstall them with:\n\n    "
+        f"{install_command(missing, release)}\n\nthen run `python3 dev.py run` again. "
+        "(`python3 dev.py test` needs none of them.)"
+    )
+
+
 def run_app(python: Path, extra: list[str]) -> int:
     """The index server's admin window and a peer window, both on localhost."""
+    problem = desktop_problem(python)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     server = subprocess.Popen(
         [str(python), "-m", "server_app", "--host", "127.0.0.1", "--port", "1099"], cwd=ROOT
     )

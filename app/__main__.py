@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             except ValueError as exc:
                 parser.error(f"--{option.replace('_', '-')}: {exc}")
     if args.server:
-        from app.peer import parse_host_port
+        from app.config import parse_host_port
 
         try:
             parse_host_port(args.server)
@@ -75,33 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def config_from_args(args: argparse.Namespace):
-    from app.peer import PeerConfig, parse_host_port
-
-    config = PeerConfig()
-    if args.server:
-        config.server_host, config.server_port = parse_host_port(args.server)
-    if args.share:
-        config.share_dir = args.share.expanduser().resolve()
-    if args.downloads:
-        config.download_dir = args.downloads.expanduser().resolve()
-    if args.port is not None:
-        config.listen_port = args.port
-    if args.data_dir:
-        config.data_dir = args.data_dir.expanduser().resolve()
-    if args.max_download_rate is not None:
-        config.max_download_rate = args.max_download_rate
-    if args.max_upload_rate is not None:
-        config.max_upload_rate = args.max_upload_rate
-    if args.get is not None:
-        if not args.share:
-            config.share_dir = config.download_dir  # share what it downloads, nothing else
-        if args.port is None:
-            config.listen_port = 0
-    return config
-
-
 def run_headless(args: argparse.Namespace) -> int:
+    from app.config import config_from_args
     from app.download.problems import describe
     from app.peer import PeerNode
     from app.quit_signals import QuitOnSignals
@@ -160,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.headless:
         return exit_after_shutdown(run_headless(args))
     if args.get is not None:
+        from app.config import config_from_args
         from app.oneshot import run_get
 
         return exit_after_shutdown(run_get(config_from_args(args), args.get))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Signal
 
+from app.config import PeerConfig, parse_host_port
 from app.download.manager import TransferManager
 from app.download.problems import Problem, writable_folder_problem
 from app.download.source import Timeouts
@@ -25,47 +25,11 @@ from app.settings import Settings
 
 log = logging.getLogger("napster.peer")
 
+__all__ = ["PeerConfig", "PeerNode", "SessionTotals", "default_data_dir", "parse_host_port"]
+
 
 def default_data_dir() -> Path:
     return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-
-
-@dataclass
-class PeerConfig:
-    """Where the peer connects, what it shares and where downloads go."""
-
-    server_host: str = "127.0.0.1"
-    server_port: int = p.DEFAULT_SERVER_PORT
-    share_dir: Path = Path.home() / "Napster" / "Shared"
-    download_dir: Path = Path.home() / "Napster" / "Downloads"
-    listen_host: str = "0.0.0.0"
-    listen_port: int = p.DEFAULT_PEER_PORT
-    upload_slots: int = 4
-    max_downloads: int = 3
-    data_dir: Path | None = None
-    #: bytes per second for all downloads together; 0 = no limit
-    max_download_rate: int = 0
-    #: bytes per second for all uploads together; 0 = no limit
-    max_upload_rate: int = 0
-
-
-def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tuple[str, int]:
-    """``"host:port"`` or ``"host"`` -> (host, port); raises ValueError with a clear message."""
-    text = text.strip()
-    if not text:
-        raise ValueError("the server address is empty")
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        return text, default_port
-    if not host:
-        raise ValueError(f"{text!r} has no host name before the ':'")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{port_text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is outside 1-65535")
-    return host.strip("[]"), port
 
 
 class SessionTotals(QObject):

@@ -38,11 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.config import config_from_settings, parse_host_port
 from app.download.transfer import TransferState
 from app.file_copier import FileCopier
 from app.i18n import Translations
 from app.network import protocol as p
-from app.peer import PeerConfig, PeerNode, parse_host_port
+from app.peer import PeerNode
 from app.settings import Settings
 from app.ui.dialogs import CancelAnswer, Prompts, SettingsDialog, SettingsValues
 from app.ui.formatting import folder_problem_text, format_count
@@ -831,29 +832,6 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         self.prompts.show_about()
-
-
-def config_from_settings(settings: Settings, args: argparse.Namespace) -> PeerConfig:
-    """The peer's configuration: the saved settings, then what the command line says."""
-    from app.__main__ import config_from_args
-
-    config = config_from_args(args)
-    if not args.server:
-        try:
-            config.server_host, config.server_port = parse_host_port(settings.server_address)
-        except ValueError:
-            log.warning(
-                "Saved server address %r is not valid; using the default", settings.server_address
-            )
-    if not args.share:
-        config.share_dir = settings.share_dir
-    if not args.downloads:
-        config.download_dir = settings.download_dir
-    if args.port is None:
-        config.listen_port = settings.listen_port
-    config.upload_slots = settings.upload_slots
-    config.max_downloads = settings.max_downloads
-    return config
 
 
 def run_window(args: argparse.Namespace) -> int:

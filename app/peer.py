@@ -12,12 +12,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Signal
 
-from app.library import Library, SharedFile
 from app.network import protocol as p
 from app.network.file_pump import Timeouts
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
+from app.sharing.library import Library, SharedFile
 from app.transfers import TransferManager
 
 log = logging.getLogger("napster.peer")

@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QCoreApplication, QElapsedTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.library import SharedFile  # noqa: E402
 from app.network import protocol as p  # noqa: E402
 from app.peer import PeerConfig, PeerNode  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.sharing.library import SharedFile  # noqa: E402
 from app.transfers import TransferState  # noqa: E402
 from app.ui.dialogs import SettingsDialog, SettingsValues  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402

@@ -1,4 +1,4 @@
-"""A small shared-file catalog for upload tests (the real one is app.library.Library)."""
+"""A small shared-file catalog for upload tests (the real one is app.sharing.library.Library)."""
 
 from __future__ import annotations
 

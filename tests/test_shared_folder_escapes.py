@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from app.library import Library
 from app.network import protocol as p
 from app.network.pieces import hash_file
 from app.network.upload_server import UploadServer
 from app.peer import PeerConfig, PeerNode
 from app.settings import Settings
+from app.sharing.library import Library
 from tests.test_fuzz_index_server import wait_until
 from tests.test_fuzz_upload_server import RawWire
 

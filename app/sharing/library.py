@@ -1,46 +1,45 @@
-"""The peer's shared library: scan the shared folders, hash in the background, cache, watch.
+"""The peer's shared library: the shared folders' files, hashed in the background, cached, watched.
 
 Threads: a ``Library`` lives on one thread (the GUI thread in the app), which owns its timers,
-its folder watcher and its SQLite hash cache. Walking the folders and hashing files run as
-``QRunnable`` jobs in a thread pool; they report back through queued signals and the library
-thread compares the results with what it knows. ``files``, ``infos``, ``lookup``,
-``is_unchanged``, ``mark_changed`` and ``add_downloaded`` may be called from any thread.
-Call ``stop()`` (on the library thread) before the library is deleted, and delete it there.
+its folder watcher and its hash cache. Walking the folders and hashing files run as
+``QRunnable`` jobs in a thread pool (``app.sharing.jobs``); they report back through queued
+signals and the library thread compares the results with what it knows. ``files``, ``infos``,
+``lookup``, ``open_shared``, ``is_unchanged``, ``mark_changed`` and ``add_downloaded`` may be
+called from any thread. Call ``stop()`` (on the library thread) before the library is deleted,
+and delete it there.
+
+What is shared is decided by ``SharePolicy`` and every file is reached through
+``app.sharing.confined``: nothing hashed, announced or served is reached through a link.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
-import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO
 
-from PySide6.QtCore import (
-    QFileSystemWatcher,
-    QObject,
-    QRunnable,
-    Qt,
-    QThread,
-    QThreadPool,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QThread, QThreadPool, QTimer, Signal
 
-from app.network.pieces import (
-    FileDigest,
-    HashCancelled,
-    file_hash_from_digests,
-    hash_file,
-    piece_count,
-)
+from app.network.pieces import FileDigest
 from app.network.protocol import FileInfo, name_problem, printable
+from app.sharing.hash_cache import CacheRow, HashCache
+from app.sharing.jobs import HashJob, HashQueue, JobSignals, ScanJob, WorkerCount
+from app.sharing.policy import (
+    FileStat,
+    ScanResult,
+    SharePolicy,
+    excluded_set,
+    real_paths,
+    under_any,
+)
 
 log = logging.getLogger("napster.library")
 
@@ -51,11 +50,6 @@ BATCH_INTERVAL_MS = 500
 PROGRESS_INTERVAL_MS = 100
 #: A file seen changing while it was hashed is hashed again once it has been still this long.
 SETTLE_MS = 2000
-HASH_ATTEMPTS = 3
-PRIVATE_SUFFIXES = (".part", ".napster-state", ".napster-tmp")
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-CACHE_VERSION = 1
-DIGEST_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -80,314 +74,6 @@ class SharedFile:
             other.mtime_ns,
             other.hash,
         )
-
-
-class _Stat(NamedTuple):
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: str
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> _Stat:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, f"{st.st_dev}:{st.st_ino}")
-
-
-class _CacheRow(NamedTuple):
-    size: int
-    mtime_ns: int
-    inode: str
-    hash: str
-    pieces: tuple[bytes, ...]
-
-
-@dataclass
-class _ScanResult:
-    files: dict[str, _Stat]
-    dirs: list[str]
-    failed_roots: set[str]
-
-
-# ---------------------------------------------------------------- what may be shared
-
-
-def is_private_name(name: str) -> bool:
-    """Hidden names and our own partial/state files are never shared."""
-    return name.startswith(".") or name.lower().endswith(PRIVATE_SUFFIXES)
-
-
-def _root_prefix(root: str) -> str:
-    return root if root.endswith(os.sep) else root + os.sep
-
-
-def _visible_inside(real_dir: str, roots: Sequence[str]) -> bool:
-    """True when ``real_dir`` is a root or below one through folders that are not hidden."""
-    for root in roots:
-        if real_dir == root:
-            return True
-        prefix = _root_prefix(root)
-        if real_dir.startswith(prefix) and not any(
-            part.startswith(".") for part in real_dir[len(prefix) :].split(os.sep)
-        ):
-            return True
-    return False
-
-
-def _is_excluded(real: str, roots: Sequence[str], excluded: frozenset[str]) -> bool:
-    """True for an excluded file, or a file inside an excluded folder below a shared root.
-
-    An excluded folder that is a root or holds one excludes only the files named in it.
-    """
-    path = real
-    while path not in roots:
-        if path in excluded:
-            return True
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
-    return False
-
-
-def _file_allowed(real: str, roots: Sequence[str], excluded: frozenset[str]) -> bool:
-    if _is_excluded(real, roots, excluded) or is_private_name(os.path.basename(real)):
-        return False
-    return _visible_inside(os.path.dirname(real), roots)
-
-
-def _under_any(path: str, roots: Iterable[str]) -> bool:
-    return any(path.startswith(_root_prefix(root)) for root in roots)
-
-
-def _real_paths(paths: Iterable[os.PathLike[str] | str]) -> tuple[str, ...]:
-    reals: list[str] = []
-    for path in paths:
-        real = os.path.realpath(os.path.expanduser(os.fspath(path)))
-        if real not in reals:
-            reals.append(real)
-    return tuple(reals)
-
-
-def _walk(
-    roots: Sequence[str], excluded: frozenset[str], cancelled: threading.Event
-) -> _ScanResult | None:
-    """Every shareable regular file under ``roots``, by real path; None when cancelled."""
-    result = _ScanResult({}, [], set())
-    visited: set[tuple[int, int]] = set()
-    for root in roots:
-        try:
-            root_stat = os.stat(root)
-        except OSError as exc:
-            log.info("Shared folder %s cannot be read: %s", printable(root), exc.strerror)
-            result.failed_roots.add(root)
-            continue
-        if not stat.S_ISDIR(root_stat.st_mode):
-            log.info("Shared folder %s is not a folder", printable(root))
-            result.failed_roots.add(root)
-            continue
-        if (root_stat.st_dev, root_stat.st_ino) in visited:
-            continue
-        visited.add((root_stat.st_dev, root_stat.st_ino))
-        stack = [root]
-        while stack:
-            if cancelled.is_set():
-                return None
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    entries = list(listing)
-            except OSError as exc:
-                log.info("Cannot list %s: %s", printable(folder), exc.strerror)
-                if folder == root:
-                    result.failed_roots.add(root)
-                continue
-            result.dirs.append(folder)
-            for entry in entries:
-                if cancelled.is_set():
-                    return None
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    linked = entry.is_symlink()
-                    if linked:
-                        real = os.path.realpath(entry.path)
-                        entry_stat = os.stat(real)
-                        is_dir = stat.S_ISDIR(entry_stat.st_mode)
-                        if not _visible_inside(real if is_dir else os.path.dirname(real), roots):
-                            continue
-                    else:
-                        real = entry.path
-                        entry_stat = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # vanished, unreadable, a broken link or a link loop
-                if stat.S_ISDIR(entry_stat.st_mode):
-                    key = (entry_stat.st_dev, entry_stat.st_ino)
-                    if key not in visited:
-                        visited.add(key)
-                        stack.append(real)
-                elif stat.S_ISREG(entry_stat.st_mode) and not is_private_name(entry.name):
-                    if linked and not _file_allowed(real, roots, excluded):
-                        continue
-                    if not _is_excluded(real, roots, excluded):
-                        result.files[real] = _Stat.of(entry_stat)
-    return result
-
-
-# ---------------------------------------------------------------- background jobs
-
-
-class _WorkerCount:
-    """How many of our jobs are queued or running, so ``stop()`` can wait for them."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._count = 0
-
-    def begin(self) -> None:
-        with self._condition:
-            self._count += 1
-
-    def end(self) -> None:
-        with self._condition:
-            self._count -= 1
-            self._condition.notify_all()
-
-    def wait(self) -> None:
-        with self._condition:
-            self._condition.wait_for(lambda: self._count == 0)
-
-
-class _HashQueue:
-    """Paths waiting to be hashed, shared by the library thread and the one hash job."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.items: dict[str, int] = {}  # path -> epoch it was queued in
-        self.running = False
-        self.epoch = 0
-        self.current: str | None = None
-        self.abandon_current = False
-        self.stopped = threading.Event()
-
-
-class _JobSignals(QObject):
-    """What the jobs report, delivered to the library thread by queued connections.
-
-    Jobs hold this child of the library, never the library itself: a job (or a traceback
-    kept by one) must not be what keeps a library alive, or it could be destroyed on a pool
-    thread.
-    """
-
-    scanned = Signal(int, object)
-    hash_started = Signal(int, str)
-    hashed = Signal(int, str, object, object)
-    hash_failed = Signal(int, str, str)
-    hash_skipped = Signal(int, str)
-    hash_unstable = Signal(int, str)
-
-
-class _ScanJob(QRunnable):
-    def __init__(
-        self,
-        signals: _JobSignals,
-        workers: _WorkerCount,
-        roots: tuple[str, ...],
-        excluded: frozenset[str],
-        scan_id: int,
-        cancelled: threading.Event,
-    ) -> None:
-        super().__init__()
-        self._signals = signals
-        self._workers = workers
-        self._roots = roots
-        self._excluded = excluded
-        self._scan_id = scan_id
-        self._cancelled = cancelled
-
-    def run(self) -> None:
-        try:
-            result = _walk(self._roots, self._excluded, self._cancelled)
-            if result is not None and not self._cancelled.is_set():
-                self._signals.scanned.emit(self._scan_id, result)
-        except Exception:
-            log.exception("Scanning the shared folders failed")
-        finally:
-            self._workers.end()
-
-
-class _HashJob(QRunnable):
-    """Hashes queued paths one after another until the queue is empty or stopped."""
-
-    def __init__(self, signals: _JobSignals, workers: _WorkerCount, queue: _HashQueue) -> None:
-        super().__init__()
-        self._signals = signals
-        self._workers = workers
-        self._queue = queue
-
-    def run(self) -> None:
-        queue = self._queue
-        finished_normally = False
-        try:
-            while True:
-                with queue.lock:
-                    if queue.stopped.is_set() or not queue.items:
-                        queue.running = False
-                        queue.current = None
-                        finished_normally = True
-                        return
-                    path = next(iter(queue.items))
-                    epoch = queue.items.pop(path)
-                    queue.current = path
-                    queue.abandon_current = False
-                self._hash_one(path, epoch)
-        finally:
-            if not finished_normally:
-                with queue.lock:
-                    queue.running = False
-                    queue.current = None
-            self._workers.end()
-
-    def _hash_one(self, path: str, epoch: int) -> None:
-        signals = self._signals
-        queue = self._queue
-
-        def keep_going(_done: int, _total: int) -> bool:
-            return not (queue.stopped.is_set() or queue.epoch != epoch or queue.abandon_current)
-
-        signals.hash_started.emit(epoch, path)
-        try:
-            for _attempt in range(HASH_ATTEMPTS):
-                before = os.lstat(path)
-                if not stat.S_ISREG(before.st_mode):
-                    signals.hash_failed.emit(epoch, path, "it is no longer a regular file")
-                    return
-                digest = hash_file(path, keep_going)
-                after = os.lstat(path)
-                if _Stat.of(before) == _Stat.of(after) and digest.size == before.st_size:
-                    signals.hashed.emit(epoch, path, _Stat.of(before), digest)
-                    return
-        except HashCancelled:
-            signals.hash_skipped.emit(epoch, path)
-            return
-        except OSError as exc:
-            signals.hash_failed.emit(epoch, path, _failure_reason(exc))
-            return
-        except Exception as exc:
-            log.exception("Hashing %s failed", printable(path))
-            signals.hash_failed.emit(epoch, path, f"hashing failed ({type(exc).__name__})")
-            return
-        signals.hash_unstable.emit(epoch, path)
-
-
-def _failure_reason(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "it vanished before it could be hashed"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or str(exc)
-
-
-# ---------------------------------------------------------------- the library
 
 
 class Library(QObject):
@@ -416,20 +102,26 @@ class Library(QObject):
         parent: QObject | None = None,
         *,
         excluded_files: Sequence[os.PathLike[str] | str] = (),
+        is_private: Callable[[Path], bool] | None = None,
         rescan_interval_ms: int = PERIODIC_RESCAN_MS,
     ) -> None:
-        """``excluded_files`` are never shared; a folder among them, nothing inside it."""
+        """``excluded_files`` are never shared; a folder among them, nothing inside it.
+
+        ``is_private(path)`` is asked about every folder and file below a shared folder (any
+        thread); True keeps it and everything inside it private (the transfer manager's own).
+        """
         super().__init__(parent)
         if pool is None:
             pool = QThreadPool(self)
             pool.setMaxThreadCount(2)
         self._pool = pool
-        self._cache_path = os.path.realpath(os.path.expanduser(os.fspath(cache_path)))
-        private = [self._cache_path, *_real_paths(excluded_files)]
-        self._excluded = frozenset(
-            path + suffix for path in private for suffix in ("", *SQLITE_SIDE_FILES)
+        cache_location = os.path.realpath(os.path.expanduser(os.fspath(cache_path)))
+        self._policy = SharePolicy(
+            real_paths(folders),
+            excluded_set([cache_location, *excluded_files]),
+            is_private,
         )
-        self._roots = _real_paths(folders)
+        self._cache = HashCache(cache_location)
 
         # Read and written from any thread under _lock.
         self._lock = threading.Lock()
@@ -439,11 +131,7 @@ class Library(QObject):
 
         # The library thread's own state.
         self._pending: dict[str, SharedFile] = {}
-        self._cache: dict[str, _CacheRow] = {}
-        self._cache_by_inode: dict[tuple[str, int, int], str] = {}
-        self._db: sqlite3.Connection | None = None
-        self._db_dirty = False
-        self._failed: dict[str, _Stat] = {}
+        self._failed: dict[str, FileStat] = {}
         self._unsettled: set[str] = set()
         self._queued: set[str] = set()
         self._round_total = 0
@@ -459,8 +147,8 @@ class Library(QObject):
         self._started = False
         self._stopped = False
         self._bad_names_logged: set[str] = set()
-        self._hash_queue = _HashQueue()
-        self._workers = _WorkerCount()
+        self._hash_queue = HashQueue(self._policy)
+        self._workers = WorkerCount()
 
         self._debounce = self._timer(debounce_ms, self._start_scan)
         self._periodic = self._timer(rescan_interval_ms, self.rescan, single_shot=False)
@@ -471,7 +159,7 @@ class Library(QObject):
         self._watcher.directoryChanged.connect(self.rescan)
 
         queued = Qt.ConnectionType.QueuedConnection
-        self._job_signals = _JobSignals(self)
+        self._job_signals = JobSignals(self)
         self._job_signals.scanned.connect(self._on_scanned, queued)
         self._job_signals.hash_started.connect(self._on_hash_started, queued)
         self._job_signals.hashed.connect(self._on_hashed, queued)
@@ -497,30 +185,31 @@ class Library(QObject):
 
     @property
     def folders(self) -> tuple[Path, ...]:
-        return tuple(Path(root) for root in self._roots)
+        return tuple(Path(root) for root in self._policy.roots)
 
     def start(self) -> None:
         """Load the hash cache, scan, hash what is new in the background and start watching."""
         if self._started or self._stopped:
             return
         self._started = True
-        self._open_cache()
+        self._cache.open()
         self._periodic.start()
         self._start_scan()
 
     def set_folders(self, folders: Sequence[os.PathLike[str] | str]) -> None:
         """Share these folders instead; files outside them are removed after the rescan."""
-        roots = _real_paths(folders)
-        if roots == self._roots:
+        roots = real_paths(folders)
+        if roots == self._policy.roots:
             self.rescan()
             return
-        self._roots = roots
+        self._policy = dataclasses.replace(self._policy, roots=roots)
         if not self._started or self._stopped:
             return
         self._epoch += 1
         with self._hash_queue.lock:
             self._hash_queue.epoch = self._epoch
             self._hash_queue.items.clear()
+            self._hash_queue.policy = self._policy
         self._queued.clear()
         self._end_hash_round()
         self._scan_cancel.set()
@@ -559,22 +248,23 @@ class Library(QObject):
             holders = self._by_hash.get(hash)
             return next(iter(holders.values())) if holders else None
 
+    def open_shared(self, shared: SharedFile) -> BinaryIO:
+        """The shared file opened for reading, reached beneath its shared folder (any thread).
+
+        Raises OSError when it cannot be reached that way (a link or a non-regular file on
+        the way, gone, unreadable). The caller compares ``os.fstat`` with ``shared``.
+        """
+        fd = self._policy.open(os.fspath(shared.path))
+        return os.fdopen(fd, "rb", buffering=0)
+
     def is_unchanged(self, shared: SharedFile) -> bool:
-        """True when the file on disk is still the one hashed and still inside a shared folder."""
-        path = os.fspath(shared.path)
+        """True when the file reached beneath its shared folder is still the one hashed."""
         try:
-            st = os.lstat(path)
+            with self.open_shared(shared) as file:
+                st = os.fstat(file.fileno())
         except OSError:
             return False
-        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (
-            shared.size,
-            shared.mtime_ns,
-        ):
-            return False
-        # A folder on the way may have been swapped for a link to somewhere else.
-        if os.path.realpath(path) != path:
-            return False
-        return _file_allowed(path, self._roots, self._excluded)
+        return (st.st_size, st.st_mtime_ns) == (shared.size, shared.mtime_ns)
 
     def mark_changed(self, shared: SharedFile) -> None:
         """Stop serving ``shared`` at once and hash its path again (any thread)."""
@@ -618,11 +308,7 @@ class Library(QObject):
         self._queued.clear()
         self._scanning = False
         self._busy = False
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.commit()
-            self._db.close()
-            self._db = None
+        self._cache.close()
 
     # ------------------------------------------------------------ scanning
 
@@ -638,17 +324,16 @@ class Library(QObject):
         self._scan_cancel = threading.Event()
         self._workers.begin()
         self._pool.start(
-            _ScanJob(
+            ScanJob(
                 self._job_signals,
                 self._workers,
-                self._roots,
-                self._excluded,
+                self._policy,
                 self._scan_id,
                 self._scan_cancel,
             )
         )
 
-    def _on_scanned(self, scan_id: int, result: _ScanResult) -> None:
+    def _on_scanned(self, scan_id: int, result: ScanResult) -> None:
         if self._stopped or scan_id != self._scan_id or not self._scanning:
             return
         self._scanning = False
@@ -684,7 +369,7 @@ class Library(QObject):
             if path in self._unsettled and now_ns - st.mtime_ns < SETTLE_MS * 1_000_000:
                 settle_later = True
                 continue
-            known = None if path in distrusted else self._known_digest(path, st, found)
+            known = None if path in distrusted else self._cache.known(path, st, found)
             if known is None:
                 to_hash.append(path)
                 continue
@@ -694,9 +379,9 @@ class Library(QObject):
             self._cache_put(path, st, shared)
             ready.append(shared)
 
-        ok_roots = [root for root in self._roots if root not in result.failed_roots]
-        for path in [p for p in self._cache if p not in found and _under_any(p, ok_roots)]:
-            self._cache_delete(path)
+        ok_roots = [root for root in self._policy.roots if root not in result.failed_roots]
+        for path in [p for p in self._cache.paths() if p not in found and under_any(p, ok_roots)]:
+            self._cache.delete(path)
         self._watch(result.dirs)
         self._add_pending(ready)
         self._enqueue(sorted(to_hash))
@@ -709,18 +394,8 @@ class Library(QObject):
             self._maybe_finish()
 
     @staticmethod
-    def _still_same(st: _Stat | None, shared: SharedFile) -> bool:
+    def _still_same(st: FileStat | None, shared: SharedFile) -> bool:
         return st is not None and (st.size, st.mtime_ns) == (shared.size, shared.mtime_ns)
-
-    def _known_digest(self, path: str, st: _Stat, found: dict[str, _Stat]) -> _CacheRow | None:
-        """The cached digest for this file, by path or, after a rename, by inode."""
-        row = self._cache.get(path)
-        if row is not None and (row.size, row.mtime_ns) == (st.size, st.mtime_ns):
-            return row
-        old_path = self._cache_by_inode.get((st.inode, st.size, st.mtime_ns))
-        if old_path is not None and old_path not in found:
-            return self._cache.get(old_path)
-        return None
 
     def _watch(self, dirs: list[str]) -> None:
         wanted = set(dirs)
@@ -757,7 +432,7 @@ class Library(QObject):
             queue.running = True
         if start_job:
             self._workers.begin()
-            self._pool.start(_HashJob(self._job_signals, self._workers, self._hash_queue))
+            self._pool.start(HashJob(self._job_signals, self._workers, self._hash_queue))
 
     def _abandon(self, paths: Iterable[str]) -> None:
         """Stop waiting for these paths' hashes (they vanished or came from elsewhere)."""
@@ -793,7 +468,7 @@ class Library(QObject):
         if not self._stopped and epoch == self._epoch and path in self._queued:
             self._report_progress(os.path.basename(path))
 
-    def _on_hashed(self, epoch: int, path: str, st: _Stat, digest: FileDigest) -> None:
+    def _on_hashed(self, epoch: int, path: str, st: FileStat, digest: FileDigest) -> None:
         if not self._take_result(epoch, path):
             return
         self._failed.pop(path, None)
@@ -809,7 +484,7 @@ class Library(QObject):
         if not self._take_result(epoch, path):
             return
         with contextlib.suppress(OSError):
-            self._failed[path] = _Stat.of(os.lstat(path))
+            self._failed[path] = FileStat.of(self._policy.lstat(path))
         log.info("Not sharing %s: %s", printable(path), reason)
         self.file_failed.emit(path, reason)
         self._after_result()
@@ -871,7 +546,7 @@ class Library(QObject):
             if pending is None or not pending.same_version(shared):
                 return
             del self._pending[path]
-        self._cache_delete(path)
+        self._cache.delete(path)
         with self._lock:
             self._distrusted.discard(path)
         self._failed.pop(path, None)
@@ -881,12 +556,15 @@ class Library(QObject):
     def _add_downloaded(self, path: os.PathLike[str] | str, digest: FileDigest) -> None:
         if self._stopped:
             return
-        real = os.path.realpath(os.fspath(path))
-        if not _file_allowed(real, self._roots, self._excluded):
+        # The download folder's own path may hold links (trusted like a shared folder); the
+        # file's name is taken as it is, and reached beneath the folder.
+        path = os.fspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if self._policy.locate(real) is None:
             log.info("Not sharing download %s: it is not in a shared folder", printable(real))
             return
         try:
-            st = os.lstat(real)
+            st = self._policy.lstat(real)
         except OSError as exc:
             log.info("Not sharing download %s: %s", printable(real), exc.strerror)
             return
@@ -907,7 +585,7 @@ class Library(QObject):
             digest.hash,
             tuple(digest.pieces),
         )
-        self._cache_put(real, _Stat.of(st), shared)
+        self._cache_put(real, FileStat.of(st), shared)
         self._replace(shared)
         self._flush_added()
         if not self._queued:
@@ -946,7 +624,7 @@ class Library(QObject):
                     self._by_hash.setdefault(shared.hash, {})[path] = shared
             for start in range(0, len(batch), BATCH_FILES):
                 self.files_added.emit(batch[start : start + BATCH_FILES])
-        self._commit_cache()
+        self._cache.commit()
 
     def _unindex(self, path: str) -> SharedFile | None:
         """Drop ``path`` from the lookup tables; the caller holds ``_lock``."""
@@ -985,128 +663,7 @@ class Library(QObject):
 
     # ------------------------------------------------------------ hash cache
 
-    def _open_cache(self) -> None:
-        try:
-            self._db = self._connect_cache(self._cache_path)
-            return
-        except (sqlite3.Error, OSError) as exc:
-            log.warning(
-                "The hash cache %s is unusable (%s); starting a new one", self._cache_path, exc
-            )
-        for suffix in ("", *SQLITE_SIDE_FILES):
-            with contextlib.suppress(OSError):
-                os.unlink(self._cache_path + suffix)
-        try:
-            self._db = self._connect_cache(self._cache_path)
-        except (sqlite3.Error, OSError) as exc:
-            log.error(
-                "Cannot keep a hash cache at %s (%s); every start hashes again",
-                self._cache_path,
-                exc,
-            )
-            self._db = self._connect_cache(":memory:")
-
-    def _connect_cache(self, location: str) -> sqlite3.Connection:
-        if location != ":memory:":
-            os.makedirs(os.path.dirname(location), exist_ok=True)
-        db = sqlite3.connect(location)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            if db.execute("PRAGMA user_version").fetchone()[0] != CACHE_VERSION:
-                db.execute("DROP TABLE IF EXISTS files")
-                db.execute(
-                    "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL,"
-                    " mtime_ns INTEGER NOT NULL, inode TEXT NOT NULL, hash TEXT NOT NULL,"
-                    " pieces BLOB NOT NULL) WITHOUT ROWID"
-                )
-                db.execute(f"PRAGMA user_version={CACHE_VERSION}")
-                db.commit()
-            rows = db.execute("SELECT path, size, mtime_ns, inode, hash, pieces FROM files")
-            bad: list[bytes] = []
-            for raw_path, size, mtime_ns, inode, file_hash, blob in rows:
-                row = _cache_row(size, mtime_ns, inode, file_hash, blob)
-                if row is None or not isinstance(raw_path, bytes):
-                    bad.append(raw_path)
-                    continue
-                self._remember(os.fsdecode(raw_path), row)
-            if bad:
-                log.info("Dropping %d damaged rows from the hash cache", len(bad))
-                db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in bad])
-                db.commit()
-        except BaseException:
-            db.close()
-            self._cache.clear()
-            self._cache_by_inode.clear()
-            raise
-        return db
-
-    def _remember(self, path: str, row: _CacheRow) -> None:
-        old = self._cache.get(path)
-        if old is not None:
-            self._cache_by_inode.pop((old.inode, old.size, old.mtime_ns), None)
-        self._cache[path] = row
-        self._cache_by_inode[(row.inode, row.size, row.mtime_ns)] = path
-
-    def _cache_put(self, path: str, st: _Stat, shared: SharedFile) -> None:
-        row = _CacheRow(shared.size, shared.mtime_ns, st.inode, shared.hash, shared.pieces)
-        if self._cache.get(path) == row:
-            return
-        self._remember(path, row)
-        if self._db is None:
-            return
-        try:
-            self._db.execute(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    os.fsencode(path),
-                    row.size,
-                    row.mtime_ns,
-                    row.inode,
-                    row.hash,
-                    b"".join(row.pieces),
-                ),
-            )
-            self._db_dirty = True
-        except sqlite3.Error as exc:
-            log.warning("Cannot write to the hash cache: %s", exc)
-
-    def _cache_delete(self, path: str) -> None:
-        row = self._cache.pop(path, None)
-        if row is None:
-            return
-        if self._cache_by_inode.get((row.inode, row.size, row.mtime_ns)) == path:
-            del self._cache_by_inode[(row.inode, row.size, row.mtime_ns)]
-        if self._db is None:
-            return
-        try:
-            self._db.execute("DELETE FROM files WHERE path = ?", (os.fsencode(path),))
-            self._db_dirty = True
-        except sqlite3.Error as exc:
-            log.warning("Cannot write to the hash cache: %s", exc)
-
-    def _commit_cache(self) -> None:
-        if self._db is not None and self._db_dirty:
-            try:
-                self._db.commit()
-                self._db_dirty = False
-            except sqlite3.Error as exc:
-                log.warning("Cannot write to the hash cache: %s", exc)
-
-
-def _cache_row(size, mtime_ns, inode, file_hash, blob) -> _CacheRow | None:
-    """A cache row checked for sense; None when it is damaged."""
-    if not (
-        isinstance(size, int)
-        and isinstance(mtime_ns, int)
-        and isinstance(inode, str)
-        and isinstance(file_hash, str)
-        and isinstance(blob, bytes)
-        and size >= 0
-        and len(blob) == piece_count(size) * DIGEST_SIZE
-    ):
-        return None
-    pieces = tuple(blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE))
-    if file_hash_from_digests(pieces) != file_hash:
-        return None
-    return _CacheRow(size, mtime_ns, inode, file_hash, pieces)
+    def _cache_put(self, path: str, st: FileStat, shared: SharedFile) -> None:
+        self._cache.put(
+            path, CacheRow(shared.size, shared.mtime_ns, st.inode, shared.hash, shared.pieces)
+        )

@@ -1,0 +1,8 @@
+"""The peer's sharing side: what may be shared, how it is reached, hashed, cached and listed.
+
+- ``confined``: files and listings reached beneath a shared folder, never through a link.
+- ``policy``: ``SharePolicy`` (what is shared) and the folder walk; pure.
+- ``hash_cache``: ``HashCache``, digests kept in SQLite between runs; pure.
+- ``jobs``: the scan and hash jobs of the thread pool.
+- ``library``: ``Library``, the Qt adapter that ties them together, and ``SharedFile``.
+"""

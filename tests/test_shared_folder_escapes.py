@@ -74,16 +74,16 @@ def library_server(qtbot, tmp_path):
 
 
 def swap_after_check(monkeypatch, library: Library, swap) -> None:
-    """Run ``swap(path)`` right after the server's is_unchanged check said yes (a race)."""
-    check = library.is_unchanged
+    """Run ``swap(path)`` right after the server found the file by hash, before it opens it."""
+    lookup = library.lookup
 
-    def check_then_swap(shared) -> bool:
-        unchanged = check(shared)
-        if unchanged:
+    def lookup_then_swap(file_hash: str):
+        shared = lookup(file_hash)
+        if shared is not None:
             swap(shared.path)
-        return unchanged
+        return shared
 
-    monkeypatch.setattr(library, "is_unchanged", check_then_swap)
+    monkeypatch.setattr(library, "lookup", lookup_then_swap)
 
 
 def test_symlinks_leading_out_are_never_served(qtbot, tmp_path, library_server, monkeypatch):

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Signal
 
+from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
 from app.network.file_pump import Timeouts
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
 from app.sharing.library import Library, SharedFile
+from app.sharing.policy import private_folder
 from app.transfers import TransferManager
 
 log = logging.getLogger("napster.peer")
@@ -98,6 +100,10 @@ class PeerNode(QObject):
                 data_dir,
                 Settings.for_app().fileName(),
             ],
+            # Unfinished downloads belong to the transfer manager, never to the share. (The hook
+            # holds the config, not the node: a cycle through the node would leave it to the
+            # garbage collector, on whatever thread that runs.)
+            is_private=private_folder(lambda: config.download_dir / INCOMPLETE_FOLDER),
         )
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
         self.client = IndexClient(

@@ -186,6 +186,24 @@ class SharePolicy:
         return result
 
 
+def private_folder(folder: Callable[[], os.PathLike[str] | str]) -> Callable[[Path], bool]:
+    """An ``is_private`` hook: True for ``folder()`` and everything inside it.
+
+    ``folder`` is asked at every call (the download folder can change); its real path is
+    worked out once per distinct folder.
+    """
+    reals: dict[str, Path] = {}
+
+    def is_private(path: Path) -> bool:
+        wanted = os.fspath(folder())
+        real = reals.get(wanted)
+        if real is None:
+            real = reals[wanted] = Path(os.path.realpath(os.path.expanduser(wanted)))
+        return path == real or path.is_relative_to(real)
+
+    return is_private
+
+
 def _with_sep(root: str) -> str:
     return root if root.endswith(os.sep) else root + os.sep
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,14 @@ def test_the_walk_applies_the_rule(tmp_path):
     assert result is not None
     assert sorted(result.files) == [str(share / "a" / "b" / "film.mkv"), str(share / "song.mp3")]
     assert str(share / "incoming") not in result.dirs
+
+
+def test_the_pure_sharing_modules_import_no_qt():
+    code = (
+        "import sys\n"
+        "import app.sharing.confined, app.sharing.policy, app.sharing.hash_cache\n"
+        "sys.exit(any(name.startswith('PySide6') for name in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, timeout=60)
+    assert done.returncode == 0

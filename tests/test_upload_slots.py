@@ -138,7 +138,7 @@ def test_an_error_in_an_upload_thread_is_an_error_reply_and_a_close(qtbot, tmp_p
     wire = RawWire(server.serverPort())
     try:
         answer = reply(qtbot, wire, p.Download(id=1, hash=shared.hash))
-        assert answer["op"] == "ERROR", answer
+        assert answer["op"] == "ERROR" and answer["id"] == 1, answer
         wait_until(qtbot, wire.is_closed, timeout=5)
         wait_until(qtbot, lambda: server.connection_count == 0 and not server._threads)
         assert server.active_uploads == 0

@@ -86,6 +86,7 @@ class UploadConnection:
         self.remote = remote
         self.ip = remote.rsplit(":", 1)[0]
         self.has_slot = False
+        self.request_id: int | None = None
         self.reader = p.LineReader()
         self.pending: list[p.Message] = []
 
@@ -150,7 +151,11 @@ class UploadConnection:
             log.exception("Upload connection %s failed", self.remote)
             with contextlib.suppress(_Closed):
                 self.send(
-                    p.Error(code=p.ErrorCode.NOT_FOUND, message="the sharer could not serve that")
+                    p.Error(
+                        id=self.request_id,
+                        code=p.ErrorCode.NOT_FOUND,
+                        message="the sharer could not serve that",
+                    )
                 )
         finally:
             self.server._release(self)
@@ -158,6 +163,7 @@ class UploadConnection:
                 self.sock.close()
 
     def _handle(self, request: p.Message) -> None:
+        self.request_id = getattr(request, "id", None)
         if isinstance(request, p.Pieces):
             self._serve_pieces(request)
         elif isinstance(request, p.Download):

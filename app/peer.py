@@ -18,7 +18,8 @@ from app.network.file_pump import Timeouts
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
-from app.sharing.library import Library, SharedFile
+from app.sharing.catalog import SharedFile
+from app.sharing.library import Library
 from app.sharing.policy import private_folder
 from app.transfers import TransferManager
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.network import protocol as p  # noqa: E402
 from app.peer import PeerConfig, PeerNode  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.sharing.library import SharedFile  # noqa: E402
+from app.sharing.catalog import SharedFile  # noqa: E402
 from app.transfers import TransferState  # noqa: E402
 from app.ui.dialogs import SettingsDialog, SettingsValues  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402

@@ -12,7 +12,8 @@ import pytest
 import app.sharing.jobs as jobs_module
 from app.network.pieces import HashCancelled, hash_file
 from app.network.protocol import PIECE_SIZE, FileInfo
-from app.sharing.library import BATCH_FILES, Library, SharedFile
+from app.sharing.catalog import SharedFile
+from app.sharing.library import BATCH_FILES, Library
 from app.sharing.policy import SharePolicy
 
 WAIT_MS = 10_000

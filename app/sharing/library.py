@@ -22,7 +22,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +29,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QThread, QThreadPool
 
 from app.network.pieces import FileDigest
 from app.network.protocol import FileInfo, name_problem, printable
+from app.sharing.catalog import PublishedCatalog, SharedFile
 from app.sharing.hash_cache import CacheRow, HashCache
 from app.sharing.jobs import HashJob, HashQueue, JobSignals, ScanJob, WorkerCount
 from app.sharing.policy import (
@@ -50,30 +50,6 @@ BATCH_INTERVAL_MS = 500
 PROGRESS_INTERVAL_MS = 100
 #: A file seen changing while it was hashed is hashed again once it has been still this long.
 SETTLE_MS = 2000
-
-
-@dataclass(frozen=True)
-class SharedFile:
-    """One file of the shared folders, hashed and ready to serve."""
-
-    path: Path
-    name: str
-    size: int
-    mtime_ns: int
-    hash: str
-    pieces: tuple[bytes, ...]
-
-    def info(self) -> FileInfo:
-        return FileInfo(name=self.name, size=self.size, hash=self.hash)
-
-    def same_version(self, other: SharedFile) -> bool:
-        """True when both describe the same bytes at the same path."""
-        return (self.path, self.size, self.mtime_ns, self.hash) == (
-            other.path,
-            other.size,
-            other.mtime_ns,
-            other.hash,
-        )
 
 
 class Library(QObject):
@@ -123,11 +99,8 @@ class Library(QObject):
         )
         self._cache = HashCache(cache_location)
 
-        # Read and written from any thread under _lock.
-        self._lock = threading.Lock()
-        self._by_path: dict[str, SharedFile] = {}
-        self._by_hash: dict[str, dict[str, SharedFile]] = {}
-        self._distrusted: set[str] = set()
+        # Read and written from any thread.
+        self._published = PublishedCatalog()
 
         # The library thread's own state.
         self._pending: dict[str, SharedFile] = {}
@@ -224,8 +197,7 @@ class Library(QObject):
             self._debounce.start()
 
     def files(self) -> list[SharedFile]:
-        with self._lock:
-            return list(self._by_path.values())
+        return self._published.files()
 
     def infos(self) -> list[FileInfo]:
         """One entry per (name, hash), for JOIN; names the protocol cannot carry are left out."""
@@ -244,9 +216,7 @@ class Library(QObject):
         return infos
 
     def lookup(self, hash: str) -> SharedFile | None:
-        with self._lock:
-            holders = self._by_hash.get(hash)
-            return next(iter(holders.values())) if holders else None
+        return self._published.lookup(hash)
 
     def open_shared(self, shared: SharedFile) -> BinaryIO:
         """The shared file opened for reading, reached beneath its shared folder (any thread).
@@ -268,14 +238,7 @@ class Library(QObject):
 
     def mark_changed(self, shared: SharedFile) -> None:
         """Stop serving ``shared`` at once and hash its path again (any thread)."""
-        path = os.fspath(shared.path)
-        with self._lock:
-            current = self._by_path.get(path)
-            removed = current is not None and current.same_version(shared)
-            if removed:
-                self._unindex(path)
-                self._distrusted.add(path)
-        self._change_reported.emit(shared, removed)
+        self._change_reported.emit(shared, self._published.distrust(shared))
 
     def add_downloaded(self, path: os.PathLike[str] | str, digest: FileDigest) -> None:
         """Share a finished, verified download without hashing it again (any thread)."""
@@ -338,9 +301,7 @@ class Library(QObject):
             return
         self._scanning = False
         found = result.files
-        with self._lock:
-            published = dict(self._by_path)
-            distrusted = set(self._distrusted)
+        published, distrusted = self._published.snapshot()
 
         self._unpublish(
             [
@@ -547,8 +508,7 @@ class Library(QObject):
                 return
             del self._pending[path]
         self._cache.delete(path)
-        with self._lock:
-            self._distrusted.discard(path)
+        self._published.trust(path)
         self._failed.pop(path, None)
         if os.path.lexists(path):
             self._enqueue([path])
@@ -594,8 +554,7 @@ class Library(QObject):
     def _replace(self, shared: SharedFile) -> None:
         """Make ``shared`` the entry for its path, announcing what it replaces."""
         path = os.fspath(shared.path)
-        with self._lock:
-            current = self._by_path.get(path)
+        current = self._published.get(path)
         if current is not None:
             if current.same_version(shared):
                 return
@@ -616,46 +575,18 @@ class Library(QObject):
         if self._pending and not self._stopped:
             batch = list(self._pending.values())
             self._pending.clear()
-            with self._lock:
-                for shared in batch:
-                    path = os.fspath(shared.path)
-                    self._unindex(path)
-                    self._by_path[path] = shared
-                    self._by_hash.setdefault(shared.hash, {})[path] = shared
+            self._published.publish(batch)
             for start in range(0, len(batch), BATCH_FILES):
                 self.files_added.emit(batch[start : start + BATCH_FILES])
         self._cache.commit()
 
-    def _unindex(self, path: str) -> SharedFile | None:
-        """Drop ``path`` from the lookup tables; the caller holds ``_lock``."""
-        shared = self._by_path.pop(path, None)
-        if shared is not None:
-            holders = self._by_hash.get(shared.hash)
-            if holders is not None:
-                holders.pop(path, None)
-                if not holders:
-                    del self._by_hash[shared.hash]
-        return shared
-
     def _unpublish(self, paths: Sequence[str]) -> None:
         if not paths:
             return
-        with self._lock:
-            gone = [shared for path in paths if (shared := self._unindex(path)) is not None]
-        self._announce_removals(gone)
+        self._announce_removals(self._published.withdraw(paths))
 
     def _announce_removals(self, gone: Sequence[SharedFile]) -> None:
-        removed: list[str] = []
-        still_shared: list[SharedFile] = []
-        with self._lock:
-            for file_hash in dict.fromkeys(shared.hash for shared in gone):
-                remaining = list(self._by_hash.get(file_hash, {}).values())
-                lost_names = {s.name for s in gone if s.hash == file_hash} - {
-                    s.name for s in remaining
-                }
-                if not remaining or lost_names:
-                    removed.append(file_hash)
-                    still_shared.extend(remaining)
+        removed, still_shared = self._published.removals(gone)
         if removed:
             self.files_removed.emit(removed)
         if still_shared:

@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont
 
 from app.network import protocol as p
-from app.sharing.library import SharedFile
+from app.sharing.catalog import SharedFile
 from app.transfers import Transfer, TransferManager, TransferState
 from app.ui.formatting import (
     format_count,

@@ -16,12 +16,15 @@ from app.config import PeerConfig, parse_host_port
 from app.download.manager import TransferManager
 from app.download.problems import Problem, writable_folder_problem
 from app.download.source import Timeouts
-from app.library import Library, SharedFile
+from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
 from app.network.index_client import IndexClient
 from app.network.rate_limit import RateLimiter
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
+from app.sharing.catalog import SharedFile
+from app.sharing.library import Library
+from app.sharing.policy import private_folder
 
 log = logging.getLogger("napster.peer")
 
@@ -101,6 +104,10 @@ class PeerNode(QObject):
                 data_dir,
                 Settings.for_app().fileName(),
             ],
+            # Unfinished downloads belong to the transfer manager, never to the share. (The hook
+            # holds the config, not the node: a cycle through the node would leave it to the
+            # garbage collector, on whatever thread that runs.)
+            is_private=private_folder(lambda: config.download_dir / INCOMPLETE_FOLDER),
         )
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
         self.uploads.limiter.set_rate(config.max_upload_rate)

@@ -22,10 +22,10 @@ from PySide6.QtCore import QCoreApplication, QElapsedTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.download.transfer import TransferState  # noqa: E402
-from app.library import SharedFile  # noqa: E402
 from app.network import protocol as p  # noqa: E402
 from app.peer import PeerConfig, PeerNode  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.sharing.catalog import SharedFile  # noqa: E402
 from app.ui.dialogs import SettingsDialog, SettingsValues  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402

@@ -1,4 +1,4 @@
-"""A small shared-file catalog for upload tests (the real one is app.library.Library)."""
+"""A small shared-file catalog for upload tests (the real one is app.sharing.library.Library)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from app.network.pieces import FileDigest, hash_file
+from app.sharing import confined
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class Catalog:
         except OSError:
             return False
         return stat.st_size == entry.size and stat.st_mtime_ns == entry.mtime_ns
+
+    def open_shared(self, entry: Entry) -> BinaryIO:
+        """Opened beneath the file's own folder, the way the real library does."""
+        fd = confined.open_file(str(entry.path.parent), (entry.path.name,))
+        return os.fdopen(fd, "rb", buffering=0)
 
     def mark_changed(self, entry: Entry) -> None:
         with self.lock:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import app.library as library_module
-from app.library import BATCH_FILES, Library, SharedFile
+import app.sharing.jobs as jobs_module
 from app.network.pieces import HashCancelled, hash_file
 from app.network.protocol import PIECE_SIZE, FileInfo
+from app.sharing.catalog import SharedFile
+from app.sharing.library import BATCH_FILES, Library
+from app.sharing.policy import SharePolicy
 
 WAIT_MS = 10_000
 
@@ -44,6 +46,11 @@ class Recorder:
         return [shared for batch in self.batches for shared in batch]
 
 
+def fd_path(fd: int) -> str:
+    """The path an open descriptor was reached by (the library hashes descriptors)."""
+    return os.readlink(f"/proc/self/fd/{fd}")
+
+
 class HashCounter:
     """Stands in for ``hash_file`` in the library and counts the files it hashes."""
 
@@ -53,7 +60,7 @@ class HashCounter:
 
     def __call__(self, path, progress=None, piece_size=PIECE_SIZE):
         with self.lock:
-            self.paths.append(os.fspath(path))
+            self.paths.append(fd_path(path))
         return hash_file(path, progress, piece_size)
 
 
@@ -196,7 +203,7 @@ def test_restart_takes_unchanged_files_from_the_cache(qtbot, share, make_library
     first.stop()
 
     counter = HashCounter()
-    monkeypatch.setattr(library_module, "hash_file", counter)
+    monkeypatch.setattr(jobs_module, "hash_file", counter)
     second = make_library([share])
     recorder = Recorder(second)
     start(qtbot, second)
@@ -222,7 +229,7 @@ def test_damaged_cache_is_replaced(qtbot, share, cache_path, make_library, monke
     first.stop()
 
     counter = HashCounter()
-    monkeypatch.setattr(library_module, "hash_file", counter)
+    monkeypatch.setattr(jobs_module, "hash_file", counter)
     second = make_library([share])
     start(qtbot, second)
     assert names(second) == {"a.txt"}
@@ -362,7 +369,7 @@ def test_add_downloaded_shares_without_hashing(qtbot, tmp_path, share, make_libr
     downloaded = write(share / "downloads" / "movie.mkv", os.urandom(PIECE_SIZE + 10))
     digest = hash_file(downloaded)
     counter = HashCounter()
-    monkeypatch.setattr(library_module, "hash_file", counter)
+    monkeypatch.setattr(jobs_module, "hash_file", counter)
     library = make_library([share], debounce_ms=60_000)
     recorder = Recorder(library)
     start(qtbot, library)
@@ -401,12 +408,14 @@ def test_file_deleted_between_scan_and_hash_is_reported(qtbot, share, make_libra
     doomed = write(share / "doomed.bin", b"about to vanish")
     write(share / "fine.bin", b"fine")
 
-    def delete_then_hash(path, progress=None, piece_size=PIECE_SIZE):
+    real_open = SharePolicy.open
+
+    def delete_then_open(policy: SharePolicy, path: str) -> int:
         if Path(path).name == "doomed.bin":
             os.unlink(path)
-        return hash_file(path, progress, piece_size)
+        return real_open(policy, path)
 
-    monkeypatch.setattr(library_module, "hash_file", delete_then_hash)
+    monkeypatch.setattr(SharePolicy, "open", delete_then_open)
     library = make_library([share])
     recorder = Recorder(library)
     start(qtbot, library)
@@ -424,14 +433,14 @@ def test_file_changing_while_hashed_is_hashed_again(qtbot, share, make_library, 
     calls: list[str] = []
 
     def hash_then_append(path, progress=None, piece_size=PIECE_SIZE):
+        calls.append(fd_path(path))
         digest = hash_file(path, progress, piece_size)
-        calls.append(os.fspath(path))
         if len(calls) == 1:
-            with open(path, "ab") as f:
+            with open(calls[0], "ab") as f:
                 f.write(b"second line\n")
         return digest
 
-    monkeypatch.setattr(library_module, "hash_file", hash_then_append)
+    monkeypatch.setattr(jobs_module, "hash_file", hash_then_append)
     library = make_library([share])
     recorder = Recorder(library)
     start(qtbot, library)
@@ -464,7 +473,7 @@ def test_stop_while_hashing_a_big_file_returns_promptly(qtbot, share, make_libra
         outcome.append(None)
         return digest
 
-    monkeypatch.setattr(library_module, "hash_file", held_hash)
+    monkeypatch.setattr(jobs_module, "hash_file", held_hash)
     library = make_library([share])
     recorder = Recorder(library)
     library.start()
@@ -545,7 +554,7 @@ def test_renamed_file_keeps_its_digest(qtbot, share, make_library, monkeypatch):
     start(qtbot, library)
     file_hash = by_name(library)["draft.mp4"].hash
     counter = HashCounter()
-    monkeypatch.setattr(library_module, "hash_file", counter)
+    monkeypatch.setattr(jobs_module, "hash_file", counter)
 
     recorder.events.clear()
     old.rename(share / "final.mp4")

@@ -568,24 +568,6 @@ def test_changed_file_is_refused_and_reindexed(qtbot, shared_server):
     assert catalog.changed and catalog.changed[0].hash == shared.hash
 
 
-def test_busy_when_every_slot_is_taken(qtbot, shared_server):
-    _catalog, shared, server = shared_server
-
-    def talk():
-        first = RawClient(server.serverPort())
-        first.send(p.encode(p.Download(id=1, hash=shared.hash, offset=0, length=1)))
-        assert first.line()["op"] == "DOWNLOAD_OK"
-        second = RawClient(server.serverPort())
-        second.send(p.encode(p.Download(id=2, hash=shared.hash, offset=0, length=1)))
-        busy = second.line()
-        first.close()
-        second.close()
-        return busy
-
-    busy = in_thread(qtbot, talk)
-    assert busy["code"] == "BUSY" and busy["retry_after"] > 0 and busy["id"] == 2
-
-
 def test_slowloris_and_silent_clients_are_dropped(qtbot, shared_server):
     _catalog, _shared, server = shared_server
 

@@ -3,7 +3,13 @@
 The QTcpServer only accepts; each connection's descriptor is handed to a
 Python worker thread that owns a blocking socket with deadlines and streams
 file ranges with ``socket.sendfile`` (zero copy on Linux). Only files in the
-shared catalog are served, found by hash; a request never names a path.
+shared catalog are served, found by hash; a request never names a path. The
+bytes come from the file the catalog opens beneath its shared folder
+(``SharedCatalog.open_shared``), checked against what was hashed by ``fstat``.
+
+An upload slot belongs to one DOWNLOAD while its bytes are being sent: it is
+taken before ``DOWNLOAD_OK`` and given back when the range is sent or the
+downloader stalls. A connection between transfers holds none.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QHostAddress, QTcpServer
@@ -48,7 +54,9 @@ class SharedCatalog(Protocol):
 
     def lookup(self, hash: str) -> SharedEntry | None: ...
 
-    def is_unchanged(self, shared: SharedEntry) -> bool: ...
+    def open_shared(self, shared: SharedEntry) -> BinaryIO:
+        """The file opened for reading beneath its shared folder; raises OSError if it cannot."""
+        ...
 
     def mark_changed(self, shared: SharedEntry) -> None: ...
 
@@ -79,6 +87,7 @@ class UploadConnection:
         self.remote = remote
         self.ip = remote.rsplit(":", 1)[0]
         self.has_slot = False
+        self.request_id: int | None = None
         self.reader = p.LineReader()
         self.pending: list[p.Message] = []
 
@@ -138,12 +147,24 @@ class UploadConnection:
         except p.ProtocolError as exc:
             with contextlib.suppress(_Closed):
                 self.send(exc.to_message())
+        except Exception:
+            # Whatever went wrong, the downloader hears why and the thread ends cleanly.
+            log.exception("Upload connection %s failed", self.remote)
+            with contextlib.suppress(_Closed):
+                self.send(
+                    p.Error(
+                        id=self.request_id,
+                        code=p.ErrorCode.NOT_FOUND,
+                        message="the sharer could not serve that",
+                    )
+                )
         finally:
             self.server._release(self)
             with contextlib.suppress(OSError):
                 self.sock.close()
 
     def _handle(self, request: p.Message) -> None:
+        self.request_id = getattr(request, "id", None)
         if isinstance(request, p.Pieces):
             self._serve_pieces(request)
         elif isinstance(request, p.Download):
@@ -155,34 +176,44 @@ class UploadConnection:
                 p.ErrorCode.BAD_REQUEST, f"{request.OP} is not a transfer request", request.id
             )
 
-    def _find(self, file_hash: str, request_id: int | None) -> SharedEntry | None:
+    def _not_found(self, request_id: int | None, message: str) -> None:
+        self.send(p.Error(id=request_id, code=p.ErrorCode.NOT_FOUND, message=message))
+
+    def _open(self, file_hash: str, request_id: int | None) -> tuple[SharedEntry, BinaryIO] | None:
+        """The shared file with that hash, opened and still as hashed; or NOT_FOUND sent."""
         catalog = self.server.catalog
         shared = catalog.lookup(file_hash)
         if shared is None:
-            self.send(
-                p.Error(
-                    id=request_id,
-                    code=p.ErrorCode.NOT_FOUND,
-                    message="no shared file has that hash",
-                )
-            )
+            self._not_found(request_id, "no shared file has that hash")
             return None
-        if not catalog.is_unchanged(shared):
+        try:
+            file = catalog.open_shared(shared)
+        except OSError:
             catalog.mark_changed(shared)
-            self.send(
-                p.Error(
-                    id=request_id,
-                    code=p.ErrorCode.NOT_FOUND,
-                    message="that file changed on disk since it was shared",
-                )
-            )
+            self._not_found(request_id, "that file cannot be read any more")
             return None
-        return shared
+        try:
+            st = os.fstat(file.fileno())
+        except OSError:
+            file.close()
+            raise
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != shared.size
+            or st.st_mtime_ns != shared.mtime_ns
+        ):
+            file.close()
+            catalog.mark_changed(shared)
+            self._not_found(request_id, "that file changed on disk since it was shared")
+            return None
+        return shared, file
 
     def _serve_pieces(self, request: p.Pieces) -> None:
-        shared = self._find(request.hash, request.id)
-        if shared is None:
+        found = self._open(request.hash, request.id)
+        if found is None:
             return
+        shared, file = found
+        file.close()
         self.send(
             p.PiecesOk(
                 id=request.id,
@@ -194,59 +225,41 @@ class UploadConnection:
         )
 
     def _serve_download(self, request: p.Download) -> None:
-        shared = self._find(request.hash, request.id)
-        if shared is None:
+        found = self._open(request.hash, request.id)
+        if found is None:
             return
-        length = shared.size - request.offset if request.length is None else request.length
-        if request.offset > shared.size or length < 0 or request.offset + length > shared.size:
-            self.send(
-                p.Error(
-                    id=request.id,
-                    code=p.ErrorCode.BAD_RANGE,
-                    message=f"the file has {shared.size} bytes",
-                )
-            )
-            return
-        if not self.has_slot and not self.server._take_slot(self):
-            self.send(
-                p.Error(
-                    id=request.id,
-                    code=p.ErrorCode.BUSY,
-                    message="every upload slot is taken",
-                    retry_after=self.server.limits.retry_after,
-                )
-            )
-            return
-        try:
-            file = _open_regular(shared.path)
-        except OSError:
-            self.server.catalog.mark_changed(shared)
-            self.send(
-                p.Error(
-                    id=request.id, code=p.ErrorCode.NOT_FOUND, message="the file cannot be read"
-                )
-            )
-            return
+        shared, file = found
         with file:
-            st = os.fstat(file.fileno())
-            if (
-                not stat.S_ISREG(st.st_mode)
-                or st.st_size != shared.size
-                or st.st_mtime_ns != shared.mtime_ns
-            ):
-                self.server.catalog.mark_changed(shared)
+            size = shared.size
+            length = size - request.offset if request.length is None else request.length
+            if request.offset > size or length < 0 or request.offset + length > size:
                 self.send(
                     p.Error(
                         id=request.id,
-                        code=p.ErrorCode.NOT_FOUND,
-                        message="that file changed on disk since it was shared",
+                        code=p.ErrorCode.BAD_RANGE,
+                        message=f"the file has {size} bytes",
                     )
                 )
                 return
-            self.send(
-                p.DownloadOk(id=request.id, hash=shared.hash, offset=request.offset, length=length)
-            )
-            self._stream(file, shared, request.offset, length)
+            if not self.server._take_slot(self):
+                self.send(
+                    p.Error(
+                        id=request.id,
+                        code=p.ErrorCode.BUSY,
+                        message="every upload slot is sending",
+                        retry_after=self.server.limits.retry_after,
+                    )
+                )
+                return
+            try:
+                self.send(
+                    p.DownloadOk(
+                        id=request.id, hash=shared.hash, offset=request.offset, length=length
+                    )
+                )
+                self._stream(file, shared, request.offset, length)
+            finally:
+                self.server._release_slot(self)
 
     def _stream(self, file, shared: SharedEntry, offset: int, length: int) -> None:
         server = self.server
@@ -389,12 +402,18 @@ class UploadServer(QTcpServer):
         return None
 
     def _take_slot(self, connection: UploadConnection) -> bool:
+        """A slot for the DOWNLOAD this connection is about to send, if one is free."""
         with self._lock:
             if len(self._slot_holders) >= self.limits.slots:
                 return False
             self._slot_holders.add(connection)
             connection.has_slot = True
             return True
+
+    def _release_slot(self, connection: UploadConnection) -> None:
+        with self._lock:
+            self._slot_holders.discard(connection)
+            connection.has_slot = False
 
     def _release(self, connection: UploadConnection) -> None:
         with self._lock:
@@ -414,17 +433,6 @@ class UploadServer(QTcpServer):
         )
         self.upload_started.emit(upload_id, connection.remote, shared.name, offset, length)
         return upload_id
-
-
-def _open_regular(path: Path):
-    """Open a shared file for reading without following a final symlink or blocking.
-
-    The file may have been swapped since the catalog checked it: a link is refused
-    (ELOOP) and a pipe opens at once, so fstat can refuse it instead of a read hanging.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
-    return os.fdopen(fd, "rb")
 
 
 def _plain_ip(host: str) -> str:

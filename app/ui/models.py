@@ -25,8 +25,8 @@ from PySide6.QtGui import QColor, QFont
 
 from app.download.manager import TransferManager
 from app.download.transfer import Transfer, TransferState
-from app.library import SharedFile
 from app.network import protocol as p
+from app.sharing.catalog import SharedFile
 from app.ui.formatting import (
     format_count,
     format_duration,

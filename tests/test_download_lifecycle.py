@@ -208,3 +208,26 @@ def test_parse_rate():
     for bad in ("fast", "-1M", "10X", "12"):
         with pytest.raises(ValueError):
             parse_rate(bad)
+
+
+def test_a_false_size_is_another_file_that_fails_alone(qtbot, setup):
+    """The finding: a peer announced a real file's hash with a false size; downloading that
+    result marked the honest holder bad and poisoned the honest download (same hash)."""
+    share, downloads, catalog, honest, manager, _tmp = setup
+    shared = catalog.share(make_file(share / "real.mp4", 3 * PIECE + 9))
+    liar = p.PeerAddress("127.0.0.1", 9)  # announces the hash, serves nothing
+    transfers = manager()
+    lie = transfers.add(shared.hash, shared.size + 12345, "other name.mp4", [liar, honest])
+    qtbot.waitUntil(
+        lambda: transfers.get(lie).state in (TransferState.WAITING, TransferState.FAILED),
+        timeout=10000,
+    )
+    poisoned = transfers.get(lie)
+    assert poisoned.bad_sources == set()  # the honest holder sent nothing false
+    assert "another size" in poisoned.error
+    with qtbot.waitSignal(transfers.transfer_finished, timeout=20000) as finished:
+        real = transfers.add(shared.hash, shared.size, "real.mp4", [honest])
+    assert real != lie and finished.args[0] == real
+    assert (downloads / "real.mp4").read_bytes() == shared.path.read_bytes()
+    with qtbot.waitSignal(transfers.transfer_removed, timeout=5000):
+        transfers.cancel(lie, delete_partial=True)  # and the lie can always be cancelled

@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, help="where the peer keeps its own state")
     parser.add_argument(
+        "--max-sources",
+        type=int,
+        metavar="N",
+        help="peers one download fetches from at once (default 8)",
+    )
+    parser.add_argument(
         "--max-upload-rate",
         metavar="RATE",
         help="limit for all uploads together, e.g. 500K or 10M (bytes per second; 0 = none)",
@@ -51,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.port is not None and not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
+    if args.max_sources is not None and not 1 <= args.max_sources <= 64:
+        parser.error(f"--max-sources must be between 1 and 64, not {args.max_sources}")
     if args.headless and not (args.server and args.share and args.downloads):
         parser.error("--headless needs --server, --share and --downloads")
     if args.get is not None and not (args.server and args.downloads):

@@ -37,6 +37,8 @@ class PeerConfig:
     max_download_rate: int = 0
     #: bytes per second for all uploads together; 0 = no limit
     max_upload_rate: int = 0
+    #: sources one download fetches from at once
+    max_sources: int = 8
 
 
 def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tuple[str, int]:
@@ -75,6 +77,8 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
         config.max_download_rate = args.max_download_rate
     if args.max_upload_rate is not None:
         config.max_upload_rate = args.max_upload_rate
+    if args.max_sources is not None:
+        config.max_sources = args.max_sources
     if args.get is not None:
         if not args.share:
             config.share_dir = config.download_dir  # share what it downloads, nothing else

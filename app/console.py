@@ -421,7 +421,8 @@ def describe_transfer(transfer: Transfer) -> str:
     if transfer.state is TransferState.DOWNLOADING:
         text = (
             f"{transfer.progress * 100:.0f}% of {human_size(transfer.size)}, "
-            f"{human_size(transfer.speed)}/s"
+            f"{human_size(transfer.speed)}/s, "
+            f"{transfer.sources_active} of {len(transfer.sources)} sources"
         )
         eta = transfer.eta_seconds
         return text if eta is None else f"{text}, {eta:.0f} s left"

@@ -168,7 +168,8 @@ def progress_line(transfer: Transfer) -> str:
         return f"{transfer.state.value.capitalize()} ..."
     text = (
         f"{transfer.progress * 100:3.0f}% {human_size(transfer.done_bytes)} of "
-        f"{human_size(transfer.size)}, {human_size(transfer.speed)}/s"
+        f"{human_size(transfer.size)}, {human_size(transfer.speed)}/s, "
+        f"{transfer.sources_active} of {len(transfer.sources)} sources"
     )
     eta = transfer.eta_seconds
     return text if eta is None else f"{text}, {eta:.0f} s left"

@@ -126,6 +126,7 @@ class PeerNode(QObject):
             timeouts,
             self,
             limiter=RateLimiter(config.max_download_rate),
+            max_sources=config.max_sources,
         )
         self.totals = SessionTotals(self)
         self.transfers.bytes_received.connect(self.totals.add_received)

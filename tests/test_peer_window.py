@@ -224,7 +224,7 @@ def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
     stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
     try:
         with_stalling_source = p.SearchResult(
-            result.name, result.size, result.hash, (stalling.address, *result.peers)
+            result.name, result.size, result.hash, (stalling.address,)
         )
         (transfer_id,) = window.queue_downloads([with_stalling_source])
         transfers = window.node.transfers
@@ -260,6 +260,7 @@ def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
     finally:
         stalling.close()
 
+    transfers.add_sources(result.hash, result.size, list(result.peers))  # a search finds more
     window.actions["resume"].trigger()
     qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
     assert (window.node.config.download_dir / "movie.mkv").read_bytes() == original.read_bytes()

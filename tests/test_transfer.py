@@ -224,16 +224,25 @@ def test_corrupt_piece_is_caught_and_its_source_not_trusted_again(qtbot, folders
     server = uploads(catalog)
     bad = []
     try:
-        spec = spec_for(shared, downloads, [liar.address, address(server)])
+        # Alone, the liar gets as far as piece 2, which is caught: nothing corrupt is written.
+        spec = spec_for(shared, downloads, [liar.address])
         downloader = fp.PieceDownloader(
             spec, timeouts=FAST, on_bad_source=lambda s, r: bad.append((s, r))
         )
-        final = run_download(qtbot, downloader)
+        with pytest.raises(fp.DownloadFailed, match="corrupt"):
+            run_download(qtbot, downloader)
+        assert bad and bad[0][0] == str(liar.address) and "piece 2" in bad[0][1]
+        assert str(liar.address) in downloader.sources.bad()
+        # Not trusted again: with an honest source beside it, only the honest one is asked,
+        # and the good pieces the liar sent before are kept.
+        spec = spec_for(shared, downloads, [liar.address, address(server)])
+        spec.bad_sources = downloader.sources.bad()
+        again = fp.PieceDownloader(spec, timeouts=FAST)
+        final = run_download(qtbot, again)
     finally:
         liar.close()
     assert same_bytes(final, shared.path)
-    assert bad and bad[0][0] == str(liar.address) and "piece 2" in bad[0][1]
-    assert str(liar.address) in downloader.sources.bad()
+    assert again.received_bytes == 2 * PIECE
 
 
 def test_only_a_corrupt_source_never_finalizes(qtbot, folders):

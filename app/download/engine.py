@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,6 +24,7 @@ from app.download import layout
 from app.download.part_state import PartState
 from app.download.problems import Problem, describe, folder_problem
 from app.download.source import DownloadStopped, SourceConnection, SourceFailed, Timeouts
+from app.download.swarm import Swarm
 from app.filenames import place_without_overwriting
 from app.network import pieces as pc
 from app.network import protocol as p
@@ -30,9 +32,9 @@ from app.network.rate_limit import RateLimiter
 
 log = logging.getLogger("napster.download")
 
-#: Pieces asked for in one DOWNLOAD request.
-PIECES_PER_REQUEST = 32
 PROGRESS_INTERVAL = 0.1
+#: Speed and time left are measured over this many seconds (what a person expects to see).
+SPEED_WINDOW = 30.0
 STATE_SAVE_INTERVAL = 1.0
 
 
@@ -131,8 +133,14 @@ class PieceDownloader:
         on_bad_source: Callable[[str, str], None] | None = None,
         source_factory: Callable[..., SourceConnection] = SourceConnection,
         limiter: RateLimiter | None = None,
+        max_sources: int = 8,
+        on_details: Callable[[bytes, list, int], None] | None = None,
     ) -> None:
         self.spec = spec
+        self.max_sources = max_sources
+        self._on_details = on_details or (lambda states, sources, known: None)
+        # Source workers report and save from their own threads.
+        self._report_lock = threading.Lock()
         self.stop = stop or threading.Event()
         self.timeouts = timeouts or Timeouts()
         self.sources = SourcePool(spec.sources, spec.bad_sources)
@@ -146,6 +154,7 @@ class PieceDownloader:
         self.done_bytes = 0
         self._last_report = 0.0
         self._last_report_bytes = 0
+        self._samples: deque[tuple[float, int]] = deque()
         self._speed = 0.0
         self._last_save = 0.0
         #: Bytes that came over the network in this run (resume tests and session totals).
@@ -280,83 +289,19 @@ class PieceDownloader:
             )
 
     def _download_missing(self) -> None:
-        failures: list[str] = []
-        retry_after: float | None = None
-        buffer = bytearray(p.PIECE_SIZE)
+        """Every source at once (``Swarm``); DownloadFailed when none can finish the file."""
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(self.spec.part_path, flags, 0o644)
-        tried: set[p.PeerAddress] = set()
+        swarm = Swarm(self, fd, self.max_sources)
         try:
-            while self.state.missing():
-                untried = [s for s in self.sources.usable() if s not in tried]
-                if not untried:
-                    break
-                source = untried[0]
-                tried.add(source)
-                try:
-                    self._download_from(source, fd, buffer)
-                except SourceFailed as exc:
-                    failures.append(f"{source}: {exc.reason}")
-                    if exc.retry_after is not None:
-                        retry_after = exc.retry_after
-                    if exc.corrupt:
-                        self._mark_bad(source, exc.reason)
-                    log.info("Source %s dropped: %s", source, exc.reason)
-                    self._report(force=True)  # the last pieces may not have been reported
+            swarm.run()
         finally:
             self._save_state()
             os.close(fd)
         if self.state.missing():
-            failure = self._all_failed(failures)
-            failure.retry_after = retry_after
+            failure = self._all_failed(swarm.failures)
+            failure.retry_after = swarm.retry_after
             raise failure
-
-    def _download_from(self, source: p.PeerAddress, fd: int, buffer: bytearray) -> None:
-        state = self.state
-        assert state is not None
-        self._on_phase(Phase.CONNECTING, str(source))
-        conn = self._connect(source, self.timeouts, self.stop, self.limiter)
-        try:
-            self._on_phase(Phase.DOWNLOADING, str(source))
-            view = memoryview(buffer)
-            while True:
-                run = self._next_run()
-                if not run:
-                    return
-                first, count = run
-                offset = first * p.PIECE_SIZE
-                end_offset, end_length = pc.piece_range(first + count - 1, state.size)
-                length = end_offset + end_length - offset
-                conn.start_download(state.hash, offset, length)
-                for index in range(first, first + count):
-                    piece_offset, piece_length = pc.piece_range(index, state.size)
-                    piece = view[:piece_length]
-                    conn.read_exact(piece)
-                    self.received_bytes += piece_length
-                    if not pc.verify_piece(piece, state.digests[index]):
-                        raise SourceFailed(f"piece {index} failed verification", corrupt=True)
-                    self._write(fd, piece, piece_offset)
-                    state.verified[index] = 1
-                    self.done_bytes += piece_length
-                    self._report()
-                    self._maybe_save_state()
-        finally:
-            conn.close()
-
-    def _next_run(self) -> tuple[int, int] | None:
-        verified = self.state.verified
-        try:
-            first = verified.index(0)
-        except ValueError:
-            return None
-        count = 1
-        while (
-            count < PIECES_PER_REQUEST
-            and first + count < len(verified)
-            and not verified[first + count]
-        ):
-            count += 1
-        return first, count
 
     def _write(self, fd: int, data: memoryview, offset: int) -> None:
         try:
@@ -408,18 +353,22 @@ class PieceDownloader:
     # ------------------------------------------------------------- reporting
 
     def _report(self, force: bool = False) -> None:
-        now = time.monotonic()
-        elapsed = now - self._last_report
-        if not force and elapsed < PROGRESS_INTERVAL:
-            return
-        if self._last_report and elapsed > 0:
-            instant = (self.done_bytes - self._last_report_bytes) / elapsed
-            self._speed = instant if not self._speed else 0.7 * self._speed + 0.3 * instant
-        self._last_report = now
-        self._last_report_bytes = self.done_bytes
-        self._on_progress(
-            self.done_bytes, self.spec.size, max(0.0, self._speed), self.received_bytes
-        )
+        with self._report_lock:
+            now = time.monotonic()
+            elapsed = now - self._last_report
+            if not force and elapsed < PROGRESS_INTERVAL:
+                return
+            samples = self._samples
+            samples.append((now, self.done_bytes))
+            while samples and samples[0][0] < now - SPEED_WINDOW:
+                samples.popleft()
+            first_time, first_done = samples[0]
+            if now - first_time > 0:
+                self._speed = (self.done_bytes - first_done) / (now - first_time)
+            self._last_report = now
+            self._last_report_bytes = self.done_bytes
+            done, received = self.done_bytes, self.received_bytes
+        self._on_progress(done, self.spec.size, max(0.0, self._speed), received)
 
     def _maybe_save_state(self) -> None:
         if time.monotonic() - self._last_save >= STATE_SAVE_INTERVAL:
@@ -428,11 +377,12 @@ class PieceDownloader:
     def _save_state(self) -> None:
         if self.state is None:
             return
-        self._last_save = time.monotonic()
-        try:
-            self.state.save(self.spec.state_path)
-        except OSError as exc:
-            log.warning("Could not save the piece state of %s: %s", self.spec.name, exc)
+        with self._report_lock:
+            self._last_save = time.monotonic()
+            try:
+                self.state.save(self.spec.state_path)
+            except OSError as exc:
+                log.warning("Could not save the piece state of %s: %s", self.spec.name, exc)
 
 
 def _holds_data(fd: int, offset: int, length: int) -> bool:

@@ -122,8 +122,10 @@ class TransferManager(QObject):
         timeouts: Timeouts | None = None,
         parent: QObject | None = None,
         limiter: RateLimiter | None = None,
+        max_sources: int = 8,
     ) -> None:
         super().__init__(parent)
+        self.max_sources = max(1, max_sources)
         self.queue_path = Path(queue_path)
         self.download_folder = Path(download_folder)
         self.max_active = max(1, max_active)
@@ -324,7 +326,7 @@ class TransferManager(QObject):
             bad_sources=set(transfer.bad_sources),
             remote_name=transfer.remote_name,
         )
-        pump = FilePump(spec, self.timeouts, self.limiter, self)
+        pump = FilePump(spec, self.timeouts, self.limiter, self, self.max_sources)
         transfer_id = transfer.id
         self._received[transfer_id] = 0
         pump.progress.connect(
@@ -339,6 +341,9 @@ class TransferManager(QObject):
         pump.finished.connect(lambda path, digest: self._on_finished(transfer_id, path, digest))
         pump.failed.connect(
             lambda failure: pump.stop_requested or self._on_failed(transfer_id, failure)
+        )
+        pump.details.connect(
+            lambda states, stats, _known: self._on_details(transfer_id, states, stats)
         )
         pump.done.connect(lambda: self._on_pump_done(transfer_id, pump))
         self._pumps[transfer_id] = pump
@@ -360,6 +365,12 @@ class TransferManager(QObject):
         transfer.done_bytes = done
         transfer.speed = speed
         self.transfer_changed.emit(transfer_id)
+
+    def _on_details(self, transfer_id: str, states: bytes, stats: list) -> None:
+        transfer = self._transfers.get(transfer_id)
+        if transfer is not None:
+            transfer.piece_states, transfer.source_stats = states, stats
+            self.transfer_changed.emit(transfer_id)
 
     def _on_phase(self, transfer_id: str, phase: Phase, detail: str) -> None:
         transfer = self._transfers.get(transfer_id)
@@ -419,6 +430,8 @@ class TransferManager(QObject):
         pump.setParent(None)  # its thread has ended (FilePump.done): safe to let go
         pump.deleteLater()
         transfer = self._transfers.get(transfer_id)
+        if transfer is not None:
+            transfer.source_stats = []
         if transfer is not None and transfer.state.is_active:
             # Stopped without pause or cancel: run again later.
             transfer.state = TransferState.QUEUED

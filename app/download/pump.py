@@ -38,11 +38,13 @@ class _PumpWorker(QObject):
     finished = Signal(str, object)  # final path, FileDigest
     failed = Signal(object)  # DownloadFailed
     stopped = Signal()
+    details = Signal(bytes, list, int)
 
     def __init__(self, downloader: PieceDownloader) -> None:
         super().__init__()
         self.downloader = downloader
         downloader._on_progress = self.progress.emit
+        downloader._on_details = self.details.emit
         downloader._on_phase = lambda phase, detail: self.phase_changed.emit(phase.value, detail)
         downloader._on_bad_source = self.bad_source.emit
 
@@ -71,6 +73,8 @@ class FilePump(QObject):
     finished = Signal(str, object)  # final path, the verified FileDigest
     failed = Signal(object)  # DownloadFailed
     stopped = Signal()  # paused, cancelled or quitting; .part kept
+    #: piece states (0 missing, 1 in flight, 2 done), [SourceStats], sources known; ~2 a second
+    details = Signal(bytes, list, int)
     done = Signal()  # after any of finished/failed/stopped, once the thread has ended
 
     def __init__(
@@ -79,24 +83,28 @@ class FilePump(QObject):
         timeouts: Timeouts | None = None,
         limiter: RateLimiter | None = None,
         parent: QObject | None = None,
+        max_sources: int = 8,
     ) -> None:
         super().__init__(parent)
         self.spec = spec
         self._stop = threading.Event()
-        self.downloader = PieceDownloader(spec, self._stop, timeouts, limiter=limiter)
+        self.downloader = PieceDownloader(
+            spec, self._stop, timeouts, limiter=limiter, max_sources=max_sources
+        )
         self._thread = QThread()
         self._thread.setObjectName(f"pump {spec.name}")
         self._worker = _PumpWorker(self.downloader)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self.progress)
-        self._worker.phase_changed.connect(
-            lambda phase, d: self.phase_changed.emit(Phase(phase), d)
-        )
+        # Bound methods and signals of this object, not lambdas: the engine's source threads
+        # emit too, and a lambda would queue to the pump's thread, busy running the engine.
+        self._worker.phase_changed.connect(self._on_worker_phase)
         self._worker.bad_source.connect(self.bad_source)
         self._worker.finished.connect(self.finished)
         self._worker.failed.connect(self.failed)
         self._worker.stopped.connect(self.stopped)
+        self._worker.details.connect(self.details)
         for end in (self._worker.finished, self._worker.failed, self._worker.stopped):
             # Direct: quit from the worker thread, so wait() on the GUI thread cannot deadlock.
             end.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
@@ -135,6 +143,10 @@ class FilePump(QObject):
             log.warning("Download of %s did not stop in time", self.spec.name)
             _STRAGGLERS.append(self)
         return False
+
+    @Slot(str, str)
+    def _on_worker_phase(self, phase: str, detail: str) -> None:
+        self.phase_changed.emit(Phase(phase), detail)
 
     def _on_thread_finished(self) -> None:
         # QThread.finished is emitted from the thread just before it ends: wait until it has,

@@ -209,6 +209,31 @@ class SourceConnection:
         ):
             raise SourceFailed("unexpected reply to DOWNLOAD")
 
+    def send_download(self, request_id: int, file_hash: str, offset: int, length: int) -> None:
+        """Ask for a range without waiting for the answer (requests are pipelined)."""
+        self.sock.settimeout(self.timeouts.stall)
+        message = p.Download(id=request_id, hash=file_hash, offset=offset, length=length)
+        try:
+            self.sock.sendall(p.encode(message))
+        except OSError as exc:
+            raise SourceFailed(f"connection lost: {exc.strerror or exc}") from None
+
+    def read_download_ok(self, request_id: int, file_hash: str, offset: int, length: int) -> None:
+        """The answer to a pipelined DOWNLOAD: its raw bytes follow, or SourceFailed."""
+        reply = self._read_message()
+        if isinstance(reply, p.Error):
+            if reply.code is p.ErrorCode.BUSY:
+                raise SourceFailed("busy", retry_after=reply.retry_after)
+            raise SourceFailed(f"{reply.code.value}: {p.printable(reply.message, 120)}")
+        if (
+            not isinstance(reply, p.DownloadOk)
+            or reply.id != request_id
+            or reply.hash != file_hash
+            or reply.offset != offset
+            or reply.length != length
+        ):
+            raise SourceFailed("unexpected reply to DOWNLOAD")
+
     def read_exact(self, view: memoryview) -> None:
         """Fill ``view`` with the next raw bytes of the current DOWNLOAD."""
         filled = 0

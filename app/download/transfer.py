@@ -67,6 +67,15 @@ class Transfer:
     added_at: float = field(default_factory=time.time)
     #: The .part of an earlier version of the app, beside finished files; moved at load.
     legacy_part: Path | None = None
+    # What the running download reports (not saved): a piece map and its sources.
+    piece_states: bytes = b""  # one byte per piece: 0 missing, 1 being fetched, 2 done
+    source_stats: list = field(default_factory=list)  # app.download.swarm.SourceStats
+
+    @property
+    def sources_active(self) -> int:
+        """Sources sending or about to (what "3 of 5 sources" counts first)."""
+        busy = ("connecting", "downloading", "busy")
+        return sum(1 for s in self.source_stats if s.state in busy)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -9,7 +9,7 @@ owes (the endgame), so a slow source never holds up the end; at most one extra c
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 
 class PiecePicker:
@@ -59,8 +59,17 @@ class PiecePicker:
         """Fetch these first, in this order (a stream's window); replaces the last list."""
         self._priority = [i for i in pieces if 0 <= i < self.count and not self._done[i]]
 
-    def next_for(self, source: Hashable, endgame: bool = True) -> int | None:
-        """The piece ``source`` should ask for next, or None when it has nothing to do."""
+    def next_for(
+        self,
+        source: Hashable,
+        endgame: bool = True,
+        worth_copying: Callable[[int], bool] | None = None,
+    ) -> int | None:
+        """The piece ``source`` should ask for next, or None when it has nothing to do.
+
+        In the endgame only pieces ``worth_copying`` says yes to are copied (the swarm knows
+        who is faster).
+        """
         for index in self._priority:
             if not self._done[index] and index not in self._in_flight:
                 return self._assign(index, source)
@@ -78,7 +87,9 @@ class PiecePicker:
         candidates = [
             index
             for index, who in self._in_flight.items()
-            if source not in who and len(who) < self.MAX_COPIES
+            if source not in who
+            and len(who) < self.MAX_COPIES
+            and (worth_copying is None or worth_copying(index))
         ]
         if not candidates:
             return None

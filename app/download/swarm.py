@@ -241,12 +241,35 @@ class Swarm:
         with self.lock:
             chosen = []
             while in_pipeline + len(chosen) < worker.depth():
-                index = self.picker.next_for(worker.address, endgame=in_pipeline + len(chosen) == 0)
+                index = self.picker.next_for(
+                    worker.address,
+                    endgame=in_pipeline + len(chosen) == 0,
+                    worth_copying=lambda piece: self._worth_copying(worker, piece),
+                )
                 if index is None:
                     break
                 worker.outstanding.add(index)
                 chosen.append(index)
             return chosen
+
+    def _worth_copying(self, worker: _Worker, index: int) -> bool:
+        """Whether ``worker`` would deliver ``index`` much sooner than those fetching it.
+
+        Each holder is expected to deliver it after the pieces it owes before it, at its own
+        rate; a copy is asked for only when ``worker`` would take less than half that time
+        (so equal sources do not waste each other's bandwidth at the end).
+        """
+        if worker.rate <= 0:
+            return False
+        mine = p.PIECE_SIZE / worker.rate
+        for other in self.workers.values():
+            if other is worker or index not in other.outstanding:
+                continue
+            ahead = sum(1 for i in other.outstanding if i <= index)
+            theirs = ahead * p.PIECE_SIZE / other.rate if other.rate > 0 else float("inf")
+            if mine >= 0.5 * theirs:
+                return False
+        return True
 
     def wait_for_work(self, worker: _Worker) -> bool:
         """Nothing to ask for now: True when the file is complete, else wait a little."""
@@ -272,6 +295,8 @@ class Swarm:
             engine._write(self.fd, piece, offset)
         with self.lock:
             worker.outstanding.discard(index)
+            # Two copies may verify at once in the endgame: only the first one counts.
+            duplicate = duplicate or self.picker.is_done(index)
             if duplicate:
                 self.picker.release(index, worker.address)
             else:

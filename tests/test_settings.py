@@ -261,6 +261,26 @@ def test_console_lines_follow_the_original_assignment_in_portuguese(portuguese):
     assert done == "Arquivo aula.mp4 baixado com sucesso na pasta /home/ana/Downloads"
 
 
+def test_the_new_window_strings_are_in_portuguese(portuguese):
+    from app.ui.models import UploadRow, UploadsModel
+
+    with pytest.raises(ValueError) as refused:
+        parse_server_address("127.0.0.1;21099")
+    assert str(refused.value) == (
+        "“;” não pode fazer parte do endereço de um servidor. Separe a porta com dois-pontos, "
+        "por exemplo 127.0.0.1:1099."
+    )
+    model = UploadsModel()
+    assert model.state_text(UploadRow("10.0.0.7", "a.mp4", 10)) == "Ocioso"
+    assert model.headers()[2] == "Tamanho"
+    tr = QCoreApplication.translate
+    assert tr("SearchPage", "Show more") == "Mostrar mais"
+    assert tr("MainWindow", "Alternative Speed &Limits") == "&Limites de velocidade alternativos"
+    assert tr("StatusArea", "Session: {down} down, {up} up") == (
+        "Sessão: {down} recebidos, {up} enviados"
+    )
+
+
 def test_every_translation_keeps_the_placeholders_of_its_source():
     _language, messages = i18n.read_ts(i18n.i18n_dir() / "napster_pt_BR.ts")
     assert len(messages) > 150

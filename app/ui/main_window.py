@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         self.actions["add_files"].setIconText(self.tr("Add Files"))
         self.actions["open_shared"].setIconText(self.tr("Shared Folder"))
         self.actions["settings"].setIconText(self.tr("Settings"))
-        self.actions["alt_limits"].setIconText(self.tr("Slow Mode"))
+        self.actions["alt_limits"].setIconText(self.tr("Alternative Limits"))
         self.file_menu.setTitle(self.tr("&File"))
         self.view_menu.setTitle(self.tr("&View"))
         self.transfers_menu.setTitle(self.tr("&Transfers"))
@@ -928,7 +928,7 @@ class MainWindow(QMainWindow):
         if addresses:
             QApplication.clipboard().setText("\n".join(addresses))
             self.statusBar().showMessage(
-                self.tr("Copied {count} addresses").format(count=len(addresses)), 4000
+                self.tr("Addresses copied: {count}").format(count=len(addresses)), 4000
             )
 
     def set_language(self, choice: str) -> None:

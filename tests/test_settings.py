@@ -126,7 +126,7 @@ def test_server_addresses_people_write_are_accepted(text, expected):
     ("text", "message"),
     [
         ("127.0.0.1;21099", "“;” cannot be part of a server address"),
-        ("127.0.0.1,21099", "Separate the port with a colon"),
+        ("127.0.0.1,21099", "Separate the port with a colon, e.g. 127.0.0.1:21099."),
         ("127.0.0.1 21099", "Separate the port with a colon"),
         ("300.1.1.1:1099", "“300.1.1.1” is not a valid IPv4 address."),
         ("::1:1099", "Put an IPv6 address in brackets"),
@@ -159,7 +159,10 @@ def test_the_settings_form_refuses_a_bad_address_while_typing(qtbot, tmp_path):
     qtbot.keyClicks(dialog.server, "127.0.0.1;21099")
     assert not ok.isEnabled()
     assert dialog.error.isVisible()
-    assert dialog.error.text().startswith("Index server: “;” cannot be part of a server address.")
+    assert dialog.error.text() == (
+        "Index server: “;” cannot be part of a server address. Separate the port with a colon, "
+        "e.g. 127.0.0.1:21099."
+    )
     dialog.server.setText("[::1]:21099")
     assert ok.isEnabled() and not dialog.error.isVisible()
     assert dialog.values().server_address == "[::1]:21099"
@@ -268,7 +271,7 @@ def test_the_new_window_strings_are_in_portuguese(portuguese):
         parse_server_address("127.0.0.1;21099")
     assert str(refused.value) == (
         "“;” não pode fazer parte do endereço de um servidor. Separe a porta com dois-pontos, "
-        "por exemplo 127.0.0.1:1099."
+        "por exemplo 127.0.0.1:21099."
     )
     model = UploadsModel()
     assert model.state_text(UploadRow("10.0.0.7", "a.mp4", 10)) == "Ocioso"

@@ -369,6 +369,12 @@ class SettingsDialog(QDialog):
         problem = self.problem()
         self.error.setText(problem)
         self.error.setVisible(bool(problem))
+        if self.isVisible():
+            # Grow (never shrink) so a two-line error does not squeeze the form.
+            layout = self.layout()
+            needed = layout.totalHeightForWidth(self.width()) if layout is not None else 0
+            if needed > self.height():
+                self.resize(self.width(), needed)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not problem)
 
     def values(self) -> SettingsValues:

@@ -24,6 +24,7 @@ RATE_UNITS = (KB, MB)
 
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _IPV4_LIKE_RE = re.compile(r"[0-9.]+")
+_MISTYPED_PORT_RE = re.compile(r"([^;,\s]+)[;,\s]+([0-9]{1,5})")
 
 
 def _example(host: str = "127.0.0.1") -> str:
@@ -53,7 +54,7 @@ def _check_port(text: str) -> int:
     return port
 
 
-def _check_host_name(host: str) -> None:
+def _check_host_name(host: str, example: str) -> None:
     """An IPv4 address or a host name (letters, digits and hyphens, dot-separated labels)."""
     if _IPV4_LIKE_RE.fullmatch(host):
         try:
@@ -71,7 +72,7 @@ def _check_host_name(host: str) -> None:
                         "Validation",
                         "“{char}” cannot be part of a server address. Separate the port with "
                         "a colon, e.g. {example}.",
-                    ).format(char=char if not char.isspace() else " ", example=_example())
+                    ).format(char=char if not char.isspace() else " ", example=example)
                 )
             raise _refuse(
                 translate("Validation", "“{char}” cannot be part of a server address.").format(
@@ -136,7 +137,9 @@ def parse_server_address(text: str) -> tuple[str, int]:
                 "Validation", "There is no host name before the colon, e.g. {example}."
             ).format(example=_example())
         )
-    _check_host_name(host)
+    # "127.0.0.1;21099" most likely meant "127.0.0.1:21099": say exactly that.
+    mistyped = _MISTYPED_PORT_RE.fullmatch(host)
+    _check_host_name(host, f"{mistyped[1]}:{mistyped[2]}" if mistyped else _example())
     return host, _check_port(port_text) if colon else DEFAULT_SERVER_PORT
 
 

@@ -281,6 +281,11 @@ class MainWindow(QMainWindow):
         ):
             self._add(self.toolbar, name)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        # A switch like qBittorrent's turtle: the icon, its checked look and its tooltip say
+        # enough, and its text would push Settings off a narrow toolbar.
+        limits_button = self.toolbar.widgetForAction(self.actions["alt_limits"])
+        limits_button.setObjectName("alt_limits_button")
+        limits_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.view_menu.addSeparator()
         self.toggle_toolbar = self.toolbar.toggleViewAction()
         self.view_menu.addAction(self.toggle_toolbar)
@@ -845,6 +850,7 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, values: SettingsValues) -> None:
         """Save the settings and apply what can change while running."""
+        saved_port = self.settings.listen_port
         values.save(self.settings)
         config = self.node.config
         host, port = parse_server_address(values.server_address)
@@ -867,7 +873,10 @@ class MainWindow(QMainWindow):
         self._usual_limits = (values.max_upload_rate, values.max_download_rate)
         self.apply_rate_limits()
         self.set_language(values.language)
-        if values.listen_port not in (0, self.node.listen_port):
+        if values.listen_port != saved_port and values.listen_port not in (
+            0,
+            self.node.listen_port,
+        ):
             self.statusBar().showMessage(
                 self.tr("The new listen port {port} is used after a restart.").format(
                     port=values.listen_port

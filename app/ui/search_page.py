@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
@@ -152,6 +153,7 @@ class SearchPage(QWidget):
         self.more_button = QPushButton(self)
         self.more_button.setObjectName("show_more")
         self.more_button.clicked.connect(self.show_more)
+        self.more_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         self.more_button.hide()
 
         self.model = SearchResultsModel(status_of, self)
@@ -176,9 +178,10 @@ class SearchPage(QWidget):
         top.addWidget(self.search_button)
         info = QHBoxLayout()
         info.addWidget(self.busy)
-        info.addWidget(self.error_label, 1)
         info.addWidget(self.count_label)
         info.addWidget(self.more_button)
+        info.addWidget(self.error_label, 1)
+        info.addStretch()  # holds the count and the button on the left while no error shows
         bottom = QHBoxLayout()
         bottom.addStretch(1)
         bottom.addWidget(self.download_button)

@@ -1057,7 +1057,7 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
         </message>
         <message>
             <source>Alternative Limits</source>
-            <translation>Limites alternativos</translation>
+            <translation>Limites alt.</translation>
         </message>
         <message>
             <source>Addresses copied: {count}</source>

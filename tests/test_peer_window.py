@@ -28,6 +28,7 @@ from app.ui.models import (
     UploadsModel,
     UploadState,
 )
+from app.ui.search_page import has_more, next_limit
 from server_app.index_server import IndexServer
 from server_app.index_store import IndexStore
 from tests.fake_source import FakeSource
@@ -253,6 +254,11 @@ def test_every_source_is_shown_in_the_tooltip_and_the_details_window(qtbot, wind
     window.search_page.table.selectRow(0)  # the open details window follows the selection
     assert len(details.source_lines()) == 40
     assert details.source_lines()[-1] == "10.0.0.1:7039"
+
+
+def test_show_more_asks_for_the_next_larger_page_up_to_the_protocols_most():
+    assert [next_limit(n) for n in (100, 200, 500)] == [200, 500, 500]
+    assert has_more([object()] * 100, 100) and not has_more([object()] * 99, 100)
 
 
 def test_a_full_page_of_results_offers_to_show_more(qtbot, make_window, index_server, tmp_path):

@@ -450,7 +450,7 @@ class ResultDetailsDialog(QDialog):
             )
         )
         self.hash.setText(result.hash)
-        self.sources.setPlainText("\n".join(str(peer) for peer in result.peers))
+        self.sources.setPlainText("\n".join(p.printable(str(peer), 300) for peer in result.peers))
         self.retranslate()
 
     def source_lines(self) -> list[str]:

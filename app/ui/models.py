@@ -85,7 +85,7 @@ def transfer_state_text(transfer: Transfer) -> str:
 
 def sources_text(peers: tuple[p.PeerAddress, ...] | list[p.PeerAddress], most: int) -> str:
     """The peers' host:port, one a line, at most ``most`` of them and how many more."""
-    lines = [str(peer) for peer in peers[:most]]
+    lines = [p.printable(str(peer), 300) for peer in peers[:most]]
     if len(peers) > most:
         lines.append(
             translate("SearchResultsModel", "…and {count} more").format(

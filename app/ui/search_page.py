@@ -122,7 +122,8 @@ class SearchPage(QWidget):
         self._error = ""
         #: the error came from a search that did not reach the server (stale once joined)
         self._error_from_search = False
-        self._limit = p.DEFAULT_SEARCH_LIMIT
+        self._limit = p.DEFAULT_SEARCH_LIMIT  # what the results shown were asked with
+        self._asked_limit = p.DEFAULT_SEARCH_LIMIT  # what the running search asks for
         self._more = False
         self._reconnected = False
 
@@ -286,18 +287,18 @@ class SearchPage(QWidget):
         self._error = ""
         self._reconnected = False
         self._more = False
-        self._limit = p.DEFAULT_SEARCH_LIMIT
+        self._limit = self._asked_limit = p.DEFAULT_SEARCH_LIMIT
         self.model.set_results([])
-        self._search_id = self.node.search(query, self._limit)
+        self._search_id = self.node.search(query, self._asked_limit)
         self._show_state()
 
     def show_more(self) -> None:
         """Ask again for more results; the ones shown stay until the answer comes."""
         if not self._query or self.searching or self._limit >= p.MAX_SEARCH_LIMIT:
             return
-        self._limit = next_limit(self._limit)
+        self._asked_limit = next_limit(self._limit)
         self._error = ""
-        self._search_id = self.node.search(self._query, self._limit)
+        self._search_id = self.node.search(self._query, self._asked_limit)
         self._show_state()
 
     def selected_results(self) -> list[p.SearchResult]:
@@ -321,6 +322,7 @@ class SearchPage(QWidget):
         if search_id != self._search_id:
             return
         self._search_id = None
+        self._limit = self._asked_limit
         self._more = has_more(results, self._limit)
         self.model.set_results(results)
         self._show_state()

@@ -21,6 +21,8 @@ T = TypeVar("T")
 PORTABLE_FILE_NAME = "napster-peer.ini"
 #: Language codes the window offers; "" follows the system locale.
 LANGUAGES = ("", "en", "pt_BR")
+#: The highest speed limit the window accepts: 100 GB/s in bytes per second.
+MAX_RATE = 100_000_000_000
 
 
 def default_share_dir() -> Path:
@@ -124,6 +126,13 @@ class Settings(QSettings):
     language = Option("interface/language", "", str, choices=LANGUAGES)
     setup_done = Option("interface/setup_done", False, bool)
     notify_finished = Option("interface/notify_finished", True, bool)
+    #: Speed limits in bytes per second for all uploads / all downloads together; 0 = none.
+    max_upload_rate = Option("limits/max_upload_rate", 0, int, low=0, high=MAX_RATE)
+    max_download_rate = Option("limits/max_download_rate", 0, int, low=0, high=MAX_RATE)
+    #: The alternative pair, switched on from the toolbar (qBittorrent's "turtle").
+    alt_upload_rate = Option("limits/alt_upload_rate", 0, int, low=0, high=MAX_RATE)
+    alt_download_rate = Option("limits/alt_download_rate", 0, int, low=0, high=MAX_RATE)
+    use_alt_rates = Option("limits/use_alternative", False, bool)
 
     def __init__(self, *args: Any) -> None:
         if not args:

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -146,17 +147,51 @@ def stage_transfers(window: MainWindow) -> None:
     verifying.done_bytes = 210_000_000
     for transfer in transfers.transfers():
         transfers.transfer_changed.emit(transfer.id)
+    stage_uploads(window)
+    window._ticker.stop()  # the staged speeds stay as staged
+    window.transfers_page.splitter.setSizes([330, 270])
+
+
+CHUNK = 128 * 1024 * 1024
+UPLOAD_SIZES = {
+    "aula2.mp4": 734_003_200,
+    LONG_NAME: 12_400_000_000,
+    "trilha sonora — faixa 07.flac": 41_200_000,
+    "aula1.mp4": 702_000_000,
+    "slides-aula-03.pdf": 8_400_000,
+}
+
+
+def stage_uploads(window: MainWindow) -> None:
+    """Downloaders asking in 128 MiB requests, each on a new port, as real ones do."""
     uploads = window.transfers_page.uploads
-    uploads.on_started(1, "192.168.0.12:53122", "aula2.mp4", 0, 734_003_200)
-    uploads.on_started(2, "10.0.0.7:40210", LONG_NAME, 0, 12_400_000_000)
-    uploads.on_started(3, "172.16.4.20:61002", "trilha sonora — faixa 07.flac", 0, 41_200_000)
-    rows = uploads.rows()
-    for row, sent, speed in (
-        (rows[0], 512_000_000, 21_400_000),
-        (rows[1], 1_900_000_000, 9_800_000),
-    ):
-        row.sent, row.speed = sent, speed
-    uploads.on_finished(3)
+    uploads.size_of = lambda name, at_least: UPLOAD_SIZES.get(name, at_least)
+    ids = iter(range(1, 10_000))
+
+    def requests(remote_ip: str, name: str, upto: int, running: int = 0, fail: str = "") -> None:
+        size = UPLOAD_SIZES[name]
+        offset = 0
+        while offset < min(upto, size):
+            upload_id = next(ids)
+            length = min(CHUNK, size - offset)
+            uploads.on_started(upload_id, f"{remote_ip}:{40000 + upload_id}", name, offset, length)
+            uploads.on_finished(upload_id)
+            offset += length
+        if running:
+            upload_id = next(ids)
+            length = min(CHUNK, size - offset)
+            uploads.on_started(upload_id, f"{remote_ip}:{40000 + upload_id}", name, offset, length)
+            uploads.on_progress(upload_id, running)
+            if fail:
+                uploads.on_failed(upload_id, fail)
+
+    requests("192.168.0.12", "aula2.mp4", 4 * CHUNK, running=61_000_000)
+    requests("10.0.0.7", LONG_NAME, 14 * CHUNK, running=20_000_000)
+    requests("172.16.4.20", "trilha sonora — faixa 07.flac", 41_200_000)
+    requests("10.1.2.3", "aula1.mp4", 2 * CHUNK)
+    requests("192.168.1.33", "slides-aula-03.pdf", 0, running=3_100_000, fail="connection reset")
+    for row in uploads.rows():
+        row.speed = {"aula2.mp4": 21_400_000, LONG_NAME: 9_800_000}.get(row.name, 0.0)
     uploads.refresh_all()
 
 
@@ -180,10 +215,22 @@ def stage_search(window: MainWindow) -> None:
             "aula 06 — gravação ao vivo, parte 1 de 3.webm", 2_950_000_000, fake_hash(204), peers(1)
         ),
     ]
+    # A full first page: the server may have more, and the window says so.
+    results += [
+        p.SearchResult(
+            f"aula {n:02d} — exercícios resolvidos.mp4",
+            90_000_000 + n,
+            fake_hash(400 + n),
+            peers(1 + n % 3),
+        )
+        for n in range(7, 7 + p.DEFAULT_SEARCH_LIMIT - len(results))
+    ]
     page._query = "aula"
+    page._limit = p.DEFAULT_SEARCH_LIMIT
+    page._more = True
     page.model.set_results(results)
     page._show_state()
-    page.table.selectRow(3)
+    page.table.selectRow(0)
 
 
 def stage_shared(window: MainWindow) -> None:
@@ -217,10 +264,26 @@ def stage_shared(window: MainWindow) -> None:
 
 
 def fake_status(window: MainWindow, hashing: bool = False) -> None:
+    window.node.totals.downloaded = 5_332_000_000
+    window.node.totals.uploaded = 2_410_000_000
     window.status._shared = (1234, 87_200_000_000)
     window.status._hashing = (2, 10) if hashing else None
     window.status.set_upload_speed(31_200_000)
     window.status.refresh()
+
+
+def set_limits(window: MainWindow) -> None:
+    """Usual limits of 10 MB/s down and 2 MB/s up; the alternative pair 500/100 KB/s."""
+    values = window.current_values()
+    window.apply_settings(
+        replace(
+            values,
+            max_download_rate=10_000_000,
+            max_upload_rate=2_000_000,
+            alt_download_rate=500_000,
+            alt_upload_rate=100_000,
+        )
+    )
 
 
 def shoot(window, name: str) -> Path:
@@ -230,6 +293,16 @@ def shoot(window, name: str) -> Path:
     window.grab().save(str(path))
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def shoot_settings(window: MainWindow, suffix: str) -> None:
+    """The Settings dialog as it opens, and refusing an address typed with a semicolon."""
+    dialog = SettingsDialog(window.current_values(), parent=window)
+    dialog.show()
+    shoot(dialog, f"settings{suffix}")
+    dialog.server.setText("127.0.0.1;21099")
+    shoot(dialog, f"settings-invalid-address{suffix}")
+    dialog.close()
 
 
 def main() -> int:
@@ -261,10 +334,19 @@ def main() -> int:
         window.status.set_copying("", 0, 0, 0)
         fake_status(window)
         shoot(window, "search")
+        window.actions["details"].trigger()
+        window.details_dialog.show_result(window.search_page.model.result_at(0))
+        shoot(window.details_dialog, "search-details")
+        window.details_dialog.close()
+        set_limits(window)
         window.show_page(window.transfers_page)
         window.transfers_page.select_transfer("t0")
         fake_status(window)
         shoot(window, "transfers")
+        window.set_alternative_limits(True)
+        fake_status(window)
+        shoot(window, "transfers-alternative-limits")
+        window.set_alternative_limits(False)
         window.show_page(window.shared_page)
         window.status.set_copying(LONG_NAME, 3_968_000_000, 12_400_000_000, 1)
         fake_status(window)
@@ -276,12 +358,16 @@ def main() -> int:
         window.status.set_copying("", 0, 0, 0)
         fake_status(window, hashing=True)
         shoot(window, "transfers-pt_BR")
+        window.show_page(window.search_page)
+        fake_status(window)
+        shoot(window, "search-pt_BR")
+        window.details_dialog.show_result(window.search_page.model.result_at(0))
+        window.details_dialog.show()
+        shoot(window.details_dialog, "search-details-pt_BR")
+        window.details_dialog.close()
+        shoot_settings(window, "-pt_BR")
         window.set_language("en")
-
-        dialog = SettingsDialog(window.current_values(), parent=window)
-        dialog.show()
-        shoot(dialog, "settings")
-        dialog.close()
+        shoot_settings(window, "")
         first = SettingsDialog(SettingsValues.load(Settings.from_file(root / "new.ini")), True)
         first.show()
         shoot(first, "first-run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,26 @@ from app.network import protocol as p
 from app.network.pieces import hash_file
 from app.peer import PeerConfig, PeerNode
 from app.settings import Settings
-from app.ui.dialogs import CancelAnswer, SettingsValues
+from app.ui.dialogs import CancelAnswer, SettingsDialog, SettingsValues
+from app.ui.formatting import format_count
 from app.ui.main_window import MainWindow
-from app.ui.models import DownloadsModel, SearchResultsModel, SharedFilesModel
+from app.ui.models import (
+    DownloadsModel,
+    SearchResultsModel,
+    SharedFilesModel,
+    UploadsModel,
+    UploadState,
+)
+from app.ui.search_page import has_more, next_limit
 from server_app.index_server import IndexServer
 from server_app.index_store import IndexStore
 from tests.fake_source import FakeSource
 from tests.test_transfer import PIECE, make_file
 
 # The offscreen platform says this once per shown main window; it is not about our code.
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+pytestmark = pytest.mark.qt_log_ignore(
+    "This plugin does not support propagateSizeHints", "This plugin does not support raise"
+)
 
 #: A long stall deadline, so a test can pause a download while its source stalls.
 TIMEOUTS = fp.Timeouts(connect=2.0, stall=10.0, tick=0.05)
@@ -214,6 +225,68 @@ def test_search_shows_results_and_a_download_goes_to_done_with_the_file_on_disk(
 
     # Queuing it again does not download a second copy.
     assert window.queue_downloads([model.result_at(0)]) == []
+
+
+def test_every_source_is_shown_in_the_tooltip_and_the_details_window(qtbot, window, source_peer):
+    model = search(qtbot, window, "song")
+    source = f"127.0.0.1:{source_peer.listen_port}"
+    tooltip = model.data(model.index(0, SearchResultsModel.SOURCES), Qt.ItemDataRole.ToolTipRole)
+    assert tooltip == source
+    window.search_page.table.selectRow(0)
+    assert window.actions["details"].isEnabled()
+    window.actions["details"].trigger()
+    details = window.details_dialog
+    assert details is not None and details.isVisible()
+    assert details.source_lines() == [source]
+    assert details.name.text() == "song.mp3"
+    assert details.size.text() == f"1.0 KB ({format_count(1000)} bytes)"
+    assert details.sources_label.text() == "Sources (1):"
+    window.actions["copy_sources"].trigger()
+    assert QApplication.clipboard().text() == source
+
+    many = p.SearchResult(
+        "popular.mp4", 10, "c" * 64, tuple(p.PeerAddress("10.0.0.1", 7000 + n) for n in range(40))
+    )
+    model.set_results([many])
+    tooltip = model.data(model.index(0, SearchResultsModel.SOURCES), Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.splitlines()[0] == "10.0.0.1:7000"
+    assert tooltip.splitlines()[-1] == "…and 10 more"
+    window.search_page.table.selectRow(0)  # the open details window follows the selection
+    assert len(details.source_lines()) == 40
+    assert details.source_lines()[-1] == "10.0.0.1:7039"
+
+
+def test_show_more_asks_for_the_next_larger_page_up_to_the_protocols_most():
+    assert [next_limit(n) for n in (100, 200, 500)] == [200, 500, 500]
+    assert has_more([object()] * 100, 100) and not has_more([object()] * 99, 100)
+
+
+def test_a_full_page_of_results_offers_to_show_more(qtbot, make_window, index_server, tmp_path):
+    root = tmp_path / "many"
+    (root / "share").mkdir(parents=True)
+    for number in range(130):
+        (root / "share" / f"track {number:03}.mp3").write_bytes(number.to_bytes(2) * 50)
+    sharer = PeerNode(peer_config(root, index_server.serverPort()), TIMEOUTS, **QUICK_RECONNECT)
+    sharer.start()
+    try:
+        qtbot.waitUntil(lambda: indexed(index_server, "track 129.mp3") == 1, timeout=20000)
+        window = make_window()
+        page = window.search_page
+        model = search(qtbot, window, "track")
+        assert model.rowCount() == 100
+        assert page.count_label.text() == "Showing the first 100 results; more match."
+        assert page.more_button.isVisibleTo(page)
+        assert page.more_button.text() == "Show more"
+
+        with qtbot.waitSignal(window.node.search_finished, timeout=5000) as answer:
+            qtbot.mouseClick(page.more_button, Qt.MouseButton.LeftButton)
+            assert model.rowCount() == 100  # the first page stays while asking
+        assert len(answer.args[1]) == 130
+        assert model.rowCount() == 130
+        assert page.count_label.text() == "130 results"
+        assert not page.more_button.isVisibleTo(page)
+    finally:
+        sharer.stop()
 
 
 def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
@@ -429,6 +502,12 @@ def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window,
     try:
         qtbot.waitUntil(lambda: label.text().startswith("Connected to"), timeout=10000)
         qtbot.waitUntil(lambda: restarted.store.counters().peers == 1, timeout=5000)
+        # The red "not connected" line is gone with its cause; the hint says what to do.
+        page = window.search_page
+        assert not page.error_label.isVisibleTo(page)
+        assert page.hint.text() == (
+            "Connected to the server again. Press Enter to search for “anything”."
+        )
     finally:
         restarted.stop()
         restarted.store.close()
@@ -490,6 +569,58 @@ def test_settings_apply_at_once_and_portuguese_changes_the_visible_strings(
     assert window.status.connection_label.text().startswith("Connected to")
 
 
+def test_speed_limits_apply_live_and_the_toolbar_switches_to_the_alternative_ones(
+    qtbot, make_window, tmp_path
+):
+    settings_file = tmp_path / "limits.ini"
+    window = make_window(settings_file=settings_file)
+    node = window.node
+    assert window.status.limits_text() == ""
+    assert not window.status.limits_label.isVisibleTo(window)
+    assert window.actions["alt_limits"] in window.toolbar.actions()
+
+    window.prompts.settings_answer = replace(
+        window.current_values(),
+        max_upload_rate=10_000_000,
+        alt_upload_rate=100_000,
+        alt_download_rate=500_000,
+    )
+    window.actions["settings"].trigger()
+    assert (node.uploads.limiter.rate, node.transfers.limiter.rate) == (10_000_000, 0)
+    assert window.status.limits_text() == "Speed limit: up 10.0 MB/s"
+    assert window.status.limits_label.isVisibleTo(window)
+
+    window.actions["alt_limits"].trigger()  # the toolbar button
+    assert window.actions["alt_limits"].isChecked()
+    assert (node.uploads.limiter.rate, node.transfers.limiter.rate) == (100_000, 500_000)
+    assert window.status.limits_label.text() == (
+        "Alternative speed limits: down 500.0 KB/s, up 100.0 KB/s"
+    )
+    assert Settings.from_file(settings_file).use_alt_rates is True
+
+    window.actions["alt_limits"].trigger()
+    assert (node.uploads.limiter.rate, node.transfers.limiter.rate) == (10_000_000, 0)
+    assert Settings.from_file(settings_file).use_alt_rates is False
+    window.actions["alt_limits"].trigger()
+    window.close()
+
+    # The next start remembers the switch and its limits.
+    again = make_window("again", settings_file)
+    assert again.actions["alt_limits"].isChecked()
+    assert again.node.uploads.limiter.rate == 100_000
+    assert again.node.transfers.limiter.rate == 500_000
+
+
+def test_settings_show_the_port_the_peer_really_listens_on(qtbot, make_window, tmp_path):
+    window = make_window()
+    values = window.current_values()
+    assert window.node.listen_port > 0
+    assert values.listening_port == window.node.listen_port
+    dialog = SettingsDialog(values, parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.listening.text() == f"now listening on port {window.node.listen_port}"
+
+
 def test_window_remembers_its_geometry_and_column_widths(qtbot, make_window, tmp_path):
     settings_file = tmp_path / "geometry.ini"
     first = make_window("first", settings_file)
@@ -513,19 +644,98 @@ def test_uploads_to_another_peer_show_in_the_uploads_table(
     qtbot.waitUntil(lambda: indexed(index_server, "talk.mp4") == 1, timeout=10000)
     page = window.transfers_page
     assert page.uploads_stack.currentWidget() is page.uploads_hint
+    assert window.status.totals_text() == ""
+    assert not window.status.totals_label.isVisibleTo(window)
 
     with qtbot.waitSignal(source_peer.search_finished, timeout=5000) as found:
         source_peer.search("talk.mp4")
     with qtbot.waitSignal(source_peer.transfers.transfer_finished, timeout=20000):
         source_peer.download(found.args[1][0])
     uploads = page.uploads
-    qtbot.waitUntil(lambda: uploads.rowCount() == 1 and uploads.rows()[0].finished, timeout=5000)
+    qtbot.waitUntil(
+        lambda: uploads.rowCount() == 1 and uploads.rows()[0].state is UploadState.FINISHED,
+        timeout=5000,
+    )
     assert cell(uploads, 0, 0) == "talk.mp4"
-    assert cell(uploads, 0, uploads.PEER).startswith("127.0.0.1:")
-    assert cell(uploads, 0, uploads.STATE) == "Done"
+    assert cell(uploads, 0, uploads.PEER) == "127.0.0.1"  # the downloader's port means nothing
+    assert cell(uploads, 0, uploads.STATE) == "Finished"
     assert cell(uploads, 0, uploads.PROGRESS) == "100 %"
+    assert cell(uploads, 0, uploads.SIZE) == "4.2 MB"
+    assert uploads.rows()[0].sent == PIECE + 5
     assert page.uploads_stack.currentWidget() is page.uploads_table
     assert page.uploads_title.text() == "Uploads (1)"
+
+    # This session's totals are in the status bar.
+    qtbot.waitUntil(lambda: window.status.totals_label.text() != "", timeout=2000)
+    assert window.status.totals_label.text() == "Session: 0 B down, 4.2 MB up"
+    assert window.status.totals_label.isVisibleTo(window)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_upload_is_one_row_per_file_and_peer_with_honest_progress(qapp):
+    """A 1.2 GB file asked for in 128 MiB requests, each from a new port: one row whose
+    progress only grows, whose speed is over seconds, ending at the file's size."""
+    size = 1_200_000_000
+    chunk = 128 * 1024 * 1024
+    clock = FakeClock()
+    model = UploadsModel(lambda name, at_least: size if name == "big.mkv" else at_least)
+    model.clock = clock
+    seen_progress = []
+    upload_id = 0
+    for offset in range(0, size, chunk):
+        upload_id += 1
+        length = min(chunk, size - offset)
+        model.on_started(upload_id, f"10.0.0.7:{40000 + upload_id}", "big.mkv", offset, length)
+        assert cell(model, 0, model.STATE) == "Uploading"
+        for half in (length // 2, length):
+            clock.now += 1.0
+            model.on_progress(upload_id, half)
+            seen_progress.append(model.rows()[0].progress)
+        clock.now += 0.01
+        model.on_finished(upload_id)
+    assert model.rowCount() == 1
+    assert seen_progress == sorted(seen_progress)  # never 62 % -> 0 % -> 50 %
+    row = model.rows()[0]
+    assert (row.peer, row.sent, row.requests) == ("10.0.0.7", size, upload_id)
+    assert cell(model, 0, model.PEER) == "10.0.0.7"
+    assert cell(model, 0, model.SIZE) == "1.2 GB"
+    assert cell(model, 0, model.SENT) == "1.2 GB"
+    assert cell(model, 0, model.PROGRESS) == "100 %"
+    assert cell(model, 0, model.STATE) == "Finished"
+    # The speed is what went out over the last seconds: ~67 MB per second here.
+    assert 60_000_000 < row.speed < 70_000_000
+    clock.now += 10
+    model.tick()
+    assert row.speed == 0.0
+
+    # A second peer asks for part of it, then stops: idle; then a request fails: failed.
+    model.on_started(100, "192.168.0.12:5000", "big.mkv", 0, chunk)
+    clock.now += 1
+    model.on_progress(100, 1000)
+    assert model.rowCount() == 2
+    assert cell(model, 1, model.STATE) == "Uploading"
+    model.on_finished(100)
+    assert cell(model, 1, model.STATE) == "Idle"
+    assert model.rows()[1].received == chunk
+    assert cell(model, 1, model.PROGRESS) == "11 %"
+    model.on_started(101, "192.168.0.12:5001", "big.mkv", chunk, chunk)
+    model.on_progress(101, 500)
+    model.on_failed(101, "the downloader went away")
+    assert cell(model, 1, model.STATE) == "Failed: the downloader went away"
+    assert model.rows()[1].received == chunk + 500
+    # The same peer coming back makes it an upload again.
+    model.on_started(102, "192.168.0.12:5002", "big.mkv", chunk + 500, chunk)
+    assert cell(model, 1, model.STATE) == "Uploading"
+    assert model.active_count() == 1
+    model.clear_finished()
+    assert [r.peer for r in model.rows()] == ["192.168.0.12"]
 
 
 def test_names_from_the_network_are_shown_as_plain_printable_text(qtbot, window):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from app import i18n
 from app.network.protocol import DEFAULT_PEER_PORT
 from app.settings import Settings, default_download_dir, default_share_dir
 from app.ui.dialogs import SettingsDialog, SettingsValues
+from app.ui.validation import KB, MB, parse_rate, parse_server_address, rate_parts
 
 
 def test_defaults_are_typed_and_sensible(tmp_path, isolated_home):
@@ -89,7 +91,7 @@ def test_first_run_form_checks_the_address_and_remembers_the_answers(qtbot, tmp_
 
     dialog.server.setText("10.0.0.5:99999")
     assert not ok.isEnabled()
-    assert "port 99999 is outside 1-65535" in dialog.error.text()
+    assert "Port 99999 is outside 1 to 65535." in dialog.error.text()
     dialog.server.setText(" 10.0.0.5:7000 ")
     dialog.share.edit.setText("relative/folder")
     assert not ok.isEnabled()
@@ -103,6 +105,123 @@ def test_first_run_form_checks_the_address_and_remembers_the_answers(qtbot, tmp_
     assert stored.server_address == "10.0.0.5:7000"
     assert stored.share_dir == tmp_path / "my share"
     assert stored.download_dir == tmp_path / "my downloads"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:21099", ("127.0.0.1", 21099)),
+        (" index.example.org:2000 ", ("index.example.org", 2000)),
+        ("localhost", ("localhost", 1099)),
+        ("servidor-da-turma", ("servidor-da-turma", 1099)),
+        ("[::1]:7000", ("::1", 7000)),
+        ("[2001:db8::1]", ("2001:db8::1", 1099)),
+    ],
+)
+def test_server_addresses_people_write_are_accepted(text, expected):
+    assert parse_server_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("127.0.0.1;21099", "“;” cannot be part of a server address"),
+        ("127.0.0.1,21099", "Separate the port with a colon, e.g. 127.0.0.1:21099."),
+        ("127.0.0.1 21099", "Separate the port with a colon"),
+        ("300.1.1.1:1099", "“300.1.1.1” is not a valid IPv4 address."),
+        ("::1:1099", "Put an IPv6 address in brackets"),
+        ("[::1:1099", "no closing “]”"),
+        ("[::zz]:1099", "“::zz” is not a valid IPv6 address."),
+        ("host:", "Write the port number after the colon"),
+        ("host:port", "“port” is not a port number"),
+        ("host:0", "Port 0 is outside 1 to 65535."),
+        (":1099", "There is no host name before the colon"),
+        ("-bad.example:1099", "“-bad.example” is not a valid host name."),
+        ("a..b:1099", "“a..b” is not a valid host name."),
+        ("", "Type the server's address"),
+    ],
+)
+def test_server_addresses_that_cannot_work_are_refused_with_a_reason(text, message):
+    with pytest.raises(ValueError) as refused:
+        parse_server_address(text)
+    assert message in str(refused.value)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_settings_form_refuses_a_bad_address_while_typing(qtbot, tmp_path):
+    """The finding: ``127.0.0.1;21099`` was saved as ``127.0.0.1;21099:1099``."""
+    settings = Settings.from_file(tmp_path / "typing.ini")
+    dialog = SettingsDialog(SettingsValues.load(settings))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    dialog.server.clear()
+    qtbot.keyClicks(dialog.server, "127.0.0.1;21099")
+    assert not ok.isEnabled()
+    assert dialog.error.isVisible()
+    assert dialog.error.text() == (
+        "Index server: “;” cannot be part of a server address. Separate the port with a colon, "
+        "e.g. 127.0.0.1:21099."
+    )
+    dialog.server.setText("[::1]:21099")
+    assert ok.isEnabled() and not dialog.error.isVisible()
+    assert dialog.values().server_address == "[::1]:21099"
+
+
+def test_speed_limits_are_typed_in_units_people_read():
+    assert parse_rate("", MB) == 0
+    assert parse_rate(" 0 ", KB) == 0
+    assert parse_rate("10", MB) == 10_000_000
+    assert parse_rate("1,5", MB) == 1_500_000
+    assert parse_rate("1.5", MB) == 1_500_000
+    assert parse_rate("500", KB) == 500_000
+    for bad in ("ten", "-1", "1.2.3", "nan"):
+        with pytest.raises(ValueError):
+            parse_rate(bad, MB)
+    assert rate_parts(0) == ("", MB)
+    assert rate_parts(10_000_000) == ("10", MB)
+    assert rate_parts(1_500_000) == ("1.5", MB)
+    assert rate_parts(500_000) == ("500", KB)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_settings_form_edits_both_pairs_of_limits_and_shows_the_real_port(qtbot, tmp_path):
+    path = tmp_path / "limits.ini"
+    settings = Settings.from_file(path)
+    assert (settings.max_upload_rate, settings.alt_download_rate) == (0, 0)
+    assert settings.use_alt_rates is False
+    values = replace(SettingsValues.load(settings), listen_port=6000, listening_port=45123)
+    dialog = SettingsDialog(values)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.listening.isVisible()
+    assert dialog.listening.text() == "now listening on port 45123"
+    assert dialog.up_rate.edit.text() == "" and dialog.up_rate.edit.placeholderText() == "no limit"
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+    dialog.up_rate.edit.setText("lots")
+    assert not ok.isEnabled()
+    assert dialog.error.text() == "Speed limit for “Upload”: “lots” is not a number."
+    dialog.up_rate.edit.setText("10")
+    dialog.up_rate.unit.setCurrentIndex(dialog.up_rate.unit.findData(MB))
+    dialog.alt_up_rate.edit.setText("100")
+    dialog.alt_up_rate.unit.setCurrentIndex(dialog.alt_up_rate.unit.findData(KB))
+    dialog.alt_down_rate.edit.setText("0,5")
+    dialog.alt_down_rate.unit.setCurrentIndex(dialog.alt_down_rate.unit.findData(MB))
+    assert ok.isEnabled()
+    dialog.values().save(settings)
+
+    stored = Settings.from_file(path)
+    assert stored.max_upload_rate == 10_000_000
+    assert stored.max_download_rate == 0
+    assert stored.alt_upload_rate == 100_000
+    assert stored.alt_download_rate == 500_000
+    again = SettingsDialog(SettingsValues.load(stored))
+    qtbot.addWidget(again)
+    assert again.up_rate.edit.text() == "10" and again.up_rate.unit.currentText() == "MB/s"
+    assert again.alt_up_rate.edit.text() == "100"
+    assert again.alt_up_rate.unit.currentText() == "KB/s"
+    assert not again.listening.isVisibleTo(again)  # not running: no port to tell
 
 
 # ---------------------------------------------------------------- translations
@@ -143,6 +262,26 @@ def test_console_lines_follow_the_original_assignment_in_portuguese(portuguese):
         name="aula.mp4", folder="/home/ana/Downloads"
     )
     assert done == "Arquivo aula.mp4 baixado com sucesso na pasta /home/ana/Downloads"
+
+
+def test_the_new_window_strings_are_in_portuguese(portuguese):
+    from app.ui.models import UploadRow, UploadsModel
+
+    with pytest.raises(ValueError) as refused:
+        parse_server_address("127.0.0.1;21099")
+    assert str(refused.value) == (
+        "“;” não pode fazer parte do endereço de um servidor. Separe a porta com dois-pontos, "
+        "por exemplo 127.0.0.1:21099."
+    )
+    model = UploadsModel()
+    assert model.state_text(UploadRow("10.0.0.7", "a.mp4", 10)) == "Ocioso"
+    assert model.headers()[2] == "Tamanho"
+    tr = QCoreApplication.translate
+    assert tr("SearchPage", "Show more") == "Mostrar mais"
+    assert tr("MainWindow", "Alternative Speed &Limits") == "&Limites de velocidade alternativos"
+    assert tr("StatusArea", "Session: {down} down, {up} up") == (
+        "Sessão: {down} recebidos, {up} enviados"
+    )
 
 
 def test_every_translation_keeps_the_placeholders_of_its_source():

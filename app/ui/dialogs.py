@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,19 +19,30 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from app.peer import parse_host_port
+from app.network import protocol as p
 from app.settings import Settings
+from app.ui.formatting import format_count, format_size
+from app.ui.validation import (
+    KB,
+    MB,
+    parse_rate,
+    parse_server_address,
+    rate_parts,
+    server_address_text,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,13 @@ class SettingsValues:
     max_downloads: int
     language: str
     notify_finished: bool
+    #: speed limits in bytes per second (0 = none): the usual pair and the alternative one
+    max_upload_rate: int = 0
+    max_download_rate: int = 0
+    alt_upload_rate: int = 0
+    alt_download_rate: int = 0
+    #: the port the peer listens on now (0: not listening); shown, never saved
+    listening_port: int = 0
 
     @classmethod
     def load(cls, settings: Settings) -> SettingsValues:
@@ -57,6 +76,10 @@ class SettingsValues:
             max_downloads=settings.max_downloads,
             language=settings.language,
             notify_finished=settings.notify_finished,
+            max_upload_rate=settings.max_upload_rate,
+            max_download_rate=settings.max_download_rate,
+            alt_upload_rate=settings.alt_upload_rate,
+            alt_download_rate=settings.alt_download_rate,
         )
 
     def save(self, settings: Settings) -> None:
@@ -68,6 +91,10 @@ class SettingsValues:
         settings.max_downloads = self.max_downloads
         settings.language = self.language
         settings.notify_finished = self.notify_finished
+        settings.max_upload_rate = self.max_upload_rate
+        settings.max_download_rate = self.max_download_rate
+        settings.alt_upload_rate = self.alt_upload_rate
+        settings.alt_download_rate = self.alt_download_rate
         settings.setup_done = True
         settings.sync()
 
@@ -93,6 +120,37 @@ class _FolderField(QWidget):
         chosen = QFileDialog.getExistingDirectory(self, self.browse.toolTip(), self.edit.text())
         if chosen:
             self.edit.setText(chosen)
+
+
+class RateField(QWidget):
+    """A speed limit as people type it: a number and KB/s or MB/s; blank or 0 is no limit."""
+
+    def __init__(self, rate: int, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.edit = QLineEdit(self)
+        self.edit.setObjectName(f"{name}_number")
+        self.edit.setMaximumWidth(90)
+        self.edit.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.unit = QComboBox(self)
+        self.unit.setObjectName(f"{name}_unit")
+        self.unit.addItem("KB/s", KB)
+        self.unit.addItem("MB/s", MB)
+        self.set_rate(rate)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit)
+        layout.addWidget(self.unit)
+        layout.addStretch(1)
+
+    def set_rate(self, rate: int) -> None:
+        text, unit = rate_parts(rate)
+        self.edit.setText(text)
+        self.unit.setCurrentIndex(max(0, self.unit.findData(unit)))
+
+    def rate(self) -> int:
+        """Bytes per second (0 = no limit); ValueError when the number cannot be read."""
+        return parse_rate(self.edit.text(), int(self.unit.currentData()))
 
 
 class SettingsDialog(QDialog):
@@ -141,6 +199,42 @@ class SettingsDialog(QDialog):
         self.language.setCurrentIndex(max(0, self.language.findData(values.language)))
         self.notify = QCheckBox(self)
         self.notify.setChecked(values.notify_finished)
+        self.listening = QLabel(self)
+        self.listening.setObjectName("listening_port")
+        self.listening.setTextFormat(Qt.TextFormat.PlainText)
+        self.listening.setVisible(values.listening_port > 0)
+        port_row = QHBoxLayout()
+        port_row.addWidget(self.listen_port)
+        port_row.addWidget(self.listening, 1)
+
+        self.up_rate = RateField(values.max_upload_rate, "upload_rate", self)
+        self.down_rate = RateField(values.max_download_rate, "download_rate", self)
+        self.alt_up_rate = RateField(values.alt_upload_rate, "alt_upload_rate", self)
+        self.alt_down_rate = RateField(values.alt_download_rate, "alt_download_rate", self)
+        self.rate_fields = (self.up_rate, self.down_rate, self.alt_up_rate, self.alt_down_rate)
+        for field in self.rate_fields:
+            field.edit.textChanged.connect(self._validate)
+            field.unit.currentIndexChanged.connect(self._validate)
+        self.limits = QGroupBox(self)
+        self.limits.setVisible(not first_run)
+        limits_grid = QGridLayout(self.limits)
+        self.limits_normal_label = QLabel(self)
+        self.limits_alt_label = QLabel(self)
+        self.up_rate_label = QLabel(self)
+        self.down_rate_label = QLabel(self)
+        self.limits_note = QLabel(self)
+        self.limits_note.setWordWrap(True)
+        self.limits_note.setTextFormat(Qt.TextFormat.PlainText)
+        limits_grid.addWidget(self.limits_normal_label, 0, 1)
+        limits_grid.addWidget(self.limits_alt_label, 0, 2)
+        limits_grid.addWidget(self.up_rate_label, 1, 0)
+        limits_grid.addWidget(self.up_rate, 1, 1)
+        limits_grid.addWidget(self.alt_up_rate, 1, 2)
+        limits_grid.addWidget(self.down_rate_label, 2, 0)
+        limits_grid.addWidget(self.down_rate, 2, 1)
+        limits_grid.addWidget(self.alt_down_rate, 2, 2)
+        limits_grid.addWidget(self.limits_note, 3, 0, 1, 3)
+        limits_grid.setColumnStretch(3, 1)
 
         self.advanced = QGroupBox(self)
         self.advanced.setVisible(not first_run)
@@ -149,7 +243,7 @@ class SettingsDialog(QDialog):
         self.slots_label = QLabel(self)
         self.downloads_at_once_label = QLabel(self)
         self.language_label = QLabel(self)
-        advanced_form.addRow(self.port_label, self.listen_port)
+        advanced_form.addRow(self.port_label, port_row)
         advanced_form.addRow(self.slots_label, self.upload_slots)
         advanced_form.addRow(self.downloads_at_once_label, self.max_downloads)
         advanced_form.addRow(self.language_label, self.language)
@@ -172,6 +266,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.intro)
         layout.addWidget(self.basic)
         layout.addWidget(self.advanced)
+        layout.addWidget(self.limits)
         layout.addWidget(self.error)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
@@ -210,6 +305,28 @@ class SettingsDialog(QDialog):
         self.language.setItemText(1, "English")
         self.language.setItemText(2, "Português (Brasil)")
         self.notify.setText(self.tr("Notify me when a download finishes"))
+        self.listening.setText(
+            self.tr("now listening on port {port}").format(port=self._initial.listening_port)
+        )
+        self.listening.setToolTip(
+            self.tr(
+                "The port other peers reach you on now. It differs from the saved one when "
+                "that port was busy or set to any free port."
+            )
+        )
+        self.limits.setTitle(self.tr("Speed limits"))
+        self.limits_normal_label.setText(self.tr("Usual"))
+        self.limits_alt_label.setText(self.tr("Alternative"))
+        self.up_rate_label.setText(self.tr("Upload:"))
+        self.down_rate_label.setText(self.tr("Download:"))
+        self.limits_note.setText(
+            self.tr(
+                "Blank or 0 means no limit. The toolbar's “Alternative Speed Limits” button "
+                "switches between the two; limits apply at once."
+            )
+        )
+        for field in self.rate_fields:
+            field.edit.setPlaceholderText(self.tr("no limit"))
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
         ok.setText(self.tr("Start") if self.first_run else self.tr("OK"))
@@ -219,9 +336,9 @@ class SettingsDialog(QDialog):
     def problem(self) -> str:
         """What keeps the form from being accepted, or ""."""
         try:
-            parse_host_port(self.server.text())
+            parse_server_address(self.server.text())
         except ValueError as exc:
-            return self.tr("The server address is not valid: {reason}.").format(reason=exc)
+            return self.tr("Index server: {reason}").format(reason=exc)
         for label, field in (
             (self.share_label, self.share),
             (self.downloads_label, self.downloads),
@@ -234,20 +351,37 @@ class SettingsDialog(QDialog):
                 return self.tr("“{path}” is not a full folder path.").format(
                     path=field.edit.text().strip()
                 )
+        for label, field in (
+            (self.up_rate_label, self.up_rate),
+            (self.down_rate_label, self.down_rate),
+            (self.up_rate_label, self.alt_up_rate),
+            (self.down_rate_label, self.alt_down_rate),
+        ):
+            try:
+                field.rate()
+            except ValueError as exc:
+                return self.tr("Speed limit for “{field}”: {reason}").format(
+                    field=label.text().rstrip(":"), reason=exc
+                )
         return ""
 
     def _validate(self) -> None:
         problem = self.problem()
         self.error.setText(problem)
         self.error.setVisible(bool(problem))
+        if self.isVisible():
+            # Grow (never shrink) so a two-line error does not squeeze the form.
+            layout = self.layout()
+            needed = layout.totalHeightForWidth(self.width()) if layout is not None else 0
+            if needed > self.height():
+                self.resize(self.width(), needed)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not problem)
 
     def values(self) -> SettingsValues:
-        host, port = parse_host_port(self.server.text())
-        host_text = f"[{host}]" if ":" in host else host
+        host, port = parse_server_address(self.server.text())
         return replace(
             self._initial,
-            server_address=f"{host_text}:{port}",
+            server_address=server_address_text(host, port),
             share_dir=self.share.path(),
             download_dir=self.downloads.path(),
             listen_port=self.listen_port.value(),
@@ -255,7 +389,87 @@ class SettingsDialog(QDialog):
             max_downloads=self.max_downloads.value(),
             language=self.language.currentData() or "",
             notify_finished=self.notify.isChecked(),
+            max_upload_rate=self.up_rate.rate(),
+            max_download_rate=self.down_rate.rate(),
+            alt_upload_rate=self.alt_up_rate.rate(),
+            alt_download_rate=self.alt_down_rate.rate(),
         )
+
+
+class ResultDetailsDialog(QDialog):
+    """A search result in full: name, size, hash and every source's address (copyable).
+
+    Not modal: it follows the selection while the user goes on searching.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("result_details")
+        self.result: p.SearchResult | None = None
+        self.name = self._value_label("details_name")
+        self.size = self._value_label("details_size")
+        self.hash = self._value_label("details_hash")
+        self.hash.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sources = QPlainTextEdit(self)
+        self.sources.setObjectName("details_sources")
+        self.sources.setReadOnly(True)
+        self.sources.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.name_label = QLabel(self)
+        self.size_label = QLabel(self)
+        self.hash_label = QLabel(self)
+        self.sources_label = QLabel(self)
+        form = QFormLayout()
+        form.addRow(self.name_label, self.name)
+        form.addRow(self.size_label, self.size)
+        form.addRow(self.hash_label, self.hash)
+        form.addRow(self.sources_label, self.sources)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.copy_button = self.buttons.addButton("", QDialogButtonBox.ButtonRole.ActionRole)
+        self.copy_button.setObjectName("copy_sources")
+        self.copy_button.clicked.connect(self.copy_sources)
+        self.buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form, 1)
+        layout.addWidget(self.buttons)
+        self.resize(560, 380)
+        self.retranslate()
+
+    def _value_label(self, name: str) -> QLabel:
+        label = QLabel(self)
+        label.setObjectName(name)
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        label.setWordWrap(True)
+        return label
+
+    def show_result(self, result: p.SearchResult) -> None:
+        self.result = result
+        self.name.setText(p.printable(result.name, 255))
+        self.size.setText(
+            self.tr("{size} ({bytes} bytes)").format(
+                size=format_size(result.size), bytes=format_count(result.size)
+            )
+        )
+        self.hash.setText(result.hash)
+        self.sources.setPlainText("\n".join(p.printable(str(peer), 300) for peer in result.peers))
+        self.retranslate()
+
+    def source_lines(self) -> list[str]:
+        return self.sources.toPlainText().splitlines()
+
+    def copy_sources(self) -> None:
+        QGuiApplication.clipboard().setText(self.sources.toPlainText())
+
+    def retranslate(self) -> None:
+        self.setWindowTitle(self.tr("Search result details"))
+        self.name_label.setText(self.tr("Name:"))
+        self.size_label.setText(self.tr("Size:"))
+        self.hash_label.setText(self.tr("Hash (BLAKE3):"))
+        count = len(self.result.peers) if self.result is not None else 0
+        self.sources_label.setText(self.tr("Sources ({count}):").format(count=format_count(count)))
+        self.sources.setToolTip(self.tr("The address and port of every peer sharing this file"))
+        self.copy_button.setText(self.tr("Copy Addresses"))
+        close = self.buttons.button(QDialogButtonBox.StandardButton.Close)
+        close.setText(self.tr("Close"))
 
 
 def _version() -> str:

@@ -1,4 +1,4 @@
-"""Icons: the app icon and a type icon for video, audio and other files."""
+"""Icons: the app icon, a type icon for video, audio and other files, the speed-limit icon."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
-from PySide6.QtGui import QIcon
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
 from app.icons import app_icon as packaged_app_icon
@@ -101,3 +102,32 @@ def app_icon() -> QIcon:
 
 def standard_icon(pixmap: QStyle.StandardPixmap) -> QIcon:
     return QApplication.style().standardIcon(pixmap)
+
+
+@cache
+def speed_limit_icon() -> QIcon:
+    """A gauge with its needle held low: the alternative (slower) speed limits.
+
+    Drawn here because no standard icon means "limit"; sized for toolbars and menus.
+    """
+    icon = QIcon()
+    for size in (16, 24, 32, 48):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        unit = size / 16
+        pen = QPen(QColor("#2e6bb3"), 1.6 * unit)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(pen)
+        dial = QRectF(1.5 * unit, 3 * unit, 13 * unit, 13 * unit)
+        painter.drawArc(dial, 0, 180 * 16)
+        center = QPointF(8 * unit, 9.5 * unit)
+        pen.setColor(QColor("#b3261e"))
+        painter.setPen(pen)
+        painter.drawLine(center, QPointF(3.5 * unit, 7 * unit))
+        painter.setBrush(QColor("#b3261e"))
+        painter.drawEllipse(center, 1.2 * unit, 1.2 * unit)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

@@ -45,14 +45,21 @@ from app.i18n import Translations
 from app.network import protocol as p
 from app.peer import PeerNode
 from app.settings import Settings
-from app.ui.dialogs import CancelAnswer, Prompts, SettingsDialog, SettingsValues
+from app.ui.dialogs import (
+    CancelAnswer,
+    Prompts,
+    ResultDetailsDialog,
+    SettingsDialog,
+    SettingsValues,
+)
 from app.ui.formatting import folder_problem_text, format_count
-from app.ui.icons import app_icon, standard_icon
+from app.ui.icons import app_icon, speed_limit_icon, standard_icon
 from app.ui.models import KEY_ROLE, percent, transfer_state_text
 from app.ui.search_page import SearchPage
 from app.ui.shared_page import SharedPage
 from app.ui.status import StatusArea
 from app.ui.transfers_page import TransfersPage
+from app.ui.validation import parse_server_address, server_address_text
 
 log = logging.getLogger("napster.ui")
 
@@ -98,6 +105,10 @@ class MainWindow(QMainWindow):
         self._stopped = False
         self._asked_to_quit = False
         self._copy_names: dict[int, str] = {}
+        self.details_dialog: ResultDetailsDialog | None = None
+        # The usual limits in force at start are the configuration's (the command line's, or
+        # the saved ones); the alternative pair always comes from the saved settings.
+        self._usual_limits = (node.config.max_upload_rate, node.config.max_download_rate)
         self.setObjectName("main_window")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -120,6 +131,12 @@ class MainWindow(QMainWindow):
         self.status = StatusArea(node, self.statusBar(), self)
         self.tray = self._make_tray()
 
+        self.actions["alt_limits"].setChecked(settings.use_alt_rates)
+        self.actions["alt_limits"].toggled.connect(self.set_alternative_limits)
+        if settings.use_alt_rates:
+            self.apply_rate_limits()
+        self.status.set_alternative_limits(settings.use_alt_rates)
+
         self.search_page.download_requested.connect(self.queue_downloads)
         self.search_page.table.customContextMenuRequested.connect(self._search_menu)
         self.transfers_page.selection_changed.connect(self._update_actions)
@@ -127,6 +144,7 @@ class MainWindow(QMainWindow):
         self.transfers_page.downloads_table.customContextMenuRequested.connect(self._downloads_menu)
         self.transfers_page.uploads_table.customContextMenuRequested.connect(self._uploads_menu)
         self.search_page.table.selectionModel().selectionChanged.connect(self._update_actions)
+        self.search_page.table.selectionModel().selectionChanged.connect(self._follow_details)
         self.shared_page.add_files_requested.connect(self.add_files)
         self.shared_page.open_folder_requested.connect(self.open_shared_folder)
         self.shared_page.table.customContextMenuRequested.connect(self._shared_menu)
@@ -180,6 +198,9 @@ class MainWindow(QMainWindow):
             ("page_shared", lambda: self.show_page(self.shared_page), "Ctrl+3", None),
             ("find", self.focus_search, QKeySequence.StandardKey.Find, None),
             ("download", self.search_page.download_selected, "Ctrl+D", SP.SP_ArrowDown),
+            ("details", self.show_details, "Ctrl+I", SP.SP_FileDialogInfoView),
+            ("copy_sources", self.copy_sources, "Ctrl+Shift+C", None),
+            ("alt_limits", lambda: None, "Ctrl+Shift+L", None),
             ("pause", self.pause_selected, "Ctrl+P", SP.SP_MediaPause),
             ("resume", self.resume_selected, "Ctrl+R", SP.SP_MediaPlay),
             (
@@ -203,6 +224,8 @@ class MainWindow(QMainWindow):
                 action.setIcon(standard_icon(icon))
             action.triggered.connect(slot)
             self.actions[name] = action
+        self.actions["alt_limits"].setCheckable(True)
+        self.actions["alt_limits"].setIcon(speed_limit_icon())
         self.actions["cancel"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.transfers_page.addAction(self.actions["cancel"])
 
@@ -218,6 +241,7 @@ class MainWindow(QMainWindow):
         self.transfers_menu = bar.addMenu("")
         for name in (
             "download",
+            "details",
             None,
             "pause",
             "resume",
@@ -228,6 +252,8 @@ class MainWindow(QMainWindow):
             "show_in_folder",
             None,
             "clear_finished",
+            None,
+            "alt_limits",
         ):
             self._add(self.transfers_menu, name)
         self.help_menu = bar.addMenu("")
@@ -251,10 +277,16 @@ class MainWindow(QMainWindow):
             "add_files",
             "open_shared",
             None,
+            "alt_limits",
             "settings",
         ):
             self._add(self.toolbar, name)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        # A switch like qBittorrent's turtle: the icon, its checked look and its tooltip say
+        # enough, and its text would push Settings off a narrow toolbar.
+        limits_button = self.toolbar.widgetForAction(self.actions["alt_limits"])
+        limits_button.setObjectName("alt_limits_button")
+        limits_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.view_menu.addSeparator()
         self.toggle_toolbar = self.toolbar.toggleViewAction()
         self.view_menu.addAction(self.toggle_toolbar)
@@ -307,6 +339,18 @@ class MainWindow(QMainWindow):
             "page_shared": (self.tr("Shared &Files"), ""),
             "find": (self.tr("&Find…"), self.tr("Type a new search")),
             "download": (self.tr("&Download"), self.tr("Download the selected search results")),
+            "details": (
+                self.tr("Det&ails…"),
+                self.tr("Show the selected result's size, hash and every source's address"),
+            ),
+            "copy_sources": (
+                self.tr("Copy Source &Addresses"),
+                self.tr("Copy the host:port of every peer sharing the selected results"),
+            ),
+            "alt_limits": (
+                self.tr("Alternative Speed &Limits"),
+                self.tr("Switch to the alternative speed limits set in Settings"),
+            ),
             "pause": (self.tr("&Pause"), self.tr("Pause the selected downloads")),
             "resume": (self.tr("&Resume"), self.tr("Resume the selected downloads")),
             "cancel": (self.tr("&Cancel"), self.tr("Cancel the selected downloads")),
@@ -334,6 +378,7 @@ class MainWindow(QMainWindow):
         self.actions["add_files"].setIconText(self.tr("Add Files"))
         self.actions["open_shared"].setIconText(self.tr("Shared Folder"))
         self.actions["settings"].setIconText(self.tr("Settings"))
+        self.actions["alt_limits"].setIconText(self.tr("Alternative Limits"))
         self.file_menu.setTitle(self.tr("&File"))
         self.view_menu.setTitle(self.tr("&View"))
         self.transfers_menu.setTitle(self.tr("&Transfers"))
@@ -345,6 +390,8 @@ class MainWindow(QMainWindow):
             self.tray_show.setText(self.tr("Show Window"))
             self.tray_quit.setText(self.tr("Quit"))
         self.search_page.retranslate()
+        if self.details_dialog is not None:
+            self.details_dialog.retranslate()
         self.transfers_page.retranslate()
         self.shared_page.retranslate()
         self._update_tab_titles()
@@ -508,7 +555,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _tick(self) -> None:
-        self.transfers_page.downloads.tick()
+        self.transfers_page.tick()
         self.status.set_upload_speed(self.transfers_page.uploads.total_speed())
         self.status.refresh()
 
@@ -620,7 +667,10 @@ class MainWindow(QMainWindow):
         states = {t.state for t in selected}
         on_transfers = self.tabs.currentWidget() is self.transfers_page
         a = self.actions
-        a["download"].setEnabled(bool(self.search_page.selected_results()))
+        has_results = bool(self.search_page.selected_results())
+        a["download"].setEnabled(has_results)
+        a["details"].setEnabled(has_results)
+        a["copy_sources"].setEnabled(has_results)
         a["pause"].setEnabled(
             on_transfers and bool(states - {TransferState.DONE, TransferState.PAUSED})
         )
@@ -653,7 +703,7 @@ class MainWindow(QMainWindow):
         menu.popup(table.viewport().mapToGlobal(position))
 
     def _search_menu(self, position) -> None:
-        self._popup(self.search_page.table, ["download"], position)
+        self._popup(self.search_page.table, ["download", None, "details", "copy_sources"], position)
 
     def _downloads_menu(self, position) -> None:
         self._popup(
@@ -777,9 +827,9 @@ class MainWindow(QMainWindow):
     def current_values(self) -> SettingsValues:
         """The settings as they are in force (command-line choices included)."""
         config = self.node.config
-        host = f"[{config.server_host}]" if ":" in config.server_host else config.server_host
+        upload, download = self._usual_limits
         return SettingsValues(
-            server_address=f"{host}:{config.server_port}",
+            server_address=server_address_text(config.server_host, config.server_port),
             share_dir=config.share_dir,
             download_dir=config.download_dir,
             listen_port=self.settings.listen_port,
@@ -787,6 +837,11 @@ class MainWindow(QMainWindow):
             max_downloads=config.max_downloads,
             language=self.settings.language,
             notify_finished=self.settings.notify_finished,
+            max_upload_rate=upload,
+            max_download_rate=download,
+            alt_upload_rate=self.settings.alt_upload_rate,
+            alt_download_rate=self.settings.alt_download_rate,
+            listening_port=self.node.listen_port if self.node.uploads.isListening() else 0,
         )
 
     def open_settings(self) -> None:
@@ -796,9 +851,10 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, values: SettingsValues) -> None:
         """Save the settings and apply what can change while running."""
+        saved_port = self.settings.listen_port
         values.save(self.settings)
         config = self.node.config
-        host, port = parse_host_port(values.server_address)
+        host, port = parse_server_address(values.server_address)
         if (host, port) != (config.server_host, config.server_port):
             self.node.set_server(host, port)
             self.status.server_changed()
@@ -815,8 +871,13 @@ class MainWindow(QMainWindow):
             self.node.set_upload_slots(values.upload_slots)
         if values.max_downloads != config.max_downloads:
             self.node.set_max_downloads(values.max_downloads)
+        self._usual_limits = (values.max_upload_rate, values.max_download_rate)
+        self.apply_rate_limits()
         self.set_language(values.language)
-        if values.listen_port not in (0, self.node.listen_port):
+        if values.listen_port != saved_port and values.listen_port not in (
+            0,
+            self.node.listen_port,
+        ):
             self.statusBar().showMessage(
                 self.tr("The new listen port {port} is used after a restart.").format(
                     port=values.listen_port
@@ -824,6 +885,61 @@ class MainWindow(QMainWindow):
                 10000,
             )
         self.status.refresh()
+
+    # ------------------------------------------------------------ speed limits
+
+    def rate_limits(self) -> tuple[int, int]:
+        """The (upload, download) limits in bytes per second that should be in force."""
+        if self.settings.use_alt_rates:
+            return self.settings.alt_upload_rate, self.settings.alt_download_rate
+        return self._usual_limits
+
+    def apply_rate_limits(self) -> None:
+        upload, download = self.rate_limits()
+        config = self.node.config
+        if (upload, download) != (config.max_upload_rate, config.max_download_rate):
+            self.node.set_rate_limits(upload, download)
+        self.status.set_alternative_limits(self.settings.use_alt_rates)
+
+    def set_alternative_limits(self, on: bool) -> None:
+        """Switch between the usual and the alternative speed limits, at once and for good."""
+        self.settings.use_alt_rates = on
+        self.settings.sync()
+        if self.actions["alt_limits"].isChecked() != on:
+            self.actions["alt_limits"].setChecked(on)  # toggled() brings us back here once
+            return
+        self.apply_rate_limits()
+
+    # ------------------------------------------------------------ search results
+
+    def show_details(self) -> None:
+        """The first selected search result in full, in a window that stays open."""
+        results = self.search_page.selected_results()
+        if not results:
+            return
+        if self.details_dialog is None:
+            self.details_dialog = ResultDetailsDialog(self)
+        self.details_dialog.show_result(results[0])
+        self.details_dialog.show()
+        self.details_dialog.raise_()
+
+    def _follow_details(self, *_args: object) -> None:
+        if self.details_dialog is not None and self.details_dialog.isVisible():
+            results = self.search_page.selected_results()
+            if results:
+                self.details_dialog.show_result(results[0])
+
+    def copy_sources(self) -> None:
+        addresses = []
+        for result in self.search_page.selected_results():
+            for peer in result.peers:
+                if str(peer) not in addresses:
+                    addresses.append(str(peer))
+        if addresses:
+            QApplication.clipboard().setText("\n".join(addresses))
+            self.statusBar().showMessage(
+                self.tr("Addresses copied: {count}").format(count=len(addresses)), 4000
+            )
 
     def set_language(self, choice: str) -> None:
         """Show the window in ``choice`` ("" follows the system), at once."""

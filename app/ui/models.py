@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def transfer_state_text(transfer: Transfer) -> str:
         TransferState.DONE: translate("Transfers", "Done"),
     }
     return texts[state]
+
+
+def sources_text(peers: tuple[p.PeerAddress, ...] | list[p.PeerAddress], most: int) -> str:
+    """The peers' host:port, one a line, at most ``most`` of them and how many more."""
+    lines = [p.printable(str(peer), 300) for peer in peers[:most]]
+    if len(peers) > most:
+        lines.append(
+            translate("SearchResultsModel", "…and {count} more").format(
+                count=format_count(len(peers) - most)
+            )
+        )
+    return "\n".join(lines)
 
 
 def percent(fraction: float) -> str:
@@ -181,7 +194,7 @@ class SearchResultsModel(_TableModel):
             if column == self.NAME:
                 return shown_name(result.name)
             if column == self.SOURCES:
-                return "\n".join(str(peer) for peer in result.peers[:30])
+                return sources_text(result.peers, 30)
             if column == self.SIZE:
                 return self.tr("{count} bytes").format(count=format_count(result.size))
         if role == Qt.ItemDataRole.FontRole and self.status_of(result):
@@ -360,43 +373,113 @@ def _added_at(transfer: Transfer) -> float:
 # ---------------------------------------------------------------- uploads
 
 
+class UploadState(str, Enum):
+    UPLOADING = "uploading"
+    IDLE = "idle"  # the peer asked for part of the file and is not asking now
+    FINISHED = "finished"  # every byte of the file went to this peer
+    FAILED = "failed"
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 @dataclass
-class UploadRow:
-    id: int
-    peer: str
-    name: str
+class _Request:
     offset: int
     length: int
     sent: int = 0
-    speed: float = 0.0
+
+
+@dataclass
+class UploadRow:
+    """One file going to one downloading peer (its IP), over all of that peer's requests."""
+
+    peer: str
+    name: str
+    size: int  # the shared file's size; 0 when the library no longer knows it
+    sent: int = 0  # bytes sent in total, repeats included
+    requests: int = 0
     error: str = ""
-    finished: bool = False
-    last_time: float = 0.0
-    last_sent: int = 0
+    covered: list[tuple[int, int]] = field(default_factory=list)
+    running: dict[int, _Request] = field(default_factory=dict)
+    samples: deque[tuple[float, int]] = field(default_factory=deque)
+    speed: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.peer, self.name
+
+    @property
+    def received(self) -> int:
+        """Distinct bytes of the file this peer has been sent (finished and running requests)."""
+        partial = [(r.offset, r.offset + r.sent) for r in self.running.values()]
+        return sum(end - start for start, end in _merge(self.covered + partial))
 
     @property
     def progress(self) -> float:
-        return 1.0 if self.length == 0 else min(1.0, self.sent / self.length)
+        if self.size <= 0:
+            return 0.0
+        return min(1.0, self.received / self.size)
+
+    @property
+    def state(self) -> UploadState:
+        if self.running:
+            return UploadState.UPLOADING
+        if self.size > 0 and self.received >= self.size:
+            return UploadState.FINISHED
+        if self.error:
+            return UploadState.FAILED
+        return UploadState.IDLE
 
     @property
     def active(self) -> bool:
-        return not self.finished and not self.error
+        return bool(self.running)
+
+
+def peer_ip(remote: str) -> str:
+    """ "192.168.0.12:53122" -> "192.168.0.12": a downloader's port changes with every
+    connection, so it says nothing about who is downloading."""
+    host = remote.rpartition(":")[0] or remote
+    return host.strip("[]")
 
 
 class UploadsModel(_TableModel):
-    """What other peers are downloading from us (one row per DOWNLOAD request)."""
+    """What other peers are downloading from us: one row per file and downloading peer.
 
-    NAME, PEER, PROGRESS, SENT, SPEED, STATE = range(6)
+    A downloader asks for a file in runs of pieces, each its own request and connection;
+    a row adds them all up. ``size_of(name, at_least)`` gives the shared file's size.
+    ``clock`` is replaced by tests.
+    """
+
+    NAME, PEER, SIZE, PROGRESS, SENT, SPEED, STATE = range(7)
     MAX_ROWS = 300
+    #: the speed is the bytes sent over this many seconds
+    SPEED_WINDOW = 5.0
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        size_of: Callable[[str, int], int] = lambda _name, at_least: at_least,
+        parent: QObject | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(parent)
+        self.size_of = size_of
+        self.clock = clock
         self._rows: list[UploadRow] = []
+        self._by_upload: dict[int, UploadRow] = {}
 
     def headers(self) -> list[str]:
         return [
             self.tr("Name"),
             self.tr("Peer"),
+            self.tr("Size"),
             self.tr("Progress"),
             self.tr("Sent"),
             self.tr("Speed"),
@@ -406,59 +489,93 @@ class UploadsModel(_TableModel):
     def rows(self) -> list[UploadRow]:
         return list(self._rows)
 
+    def row_for(self, peer: str, name: str) -> UploadRow | None:
+        for row in self._rows:
+            if row.key == (peer, name):
+                return row
+        return None
+
     def active_count(self) -> int:
         return sum(1 for row in self._rows if row.active)
 
     def total_speed(self) -> float:
-        return sum(row.speed for row in self._rows if row.active)
+        return sum(row.speed for row in self._rows)
 
-    def on_started(self, upload_id: int, peer: str, name: str, offset: int, length: int) -> None:
-        # A downloader asks for one run of pieces at a time: a new request from the same
-        # peer for the same file takes over its finished row instead of piling up rows.
-        for row_number, row in enumerate(self._rows):
-            if row.peer == peer and row.name == name and not row.active:
-                self._rows[row_number] = UploadRow(
-                    upload_id, peer, name, offset, length, last_time=time.monotonic()
-                )
-                self._changed(row_number)
-                return
-        self._trim()
-        position = len(self._rows)
-        self.beginInsertRows(QModelIndex(), position, position)
-        self._rows.append(
-            UploadRow(upload_id, peer, name, offset, length, last_time=time.monotonic())
-        )
-        self.endInsertRows()
+    # ------------------------------------------------------------ upload server events
+
+    def on_started(self, upload_id: int, remote: str, name: str, offset: int, length: int) -> None:
+        peer = peer_ip(remote)
+        row = self.row_for(peer, name)
+        if row is None:
+            self._trim()
+            row = UploadRow(peer, name, self.size_of(name, offset + length))
+            row.samples.append((self.clock(), 0))
+            position = len(self._rows)
+            self.beginInsertRows(QModelIndex(), position, position)
+            self._rows.append(row)
+            self.endInsertRows()
+        elif row.size < offset + length:
+            row.size = self.size_of(name, offset + length)
+        row.running[upload_id] = _Request(offset, length)
+        row.requests += 1
+        row.error = ""
+        self._by_upload[upload_id] = row
+        self._changed(row)
 
     def on_progress(self, upload_id: int, sent: int) -> None:
-        found = self._find(upload_id)
-        if found is None:
+        row = self._by_upload.get(upload_id)
+        if row is None:
             return
-        row_number, row = found
-        now = time.monotonic()
-        elapsed = now - row.last_time
-        if elapsed >= 0.2:
-            instant = (sent - row.last_sent) / elapsed
-            row.speed = instant if not row.speed else 0.6 * row.speed + 0.4 * instant
-            row.last_time, row.last_sent = now, sent
-        row.sent = sent
-        self._changed(row_number)
+        request = row.running[upload_id]
+        self._count(row, request, sent)
+        self._changed(row)
 
     def on_finished(self, upload_id: int) -> None:
-        found = self._find(upload_id)
-        if found is not None:
-            row_number, row = found
-            row.finished, row.speed, row.sent = True, 0.0, row.length
-            self._changed(row_number)
+        row = self._by_upload.pop(upload_id, None)
+        if row is None:
+            return
+        request = row.running.pop(upload_id)
+        # The last bytes may be sent after the last progress report.
+        self._count(row, request, request.length)
+        row.covered = _merge([*row.covered, (request.offset, request.offset + request.length)])
+        self._changed(row)
 
     def on_failed(self, upload_id: int, reason: str) -> None:
-        found = self._find(upload_id)
-        if found is not None:
-            row_number, row = found
-            row.error, row.speed = reason or "?", 0.0
-            self._changed(row_number)
+        row = self._by_upload.pop(upload_id, None)
+        if row is None:
+            return
+        request = row.running.pop(upload_id)
+        row.covered = _merge([*row.covered, (request.offset, request.offset + request.sent)])
+        row.error = reason or "?"
+        self._changed(row)
+
+    def _count(self, row: UploadRow, request: _Request, sent: int) -> None:
+        fresh = max(0, sent - request.sent)
+        request.sent = max(request.sent, sent)
+        row.sent += fresh
+        self._sample(row)
+
+    def _sample(self, row: UploadRow) -> None:
+        now = self.clock()
+        samples = row.samples
+        samples.append((now, row.sent))
+        # One sample at or before the window's start is kept: the speed spans the window.
+        while len(samples) > 1 and samples[1][0] <= now - self.SPEED_WINDOW:
+            samples.popleft()
+        first_time, first_sent = samples[0]
+        span = now - first_time
+        if span >= 0.2:
+            row.speed = (row.sent - first_sent) / span
+
+    def tick(self) -> None:
+        """Once a second: the speeds follow what was (or was not) sent lately."""
+        for row in self._rows:
+            if row.speed or row.running:
+                self._sample(row)
+                self._changed(row, (self.SPEED, self.STATE))
 
     def clear_finished(self) -> None:
+        """Forget every row nothing is being sent for now."""
         self.beginResetModel()
         self._rows = [row for row in self._rows if row.active]
         self.endResetModel()
@@ -473,26 +590,45 @@ class UploadsModel(_TableModel):
                 self.endRemoveRows()
                 return
 
-    def _find(self, upload_id: int) -> tuple[int, UploadRow] | None:
-        for row_number in range(len(self._rows) - 1, -1, -1):
-            if self._rows[row_number].id == upload_id:
-                return row_number, self._rows[row_number]
-        return None
-
-    def _changed(self, row_number: int) -> None:
-        self.dataChanged.emit(
-            self.index(row_number, 0), self.index(row_number, self.columnCount() - 1)
-        )
+    def _changed(self, row: UploadRow, only: tuple[int, ...] | None = None) -> None:
+        try:
+            row_number = self._rows.index(row)
+        except ValueError:
+            return
+        first, last = (0, self.columnCount() - 1) if only is None else (min(only), max(only))
+        self.dataChanged.emit(self.index(row_number, first), self.index(row_number, last))
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
+    # ------------------------------------------------------------ texts
+
     def state_text(self, row: UploadRow) -> str:
-        if row.error:
+        state = row.state
+        if state is UploadState.UPLOADING:
+            return self.tr("Uploading")
+        if state is UploadState.FINISHED:
+            return self.tr("Finished")
+        if state is UploadState.FAILED:
             return self.tr("Failed: {reason}").format(reason=p.printable(row.error, 200))
-        if row.finished:
-            return self.tr("Done")
-        return self.tr("Uploading")
+        return self.tr("Idle")
+
+    def _tooltip(self, row: UploadRow, column: int) -> str | None:
+        if column == self.NAME:
+            return shown_name(row.name)
+        if column == self.STATE:
+            return self.state_text(row)
+        if column in (self.SENT, self.PROGRESS):
+            return self.tr(
+                "{received} of the file's {size} sent to this peer; {sent} in total over "
+                "{requests} requests"
+            ).format(
+                received=format_size(row.received),
+                size=format_size(row.size),
+                sent=format_size(row.sent),
+                requests=format_count(row.requests),
+            )
+        return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -500,31 +636,39 @@ class UploadsModel(_TableModel):
         row = self._rows[index.row()]
         column = index.column()
         if role == KEY_ROLE:
-            return row.id
+            return row.key
         if role == Qt.ItemDataRole.DisplayRole:
             if column == self.NAME:
                 return shown_name(row.name)
             if column == self.PEER:
                 return row.peer
+            if column == self.SIZE:
+                return format_size(row.size) if row.size else ""
             if column == self.PROGRESS:
-                return percent(row.progress)
+                return percent(row.progress) if row.size else ""
             if column == self.SENT:
-                return format_progress(row.sent, row.length)
+                return format_size(row.sent)
             if column == self.SPEED:
                 return format_speed(row.speed) if row.active else ""
             return self.state_text(row)
         if role == SORT_ROLE:
-            keys = (row.name.lower(), row.peer, row.progress, row.sent, row.speed)
-            return keys[column] if column < len(keys) else self.state_text(row)
+            keys = (row.name.lower(), row.peer, row.size, row.progress, row.sent, row.speed)
+            return keys[column] if column < len(keys) else row.state.value
         if role == PROGRESS_ROLE and column == self.PROGRESS:
-            return row.progress
+            return row.progress if row.size else None
         if role == Qt.ItemDataRole.DecorationRole and column == self.NAME:
             return kind_icon(file_kind(row.name))
-        if role == Qt.ItemDataRole.ToolTipRole and column in (self.NAME, self.STATE):
-            return shown_name(row.name) if column == self.NAME else self.state_text(row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
         if role == Qt.ItemDataRole.ForegroundRole and column == self.STATE:
-            return ERROR_COLOR if row.error else DONE_COLOR if row.finished else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (self.SENT, self.SPEED):
+            return {UploadState.FAILED: ERROR_COLOR, UploadState.FINISHED: DONE_COLOR}.get(
+                row.state
+            )
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+            self.SIZE,
+            self.SENT,
+            self.SPEED,
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
@@ -21,11 +22,31 @@ from PySide6.QtWidgets import (
 )
 
 from app.network import protocol as p
+from app.network.index_client import ClientState
 from app.peer import PeerNode
 from app.ui.models import SORT_ROLE, SearchResultsModel
 
 ERROR_STYLE = "color: #b3261e;"
 HINT_STYLE = "font-size: 11pt;"
+#: How many results a search asks for, and each "Show more" after it (the protocol's most).
+SEARCH_LIMITS = (p.DEFAULT_SEARCH_LIMIT, 200, p.MAX_SEARCH_LIMIT)
+
+
+def has_more(results: list, limit: int) -> bool:
+    """Whether the server has more results than it sent.
+
+    The server may say so (SEARCH_OK's optional ``more``, when the list carries it); when it
+    cannot, a full page means there are at least that many, and maybe more.
+    """
+    said = getattr(results, "more", None)
+    if isinstance(said, bool):
+        return said
+    return len(results) >= limit
+
+
+def next_limit(limit: int) -> int:
+    """The next, larger number of results to ask for (the protocol's most at the end)."""
+    return next((step for step in SEARCH_LIMITS if step > limit), p.MAX_SEARCH_LIMIT)
 
 
 def make_table(model, name: str, parent: QWidget) -> tuple[QTableView, QSortFilterProxyModel]:
@@ -99,6 +120,12 @@ class SearchPage(QWidget):
         self._search_id: int | None = None
         self._query = ""
         self._error = ""
+        #: the error came from a search that did not reach the server (stale once joined)
+        self._error_from_search = False
+        self._limit = p.DEFAULT_SEARCH_LIMIT  # what the results shown were asked with
+        self._asked_limit = p.DEFAULT_SEARCH_LIMIT  # what the running search asks for
+        self._more = False
+        self._reconnected = False
 
         self.field = QLineEdit(self)
         self.field.setObjectName("search_field")
@@ -122,7 +149,13 @@ class SearchPage(QWidget):
         self.error_label.setStyleSheet(ERROR_STYLE)
         self.error_label.hide()
         self.count_label = QLabel(self)
+        self.count_label.setObjectName("search_count")
         self.count_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.more_button = QPushButton(self)
+        self.more_button.setObjectName("show_more")
+        self.more_button.clicked.connect(self.show_more)
+        self.more_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        self.more_button.hide()
 
         self.model = SearchResultsModel(status_of, self)
         self.table, self.proxy = make_table(self.model, "search_results", self)
@@ -146,8 +179,10 @@ class SearchPage(QWidget):
         top.addWidget(self.search_button)
         info = QHBoxLayout()
         info.addWidget(self.busy)
-        info.addWidget(self.error_label, 1)
         info.addWidget(self.count_label)
+        info.addWidget(self.more_button)
+        info.addWidget(self.error_label, 1)
+        info.addStretch()  # holds the count and the button on the left while no error shows
         bottom = QHBoxLayout()
         bottom.addStretch(1)
         bottom.addWidget(self.download_button)
@@ -159,6 +194,8 @@ class SearchPage(QWidget):
 
         node.search_finished.connect(self._on_finished)
         node.search_failed.connect(self._on_failed)
+        node.client.state_changed.connect(self._on_client_state)
+        self.field.textEdited.connect(self._on_text_edited)
         self.retranslate()
 
     # ------------------------------------------------------------ state
@@ -172,6 +209,10 @@ class SearchPage(QWidget):
             return self.tr("Searching for “{query}”…").format(query=self._query)
         if self._error and not self.model.rowCount():
             return self.tr("The search did not reach the server. Check the status bar below.")
+        if self._reconnected and not self.model.rowCount():
+            return self.tr(
+                "Connected to the server again. Press Enter to search for “{query}”."
+            ).format(query=self._query)
         if self._query and not self.model.rowCount():
             return self.tr(
                 "No peer shares a file matching “{query}”.\n"
@@ -188,6 +229,12 @@ class SearchPage(QWidget):
         self.search_button.setText(self.tr("Search"))
         self.download_button.setText(self.tr("Download"))
         self.download_button.setToolTip(self.tr("Download the selected files from every source"))
+        self.more_button.setText(self.tr("Show more"))
+        self.more_button.setToolTip(
+            self.tr("Ask the server again for up to {count} results").format(
+                count=next_limit(self._limit)
+            )
+        )
         self.model.retranslate()
         fit_header(self.table)
         self._show_state()
@@ -199,16 +246,30 @@ class SearchPage(QWidget):
         self.busy.setVisible(self.searching)
         self.error_label.setText(self._error)
         self.error_label.setVisible(bool(self._error))
-        if self._query and not self.searching:
-            count = self.model.rowCount()
-            self.count_label.setText(
-                self.tr("1 result")
-                if count == 1
-                else self.tr("{count} results").format(count=count)
+        self.count_label.setText(self.count_text())
+        can_ask_more = self._more and self._limit < p.MAX_SEARCH_LIMIT
+        self.more_button.setVisible(can_ask_more and not self.searching)
+        self.more_button.setToolTip(
+            self.tr("Ask the server again for up to {count} results").format(
+                count=next_limit(self._limit)
             )
-        else:
-            self.count_label.setText("")
+        )
         self._update_buttons()
+
+    def count_text(self) -> str:
+        """ "12 results", or "Showing the first 100 results; more match." """
+        if not self._query or (self.searching and not self.model.rowCount()):
+            return ""
+        count = self.model.rowCount()
+        if self._more:
+            if self._limit >= p.MAX_SEARCH_LIMIT:
+                return self.tr(
+                    "Showing the first {count} results; more match: add words to narrow the search."
+                ).format(count=count)
+            return self.tr("Showing the first {count} results; more match.").format(count=count)
+        if count == 1:
+            return self.tr("1 result")
+        return self.tr("{count} results").format(count=count)
 
     def _update_buttons(self) -> None:
         self.download_button.setEnabled(bool(self.selected_results()))
@@ -219,12 +280,25 @@ class SearchPage(QWidget):
         query = self.field.text().strip()
         if not query:
             self._error = self.tr("Type a file name or part of one to search.")
+            self._error_from_search = False
             self._show_state()
             return
         self._query = query
         self._error = ""
+        self._reconnected = False
+        self._more = False
+        self._limit = self._asked_limit = p.DEFAULT_SEARCH_LIMIT
         self.model.set_results([])
-        self._search_id = self.node.search(query)
+        self._search_id = self.node.search(query, self._asked_limit)
+        self._show_state()
+
+    def show_more(self) -> None:
+        """Ask again for more results; the ones shown stay until the answer comes."""
+        if not self._query or self.searching or self._limit >= p.MAX_SEARCH_LIMIT:
+            return
+        self._asked_limit = next_limit(self._limit)
+        self._error = ""
+        self._search_id = self.node.search(self._query, self._asked_limit)
         self._show_state()
 
     def selected_results(self) -> list[p.SearchResult]:
@@ -248,6 +322,8 @@ class SearchPage(QWidget):
         if search_id != self._search_id:
             return
         self._search_id = None
+        self._limit = self._asked_limit
+        self._more = has_more(results, self._limit)
         self.model.set_results(results)
         self._show_state()
 
@@ -256,4 +332,18 @@ class SearchPage(QWidget):
             return
         self._search_id = None
         self._error = message
+        self._error_from_search = True
         self._show_state()
+
+    def _on_client_state(self, state: str) -> None:
+        # "Not connected" is no longer true once the client has joined again.
+        if state == ClientState.JOINED and self._error_from_search:
+            self._error = ""
+            self._error_from_search = False
+            self._reconnected = True
+            self._show_state()
+
+    def _on_text_edited(self, _text: str) -> None:
+        if self._error and not self._error_from_search:
+            self._error = ""  # "Type a file name..." is answered by typing
+            self._show_state()

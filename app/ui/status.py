@@ -1,4 +1,4 @@
-"""The status bar: where the connection stands, what the library is doing, transfer speeds."""
+"""The status bar: the connection, what the library is doing, speeds, totals and limits."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ REFRESH_MS = 250
 
 
 class StatusArea(QObject):
-    """Keeps three status-bar labels true: connection, background work, transfer speeds.
+    """Keeps the status-bar labels true: connection, background work, transfer speeds,
+    this session's totals and the speed limits in force.
 
-    ``connection_text()``, ``activity_text()`` and ``speed_text()`` are what the labels show.
+    ``connection_text()``, ``activity_text()``, ``speed_text()``, ``totals_text()`` and
+    ``limits_text()`` are what the labels show.
     """
 
     def __init__(self, node: PeerNode, status_bar: QStatusBar, parent: QObject | None = None):
@@ -31,15 +33,18 @@ class StatusArea(QObject):
         self._copying: tuple[str, int, int, int] | None = None  # name, done, total, queued
         self._upload_speed = 0.0
         self._shared = (0, 0)
+        self._alternative_limits = False
 
         self.connection_label = self._label(status_bar, "connection")
         self.activity_label = self._label(status_bar, "activity")
-        self.speed_label = QLabel(status_bar)
-        self.speed_label.setObjectName("status_speed")
-        self.speed_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.speed_label = self._plain_label(status_bar, "speed")
+        self.totals_label = self._plain_label(status_bar, "totals")
+        self.limits_label = self._plain_label(status_bar, "limits")
         status_bar.addWidget(self.connection_label, 1)
         status_bar.addWidget(self.activity_label, 1)
         status_bar.addPermanentWidget(self.speed_label)
+        status_bar.addPermanentWidget(self.totals_label)
+        status_bar.addPermanentWidget(self.limits_label)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -62,12 +67,20 @@ class StatusArea(QObject):
         library.hashing_progress.connect(self._on_hashing_progress)
         library.hashing_finished.connect(self._on_hashing_finished)
         node.transfers.transfer_changed.connect(self.schedule_refresh)
+        node.totals.changed.connect(self.schedule_refresh)
         self._count_shared()
 
     @staticmethod
     def _label(status_bar: QStatusBar, name: str) -> QLabel:
         label = ElidedLabel(status_bar, Qt.TextElideMode.ElideRight)
         label.setObjectName(f"status_{name}")
+        return label
+
+    @staticmethod
+    def _plain_label(status_bar: QStatusBar, name: str) -> QLabel:
+        label = QLabel(status_bar)
+        label.setObjectName(f"status_{name}")
+        label.setTextFormat(Qt.TextFormat.PlainText)
         return label
 
     # ------------------------------------------------------------ inputs
@@ -81,6 +94,11 @@ class StatusArea(QObject):
         """A new server was chosen: the old one's problems no longer apply."""
         self._last_problem = ""
         self._retry_at = None
+        self.refresh()
+
+    def set_alternative_limits(self, on: bool) -> None:
+        """The alternative speed limits are in force (the limits are read from the peer)."""
+        self._alternative_limits = on
         self.refresh()
 
     def set_upload_speed(self, speed: float) -> None:
@@ -175,14 +193,53 @@ class StatusArea(QObject):
             up=format_speed(self._upload_speed) or self.tr("0 B/s"),
         )
 
+    def totals_text(self) -> str:
+        totals = self.node.totals
+        if not totals.downloaded and not totals.uploaded:
+            return ""
+        return self.tr("Session: {down} down, {up} up").format(
+            down=format_size(totals.downloaded), up=format_size(totals.uploaded)
+        )
+
+    def limits_text(self) -> str:
+        config = self.node.config
+        parts = []
+        if config.max_download_rate > 0:
+            parts.append(self.tr("down {rate}").format(rate=format_speed(config.max_download_rate)))
+        if config.max_upload_rate > 0:
+            parts.append(self.tr("up {rate}").format(rate=format_speed(config.max_upload_rate)))
+        if self._alternative_limits:
+            if not parts:
+                return self.tr("Alternative speed limits: none set")
+            return self.tr("Alternative speed limits: {limits}").format(limits=", ".join(parts))
+        if not parts:
+            return ""
+        return self.tr("Speed limit: {limits}").format(limits=", ".join(parts))
+
     def refresh(self) -> None:
         self.connection_label.setText(self.connection_text())
         tooltip = "" if self.node.client.state == ClientState.JOINED else self._last_problem
         self.connection_label.setToolTip(tooltip)
         self.activity_label.setText(self.activity_text())
         self.speed_label.setText(self.speed_text())
+        totals = self.totals_text()
+        self.totals_label.setText(totals)
+        self.totals_label.setVisible(bool(totals))
+        self.totals_label.setToolTip(self.tr("Bytes downloaded and uploaded since the app started"))
+        limits = self.limits_text()
+        self.limits_label.setText(limits)
+        self.limits_label.setVisible(bool(limits))
+        self.limits_label.setToolTip(
+            self.tr("Change the limits in Settings; the toolbar switches to the alternative ones")
+        )
 
     def text(self) -> str:
         """Everything the status area says, in one line (for tests and logs)."""
-        parts = [self.connection_text(), self.activity_text(), self.speed_text()]
+        parts = [
+            self.connection_text(),
+            self.activity_text(),
+            self.speed_text(),
+            self.totals_text(),
+            self.limits_text(),
+        ]
         return " | ".join(part for part in parts if part)

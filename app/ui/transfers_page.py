@@ -36,7 +36,10 @@ class TransfersPage(QWidget):
         super().__init__(parent)
         self.node = node
         self.downloads = DownloadsModel(node.transfers, self)
-        self.uploads = UploadsModel(self)
+        self._sizes: dict[str, list[int]] | None = None
+        node.library.files_added.connect(self._forget_sizes)
+        node.library.files_removed.connect(self._forget_sizes)
+        self.uploads = UploadsModel(self.shared_size, self)
         uploads = node.uploads
         uploads.upload_started.connect(self.uploads.on_started)
         uploads.upload_progress.connect(self.uploads.on_progress)
@@ -74,7 +77,7 @@ class TransfersPage(QWidget):
             UploadsModel.STATE, StateDelegate(self.uploads_table)
         )
         header = self.uploads_table.horizontalHeader()
-        for column, width in ((1, 150), (2, 130), (3, 170), (4, 90), (5, 160)):
+        for column, width in ((1, 120), (2, 90), (3, 130), (4, 90), (5, 90), (6, 160)):
             header.resizeSection(column, width)
         for signal in (
             self.uploads.rowsInserted,
@@ -107,6 +110,27 @@ class TransfersPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
         self.retranslate()
+
+    def shared_size(self, name: str, at_least: int) -> int:
+        """The size of the shared file called ``name`` that holds ``at_least`` bytes.
+
+        The upload server names the file, not its hash; of several shared files of that name
+        the smallest that fits is the best guess (``at_least`` when none does).
+        """
+        if self._sizes is None:
+            sizes: dict[str, list[int]] = {}
+            for shared in self.node.library.files():
+                sizes.setdefault(shared.name, []).append(shared.size)
+            self._sizes = sizes
+        fitting = [size for size in self._sizes.get(name, ()) if size >= at_least]
+        return min(fitting, default=at_least)
+
+    def _forget_sizes(self, *_args: object) -> None:
+        self._sizes = None
+
+    def tick(self) -> None:
+        self.downloads.tick()
+        self.uploads.tick()
 
     def retranslate(self) -> None:
         self.downloads.retranslate()

@@ -1029,4 +1029,284 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
             <translation>{count} download(s) em andamento; eles continuam na próxima vez que você iniciar. Sair agora? [s/N] </translation>
         </message>
     </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>Det&amp;ails…</source>
+            <translation>Det&amp;alhes…</translation>
+        </message>
+        <message>
+            <source>Show the selected result's size, hash and every source's address</source>
+            <translation>Mostrar o tamanho, o hash e o endereço de cada fonte do resultado selecionado</translation>
+        </message>
+        <message>
+            <source>Copy Source &amp;Addresses</source>
+            <translation>Copiar &amp;endereços das fontes</translation>
+        </message>
+        <message>
+            <source>Copy the host:port of every peer sharing the selected results</source>
+            <translation>Copiar o host:porta de cada peer que compartilha os resultados selecionados</translation>
+        </message>
+        <message>
+            <source>Alternative Speed &amp;Limits</source>
+            <translation>&amp;Limites de velocidade alternativos</translation>
+        </message>
+        <message>
+            <source>Switch to the alternative speed limits set in Settings</source>
+            <translation>Usar os limites de velocidade alternativos definidos nas Configurações</translation>
+        </message>
+        <message>
+            <source>Alternative Limits</source>
+            <translation>Limites alt.</translation>
+        </message>
+        <message>
+            <source>Addresses copied: {count}</source>
+            <translation>Endereços copiados: {count}</translation>
+        </message>
+    </context>
+    <context>
+        <name>ResultDetailsDialog</name>
+        <message>
+            <source>{size} ({bytes} bytes)</source>
+            <translation>{size} ({bytes} bytes)</translation>
+        </message>
+        <message>
+            <source>Search result details</source>
+            <translation>Detalhes do resultado</translation>
+        </message>
+        <message>
+            <source>Name:</source>
+            <translation>Nome:</translation>
+        </message>
+        <message>
+            <source>Size:</source>
+            <translation>Tamanho:</translation>
+        </message>
+        <message>
+            <source>Hash (BLAKE3):</source>
+            <translation>Hash (BLAKE3):</translation>
+        </message>
+        <message>
+            <source>Sources ({count}):</source>
+            <translation>Fontes ({count}):</translation>
+        </message>
+        <message>
+            <source>The address and port of every peer sharing this file</source>
+            <translation>O endereço e a porta de cada peer que compartilha este arquivo</translation>
+        </message>
+        <message>
+            <source>Copy Addresses</source>
+            <translation>Copiar endereços</translation>
+        </message>
+        <message>
+            <source>Close</source>
+            <translation>Fechar</translation>
+        </message>
+    </context>
+    <context>
+        <name>SearchPage</name>
+        <message>
+            <source>Connected to the server again. Press Enter to search for “{query}”.</source>
+            <translation>Conectado ao servidor de novo. Pressione Enter para pesquisar “{query}”.</translation>
+        </message>
+        <message>
+            <source>Show more</source>
+            <translation>Mostrar mais</translation>
+        </message>
+        <message>
+            <source>Ask the server again for up to {count} results</source>
+            <translation>Pedir ao servidor de novo até {count} resultados</translation>
+        </message>
+        <message>
+            <source>Showing the first {count} results; more match: add words to narrow the search.</source>
+            <translation>Mostrando os primeiros {count} resultados; há mais: acrescente palavras para refinar a pesquisa.</translation>
+        </message>
+        <message>
+            <source>Showing the first {count} results; more match.</source>
+            <translation>Mostrando os primeiros {count} resultados; há mais.</translation>
+        </message>
+    </context>
+    <context>
+        <name>SearchResultsModel</name>
+        <message>
+            <source>…and {count} more</source>
+            <translation>…e mais {count}</translation>
+        </message>
+    </context>
+    <context>
+        <name>SettingsDialog</name>
+        <message>
+            <source>now listening on port {port}</source>
+            <translation>escutando agora na porta {port}</translation>
+        </message>
+        <message>
+            <source>The port other peers reach you on now. It differs from the saved one when that port was busy or set to any free port.</source>
+            <translation>A porta pela qual os outros peers chegam até você agora. Ela difere da salva quando aquela porta estava ocupada ou definida como qualquer porta livre.</translation>
+        </message>
+        <message>
+            <source>Speed limits</source>
+            <translation>Limites de velocidade</translation>
+        </message>
+        <message>
+            <source>Usual</source>
+            <translation>Normal</translation>
+        </message>
+        <message>
+            <source>Alternative</source>
+            <translation>Alternativo</translation>
+        </message>
+        <message>
+            <source>Upload:</source>
+            <translation>Envio:</translation>
+        </message>
+        <message>
+            <source>Download:</source>
+            <translation>Download:</translation>
+        </message>
+        <message>
+            <source>Blank or 0 means no limit. The toolbar's “Alternative Speed Limits” button switches between the two; limits apply at once.</source>
+            <translation>Em branco ou 0 significa sem limite. O botão “Limites de velocidade alternativos” da barra de ferramentas alterna entre os dois; os limites valem na hora.</translation>
+        </message>
+        <message>
+            <source>no limit</source>
+            <translation>sem limite</translation>
+        </message>
+        <message>
+            <source>Index server: {reason}</source>
+            <translation>Servidor de índice: {reason}</translation>
+        </message>
+        <message>
+            <source>Speed limit for “{field}”: {reason}</source>
+            <translation>Limite de velocidade de “{field}”: {reason}</translation>
+        </message>
+    </context>
+    <context>
+        <name>StatusArea</name>
+        <message>
+            <source>Session: {down} down, {up} up</source>
+            <translation>Sessão: {down} recebidos, {up} enviados</translation>
+        </message>
+        <message>
+            <source>down {rate}</source>
+            <translation>download {rate}</translation>
+        </message>
+        <message>
+            <source>up {rate}</source>
+            <translation>envio {rate}</translation>
+        </message>
+        <message>
+            <source>Alternative speed limits: none set</source>
+            <translation>Limites de velocidade alternativos: nenhum definido</translation>
+        </message>
+        <message>
+            <source>Alternative speed limits: {limits}</source>
+            <translation>Limites de velocidade alternativos: {limits}</translation>
+        </message>
+        <message>
+            <source>Speed limit: {limits}</source>
+            <translation>Limite de velocidade: {limits}</translation>
+        </message>
+        <message>
+            <source>Bytes downloaded and uploaded since the app started</source>
+            <translation>Bytes baixados e enviados desde que o aplicativo foi aberto</translation>
+        </message>
+        <message>
+            <source>Change the limits in Settings; the toolbar switches to the alternative ones</source>
+            <translation>Altere os limites nas Configurações; a barra de ferramentas alterna para os alternativos</translation>
+        </message>
+    </context>
+    <context>
+        <name>UploadsModel</name>
+        <message>
+            <source>Size</source>
+            <translation>Tamanho</translation>
+        </message>
+        <message>
+            <source>Finished</source>
+            <translation>Concluído</translation>
+        </message>
+        <message>
+            <source>Idle</source>
+            <translation>Ocioso</translation>
+        </message>
+        <message>
+            <source>{received} of the file's {size} sent to this peer; {sent} in total over {requests} requests</source>
+            <translation>{received} dos {size} do arquivo enviados a este peer; {sent} no total em {requests} pedidos</translation>
+        </message>
+    </context>
+    <context>
+        <name>Validation</name>
+        <message>
+            <source>Write the port number after the colon, e.g. {example}.</source>
+            <translation>Escreva o número da porta depois dos dois-pontos, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>“{port}” is not a port number (1 to 65535).</source>
+            <translation>“{port}” não é um número de porta (1 a 65535).</translation>
+        </message>
+        <message>
+            <source>Port {port} is outside 1 to 65535.</source>
+            <translation>A porta {port} está fora de 1 a 65535.</translation>
+        </message>
+        <message>
+            <source>“{host}” is not a valid IPv4 address.</source>
+            <translation>“{host}” não é um endereço IPv4 válido.</translation>
+        </message>
+        <message>
+            <source>“{char}” cannot be part of a server address. Separate the port with a colon, e.g. {example}.</source>
+            <translation>“{char}” não pode fazer parte do endereço de um servidor. Separe a porta com dois-pontos, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>“{char}” cannot be part of a server address.</source>
+            <translation>“{char}” não pode fazer parte do endereço de um servidor.</translation>
+        </message>
+        <message>
+            <source>The host name is too long.</source>
+            <translation>O nome do host é longo demais.</translation>
+        </message>
+        <message>
+            <source>“{host}” is not a valid host name.</source>
+            <translation>“{host}” não é um nome de host válido.</translation>
+        </message>
+        <message>
+            <source>Type the server's address, e.g. {example}.</source>
+            <translation>Digite o endereço do servidor, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>The IPv6 address has no closing “]”, e.g. {example}.</source>
+            <translation>Falta o “]” que fecha o endereço IPv6, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>“{host}” is not a valid IPv6 address.</source>
+            <translation>“{host}” não é um endereço IPv6 válido.</translation>
+        </message>
+        <message>
+            <source>Write the port after a colon, e.g. {example}.</source>
+            <translation>Escreva a porta depois de dois-pontos, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>Put an IPv6 address in brackets, e.g. {example}.</source>
+            <translation>Coloque o endereço IPv6 entre colchetes, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>There is no host name before the colon, e.g. {example}.</source>
+            <translation>Não há nome de host antes dos dois-pontos, por exemplo {example}.</translation>
+        </message>
+        <message>
+            <source>“{text}” is not a number.</source>
+            <translation>“{text}” não é um número.</translation>
+        </message>
+        <message>
+            <source>A speed limit cannot be negative (0 means no limit).</source>
+            <translation>Um limite de velocidade não pode ser negativo (0 significa sem limite).</translation>
+        </message>
+        <message>
+            <source>That speed limit is too high.</source>
+            <translation>Esse limite de velocidade é alto demais.</translation>
+        </message>
+        <message>
+            <source>That speed limit is too low.</source>
+            <translation>Esse limite de velocidade é baixo demais.</translation>
+        </message>
+    </context>
 </TS>

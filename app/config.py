@@ -105,4 +105,8 @@ def config_from_settings(settings: Settings, args: argparse.Namespace) -> PeerCo
         config.listen_port = settings.listen_port
     config.upload_slots = settings.upload_slots
     config.max_downloads = settings.max_downloads
+    if args.max_upload_rate is None:
+        config.max_upload_rate = settings.max_upload_rate
+    if args.max_download_rate is None:
+        config.max_download_rate = settings.max_download_rate
     return config

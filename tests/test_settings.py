@@ -320,8 +320,13 @@ def test_the_command_line_overrides_the_saved_settings(tmp_path):
     settings.share_dir = tmp_path / "saved share"
     settings.upload_slots = 6
     settings.listen_port = 7001
+    settings.max_upload_rate = 2_000_000
+    settings.max_download_rate = 5_000_000
 
     saved = config_from_settings(settings, parse_args([]))
+    assert (saved.max_upload_rate, saved.max_download_rate) == (2_000_000, 5_000_000)
+    limited = config_from_settings(settings, parse_args(["--max-download-rate", "1M"]))
+    assert (limited.max_upload_rate, limited.max_download_rate) == (2_000_000, 1_000_000)
     assert (saved.server_host, saved.server_port) == ("index.lan", 2000)
     assert saved.share_dir == tmp_path / "saved share"
     assert saved.listen_port == 7001

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.config import config_from_settings, parse_host_port
+from app.config import config_from_settings
 from app.download.transfer import TransferState
 from app.file_copier import FileCopier
 from app.i18n import Translations

@@ -73,9 +73,9 @@ class Transfer:
 
     @property
     def sources_active(self) -> int:
-        """Sources sending or about to (what "3 of 5 sources" counts first)."""
-        busy = ("connecting", "downloading", "busy")
-        return sum(1 for s in self.source_stats if s.state in busy)
+        """Sources sending or connecting to send (what "3 of 5 in use" counts first); one
+        that answered BUSY and waits is not in use."""
+        return sum(1 for s in self.source_stats if s.state in ("connecting", "downloading"))
 
     @property
     def key(self) -> tuple[str, int]:

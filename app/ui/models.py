@@ -326,6 +326,10 @@ class DownloadsModel(_TableModel):
         if column == self.STATE:
             return transfer_state_text(transfer)
         usable, total = transfer.usable_sources, len(transfer.sources)
+        if transfer.state.is_active and transfer.source_stats:
+            return self.tr("{active} of {total} in use").format(
+                active=transfer.sources_active, total=total
+            )
         if usable == total:
             return format_count(total)
         return self.tr("{usable} of {total}").format(usable=usable, total=total)
@@ -359,7 +363,9 @@ class DownloadsModel(_TableModel):
                 text = str(source)
                 if text in transfer.bad_sources:
                     text = self.tr("{source} (sent bad data)").format(source=text)
-                elif text == transfer.current_source and transfer.state.is_active:
+                elif transfer.state.is_active and any(
+                    s.address == text and s.state == "downloading" for s in transfer.source_stats
+                ):
                     text = self.tr("{source} (in use)").format(source=text)
                 lines.append(text)
             return "\n".join(lines) or self.tr("No sources")

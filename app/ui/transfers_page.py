@@ -16,6 +16,7 @@ from app.peer import PeerNode
 from app.ui.delegates import ProgressBarDelegate, StateDelegate
 from app.ui.models import KEY_ROLE, DownloadsModel, UploadsModel
 from app.ui.search_page import fit_header, hint_label, make_table
+from app.ui.transfer_details import TransferDetails
 
 
 def _section_title(parent: QWidget) -> QLabel:
@@ -100,12 +101,16 @@ class TransfersPage(QWidget):
         bottom_layout.setContentsMargins(0, 6, 0, 0)
         bottom_layout.addWidget(self.uploads_title)
         bottom_layout.addWidget(self.uploads_stack, 1)
+        self.details = TransferDetails(self)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("transfers_splitter")
         self.splitter.addWidget(top)
+        self.splitter.addWidget(self.details)
         self.splitter.addWidget(bottom)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 1)
+        self.selection_changed.connect(self.refresh_details)
         self.splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
@@ -131,6 +136,12 @@ class TransfersPage(QWidget):
     def tick(self) -> None:
         self.downloads.tick()
         self.uploads.tick()
+        self.refresh_details()
+
+    def refresh_details(self) -> None:
+        """The details pane follows the first selected download."""
+        selected = self.selected_transfers()
+        self.details.show_transfer(selected[0] if selected else None)
 
     def retranslate(self) -> None:
         self.downloads.retranslate()

@@ -1309,4 +1309,154 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
             <translation>Esse limite de velocidade é baixo demais.</translation>
         </message>
     </context>
+    <context>
+        <name>ConsoleMenu</name>
+        <message>
+            <source>
+Napster P2P
+  1 JOIN      enter the network and share your folder
+  2 SEARCH    find which peers have a file
+  3 DOWNLOAD  download a file from a peer
+  4 QUIT
+  5 TRANSFERS see, pause, resume, retry or cancel downloads
+</source>
+            <translation>
+Napster P2P
+  1 JOIN      entrar na rede e compartilhar sua pasta
+  2 SEARCH    descobrir quais peers têm um arquivo
+  3 DOWNLOAD  baixar um arquivo de um peer
+  4 QUIT      sair
+  5 TRANSFERS ver, pausar, retomar, tentar de novo ou cancelar downloads
+</translation>
+        </message>
+        <message>
+            <source>Unknown option {choice}: type 1, 2, 3, 4 or 5.</source>
+            <translation>Opção desconhecida {choice}: digite 1, 2, 3, 4 ou 5.</translation>
+        </message>
+        <message>
+            <source>Connecting to {server} ...</source>
+            <translation>Conectando a {server} ...</translation>
+        </message>
+        <message>
+            <source>(retrying by itself; the menu still works)</source>
+            <translation>(tentando de novo sozinho; o menu continua funcionando)</translation>
+        </message>
+        <message>
+            <source>Not connected to the index server yet; try again in a moment.</source>
+            <translation>Ainda não conectado ao servidor de índice; tente de novo em instantes.</translation>
+        </message>
+        <message>
+            <source>Searching ...</source>
+            <translation>Buscando ...</translation>
+        </message>
+        <message>
+            <source>Results (DOWNLOAD takes a number or a name):</source>
+            <translation>Resultados (DOWNLOAD aceita um número ou um nome):</translation>
+        </message>
+        <message>
+            <source>  {number}. {name} ({size}): {peers}</source>
+            <translation>  {number}. {name} ({size}): {peers}</translation>
+        </message>
+        <message>
+            <source>Downloading {name} ({size}) ...</source>
+            <translation>Baixando {name} ({size}) ...</translation>
+        </message>
+        <message>
+            <source>No downloads.</source>
+            <translation>Nenhum download.</translation>
+        </message>
+        <message>
+            <source>p N pause, r N resume or retry, c N cancel, d N cancel and delete; Enter: </source>
+            <translation>p N pausar, r N retomar ou tentar de novo, c N cancelar, d N cancelar e apagar; Enter: </translation>
+        </message>
+        <message>
+            <source>Unknown command {command}.</source>
+            <translation>Comando desconhecido {command}.</translation>
+        </message>
+        <message>
+            <source>Type a letter and a number, for example: c 2</source>
+            <translation>Digite uma letra e um número, por exemplo: c 2</translation>
+        </message>
+        <message>
+            <source>Download of {name} is waiting to retry: {reason}</source>
+            <translation>O download de {name} aguarda para tentar de novo: {reason}</translation>
+        </message>
+        <message>
+            <source>File name or number: </source>
+            <translation>Nome ou número do arquivo: </translation>
+        </message>
+    </context>
+    <context>
+        <name>DownloadsModel</name>
+        <message>
+            <source>{active} of {total} in use</source>
+            <translation>{active} de {total} em uso</translation>
+        </message>
+    </context>
+    <context>
+        <name>SourcesModel</name>
+        <message>
+            <source>Peer</source>
+            <translation>Peer</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>Estado</translation>
+        </message>
+        <message>
+            <source>Speed</source>
+            <translation>Velocidade</translation>
+        </message>
+        <message>
+            <source>Pieces</source>
+            <translation>Pedaços</translation>
+        </message>
+        <message>
+            <source>Received</source>
+            <translation>Recebido</translation>
+        </message>
+        <message>
+            <source>Connecting</source>
+            <translation>Conectando</translation>
+        </message>
+        <message>
+            <source>Sending</source>
+            <translation>Enviando</translation>
+        </message>
+        <message>
+            <source>Busy, waiting</source>
+            <translation>Ocupado, aguardando</translation>
+        </message>
+        <message>
+            <source>Done</source>
+            <translation>Concluído</translation>
+        </message>
+        <message>
+            <source>Idle</source>
+            <translation>Ocioso</translation>
+        </message>
+        <message>
+            <source>Failed</source>
+            <translation>Falhou</translation>
+        </message>
+        <message>
+            <source>Sent bad data</source>
+            <translation>Enviou dados corrompidos</translation>
+        </message>
+        <message>
+            <source>Dropped: too slow</source>
+            <translation>Descartado: lento demais</translation>
+        </message>
+    </context>
+    <context>
+        <name>TransferDetails</name>
+        <message>
+            <source>Select a download to see its pieces and sources.</source>
+            <translation>Selecione um download para ver seus pedaços e fontes.</translation>
+        </message>
+        <message>
+            <source>{name}: {done} of {count} pieces, {active} of {known} sources sending</source>
+            <translation>{name}: {done} de {count} pedaços, {active} de {known} fontes enviando</translation>
+        </message>
+    </context>
 </TS>

@@ -13,15 +13,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -46,7 +42,6 @@ from app.network import protocol as p
 from app.peer import PeerNode
 from app.settings import Settings
 from app.ui.dialogs import (
-    CancelAnswer,
     Prompts,
     ResultDetailsDialog,
     SettingsDialog,
@@ -54,8 +49,9 @@ from app.ui.dialogs import (
 )
 from app.ui.formatting import folder_problem_text, format_count
 from app.ui.icons import app_icon, speed_limit_icon, standard_icon
-from app.ui.models import KEY_ROLE, percent, transfer_state_text
+from app.ui.models import percent, transfer_state_text
 from app.ui.search_page import SearchPage
+from app.ui.share_drop import ShareByDrop
 from app.ui.shared_page import SharedPage
 from app.ui.status import StatusArea
 from app.ui.transfers_page import TransfersPage
@@ -66,13 +62,6 @@ log = logging.getLogger("napster.ui")
 TICK_MS = 1000
 DEFAULT_SIZE = QSize(1100, 700)
 SP = QStyle.StandardPixmap
-
-
-def local_paths(mime: QMimeData) -> list[Path]:
-    """The local files and folders a drag carries (URLs of other kinds are ignored)."""
-    if not mime.hasUrls():
-        return []
-    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
 
 
 class MainWindow(QMainWindow):
@@ -104,7 +93,6 @@ class MainWindow(QMainWindow):
         self.notifications: list[tuple[str, str]] = []
         self._stopped = False
         self._asked_to_quit = False
-        self._copy_names: dict[int, str] = {}
         self.details_dialog: ResultDetailsDialog | None = None
         # The usual limits in force at start are the configuration's (the command line's, or
         # the saved ones); the alternative pair always comes from the saved settings.
@@ -140,7 +128,8 @@ class MainWindow(QMainWindow):
         self.search_page.download_requested.connect(self.queue_downloads)
         self.search_page.table.customContextMenuRequested.connect(self._search_menu)
         self.transfers_page.selection_changed.connect(self._update_actions)
-        self.transfers_page.downloads_table.doubleClicked.connect(self._on_download_double_click)
+        self.transfers_page.prompts = self.prompts
+        self.transfers_page.open_url = lambda url: self.open_url(url)
         self.transfers_page.downloads_table.customContextMenuRequested.connect(self._downloads_menu)
         self.transfers_page.uploads_table.customContextMenuRequested.connect(self._uploads_menu)
         self.search_page.table.selectionModel().selectionChanged.connect(self._update_actions)
@@ -163,12 +152,8 @@ class MainWindow(QMainWindow):
             signal.connect(self._schedule_marks)
         node.library.files_added.connect(self._schedule_marks)
 
-        copier = self.copier
-        copier.job_started.connect(self._on_copy_started)
-        copier.job_progress.connect(self._on_copy_progress)
-        copier.job_finished.connect(self._on_copy_finished)
-        copier.job_failed.connect(self._on_copy_failed)
-        copier.job_cancelled.connect(self._on_copy_cancelled)
+        # Files dropped on the window (or chosen) are copied into the shared folder.
+        self.sharing = ShareByDrop(self)
 
         # Search results and tab titles follow transfers, at most a few times a second.
         self._marks_timer = QTimer(self)
@@ -201,18 +186,23 @@ class MainWindow(QMainWindow):
             ("details", self.show_details, "Ctrl+I", SP.SP_FileDialogInfoView),
             ("copy_sources", self.copy_sources, "Ctrl+Shift+C", None),
             ("alt_limits", lambda: None, "Ctrl+Shift+L", None),
-            ("pause", self.pause_selected, "Ctrl+P", SP.SP_MediaPause),
-            ("resume", self.resume_selected, "Ctrl+R", SP.SP_MediaPlay),
+            ("pause", self.transfers_page.pause_selected, "Ctrl+P", SP.SP_MediaPause),
+            ("resume", self.transfers_page.resume_selected, "Ctrl+R", SP.SP_MediaPlay),
             (
                 "cancel",
-                self.cancel_selected,
+                self.transfers_page.cancel_selected,
                 QKeySequence.StandardKey.Delete,
                 SP.SP_DialogCancelButton,
             ),
-            ("retry", self.retry_selected, "F5", SP.SP_BrowserReload),
-            ("open_file", self.open_selected, "Ctrl+Return", SP.SP_FileIcon),
-            ("show_in_folder", self.show_selected_in_folder, "Ctrl+L", SP.SP_DirLinkIcon),
-            ("clear_finished", self.clear_finished, None, SP.SP_DialogResetButton),
+            ("retry", self.transfers_page.retry_selected, "F5", SP.SP_BrowserReload),
+            ("open_file", self.transfers_page.open_selected, "Ctrl+Return", SP.SP_FileIcon),
+            (
+                "show_in_folder",
+                self.transfers_page.show_selected_in_folder,
+                "Ctrl+L",
+                SP.SP_DirLinkIcon,
+            ),
+            ("clear_finished", self.transfers_page.clear_finished, None, SP.SP_DialogResetButton),
             ("about", self.show_about, QKeySequence.StandardKey.HelpContents, None),
         ]
         for name, slot, shortcut, icon in specs:
@@ -589,53 +579,6 @@ class MainWindow(QMainWindow):
     def _selected(self):
         return self.transfers_page.selected_transfers()
 
-    def pause_selected(self) -> None:
-        for transfer in self._selected():
-            self.node.transfers.pause(transfer.id)
-
-    def resume_selected(self) -> None:
-        for transfer in self._selected():
-            self.node.transfers.resume(transfer.id)
-
-    def retry_selected(self) -> None:
-        for transfer in self._selected():
-            self.node.transfers.retry(transfer.id)
-
-    def cancel_selected(self) -> None:
-        unfinished = [t for t in self._selected() if t.state is not TransferState.DONE]
-        if not unfinished:
-            return
-        answer = self.prompts.ask_cancel([p.printable(t.name) for t in unfinished])
-        if answer is CancelAnswer.KEEP_DOWNLOADING:
-            return
-        delete = answer is CancelAnswer.CANCEL_DELETE_PARTIAL
-        for transfer in unfinished:
-            self.node.transfers.cancel(transfer.id, delete_partial=delete)
-
-    def clear_finished(self) -> None:
-        for transfer in self.node.transfers.transfers():
-            if transfer.state is TransferState.DONE:
-                self.node.transfers.cancel(transfer.id)
-
-    def open_selected(self) -> None:
-        for transfer in self._selected():
-            if transfer.state is TransferState.DONE and transfer.final_path:
-                self.open_url(QUrl.fromLocalFile(transfer.final_path))
-
-    def show_selected_in_folder(self) -> None:
-        folders = []
-        for transfer in self._selected():
-            folder = Path(transfer.final_path).parent if transfer.final_path else transfer.folder
-            if folder not in folders:
-                folders.append(folder)
-        for folder in folders:
-            self.open_url(QUrl.fromLocalFile(str(folder)))
-
-    def _on_download_double_click(self, index) -> None:
-        transfer = self.node.transfers.get(index.data(KEY_ROLE))
-        if transfer is not None and transfer.state is TransferState.DONE and transfer.final_path:
-            self.open_url(QUrl.fromLocalFile(transfer.final_path))
-
     def _on_download_finished(self, transfer_id: str, path: str, _digest: object) -> None:
         transfer = self.node.transfers.get(transfer_id)
         name = p.printable(transfer.name if transfer else Path(path).name)
@@ -740,81 +683,14 @@ class MainWindow(QMainWindow):
         menu.addAction(self.tr("Clear Failed"), self.shared_page.model.clear_failed)
         menu.popup(self.shared_page.table.viewport().mapToGlobal(position))
 
-    # ------------------------------------------------------------ sharing by drag and drop
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-            self.shared_page.set_drop_active(True)
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self.shared_page.set_drop_active(False)
-        super().dragLeaveEvent(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self.shared_page.set_drop_active(False)
-        paths = local_paths(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        self.share_paths(paths)
+    # ------------------------------------------------------------ sharing
 
     def share_paths(self, paths: list[Path]) -> list[int]:
         """Copy files and folders into the shared folder (in the background) to share them."""
-        jobs = self.copier.copy(paths, self.node.config.share_dir)
-        for job, path in zip(jobs, paths, strict=False):
-            self.shared_page.model.copy_queued(job, path.name or str(path))
-        self.show_page(self.shared_page)
-        return jobs
+        return self.sharing.share_paths(paths)
 
     def add_files(self) -> None:
-        paths = self.prompts.choose_files(self.node.config.share_dir)
-        if paths:
-            self.share_paths(paths)
-
-    def _copy_status(self, name: str, done: int, total: int) -> None:
-        self.status.set_copying(name, done, total, max(0, self.copier.pending() - 1))
-
-    def _on_copy_started(self, job: int, name: str, total: int) -> None:
-        self.shared_page.model.copy_started(job, name, total)
-        self._copy_names[job] = name
-        self._copy_status(name, 0, total)
-
-    def _on_copy_progress(self, job: int, done: int, total: int) -> None:
-        self.shared_page.model.copy_progress(job, done, total)
-        self._copy_status(self._copy_names.get(job, ""), done, total)
-
-    def _copy_ended(self, job: int) -> str:
-        name = self._copy_names.pop(job, "")
-        if not self.copier.pending():
-            self.status.set_copying("", 0, 0, 0)
-        return name
-
-    def _on_copy_finished(self, job: int, copied: list) -> None:
-        self.shared_page.model.copy_finished(job, copied)
-        self._copy_ended(job)
-        self.node.library.rescan()
-
-    def _on_copy_failed(self, job: int, reason: str) -> None:
-        self.shared_page.model.copy_failed(job, reason)
-        name = self._copy_ended(job)
-        self.statusBar().showMessage(
-            self.tr("Could not copy {name}: {reason}").format(name=name, reason=reason), 10000
-        )
-
-    def _on_copy_cancelled(self, job: int) -> None:
-        self.shared_page.model.copy_cancelled(job)
-        self._copy_ended(job)
+        self.sharing.add_files()
 
     # ------------------------------------------------------------ folders and settings
 

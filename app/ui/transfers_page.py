@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QLabel,
     QSplitter,
@@ -11,9 +15,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.download.transfer import Transfer
+from app.download.transfer import Transfer, TransferState
+from app.network import protocol as p
 from app.peer import PeerNode
 from app.ui.delegates import ProgressBarDelegate, StateDelegate
+from app.ui.dialogs import CancelAnswer, Prompts
 from app.ui.models import KEY_ROLE, DownloadsModel, UploadsModel
 from app.ui.search_page import fit_header, hint_label, make_table
 from app.ui.transfer_details import TransferDetails
@@ -29,13 +35,17 @@ def _section_title(parent: QWidget) -> QLabel:
 
 
 class TransfersPage(QWidget):
-    """Downloads and uploads; the window's actions work on ``selected_transfers()``."""
+    """Downloads and uploads, and the commands on the selected downloads (pause, resume,
+    retry, cancel, open); the window's actions call them."""
 
     selection_changed = Signal()
 
     def __init__(self, node: PeerNode, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.node = node
+        #: asks before cancelling, and opens finished files and folders (the window sets both)
+        self.prompts: Prompts | None = None
+        self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
         self.downloads = DownloadsModel(node.transfers, self)
         self._sizes: dict[str, list[int]] | None = None
         node.library.files_added.connect(self._forget_sizes)
@@ -61,6 +71,7 @@ class TransfersPage(QWidget):
         for column, width in ((1, 170), (2, 130), (3, 90), (4, 90), (5, 190), (6, 70)):
             header.resizeSection(column, width)
         self.downloads_table.selectionModel().selectionChanged.connect(self.selection_changed)
+        self.downloads_table.doubleClicked.connect(self._on_double_click)
         self.downloads.dataChanged.connect(self._on_downloads_changed)
         self.downloads.rowsInserted.connect(self._show_state)
         self.downloads.rowsRemoved.connect(self._show_state)
@@ -195,3 +206,55 @@ class TransfersPage(QWidget):
             return
         index = self.downloads_proxy.mapFromSource(self.downloads.index(row, 0))
         self.downloads_table.selectRow(index.row())
+
+    # ------------------------------------------------------------ commands on the selection
+
+    def _selected(self) -> list[Transfer]:
+        return self.selected_transfers()
+
+    def pause_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.pause(transfer.id)
+
+    def resume_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.resume(transfer.id)
+
+    def retry_selected(self) -> None:
+        for transfer in self._selected():
+            self.node.transfers.retry(transfer.id)
+
+    def cancel_selected(self) -> None:
+        unfinished = [t for t in self._selected() if t.state is not TransferState.DONE]
+        if not unfinished:
+            return
+        answer = self.prompts.ask_cancel([p.printable(t.name) for t in unfinished])
+        if answer is CancelAnswer.KEEP_DOWNLOADING:
+            return
+        delete = answer is CancelAnswer.CANCEL_DELETE_PARTIAL
+        for transfer in unfinished:
+            self.node.transfers.cancel(transfer.id, delete_partial=delete)
+
+    def clear_finished(self) -> None:
+        for transfer in self.node.transfers.transfers():
+            if transfer.state is TransferState.DONE:
+                self.node.transfers.cancel(transfer.id)
+
+    def open_selected(self) -> None:
+        for transfer in self._selected():
+            if transfer.state is TransferState.DONE and transfer.final_path:
+                self.open_url(QUrl.fromLocalFile(transfer.final_path))
+
+    def show_selected_in_folder(self) -> None:
+        folders = []
+        for transfer in self._selected():
+            folder = Path(transfer.final_path).parent if transfer.final_path else transfer.folder
+            if folder not in folders:
+                folders.append(folder)
+        for folder in folders:
+            self.open_url(QUrl.fromLocalFile(str(folder)))
+
+    def _on_double_click(self, index) -> None:
+        transfer = self.node.transfers.get(index.data(KEY_ROLE))
+        if transfer is not None and transfer.state is TransferState.DONE and transfer.final_path:
+            self.open_url(QUrl.fromLocalFile(transfer.final_path))

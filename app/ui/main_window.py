@@ -51,11 +51,11 @@ from app.ui.formatting import folder_problem_text, format_count
 from app.ui.icons import app_icon, speed_limit_icon, standard_icon
 from app.ui.models import percent, transfer_state_text
 from app.ui.search_page import SearchPage
+from app.ui.settings_apply import SettingsApplier
 from app.ui.share_drop import ShareByDrop
 from app.ui.shared_page import SharedPage
 from app.ui.status import StatusArea
 from app.ui.transfers_page import TransfersPage
-from app.ui.validation import parse_server_address, server_address_text
 
 log = logging.getLogger("napster.ui")
 
@@ -94,9 +94,6 @@ class MainWindow(QMainWindow):
         self._stopped = False
         self._asked_to_quit = False
         self.details_dialog: ResultDetailsDialog | None = None
-        # The usual limits in force at start are the configuration's (the command line's, or
-        # the saved ones); the alternative pair always comes from the saved settings.
-        self._usual_limits = (node.config.max_upload_rate, node.config.max_download_rate)
         self.setObjectName("main_window")
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -119,10 +116,11 @@ class MainWindow(QMainWindow):
         self.status = StatusArea(node, self.statusBar(), self)
         self.tray = self._make_tray()
 
+        self.applier = SettingsApplier(self)
         self.actions["alt_limits"].setChecked(settings.use_alt_rates)
         self.actions["alt_limits"].toggled.connect(self.set_alternative_limits)
         if settings.use_alt_rates:
-            self.apply_rate_limits()
+            self.applier.apply_rate_limits()
         self.status.set_alternative_limits(settings.use_alt_rates)
 
         self.search_page.download_requested.connect(self.queue_downloads)
@@ -702,23 +700,7 @@ class MainWindow(QMainWindow):
 
     def current_values(self) -> SettingsValues:
         """The settings as they are in force (command-line choices included)."""
-        config = self.node.config
-        upload, download = self._usual_limits
-        return SettingsValues(
-            server_address=server_address_text(config.server_host, config.server_port),
-            share_dir=config.share_dir,
-            download_dir=config.download_dir,
-            listen_port=self.settings.listen_port,
-            upload_slots=config.upload_slots,
-            max_downloads=config.max_downloads,
-            language=self.settings.language,
-            notify_finished=self.settings.notify_finished,
-            max_upload_rate=upload,
-            max_download_rate=download,
-            alt_upload_rate=self.settings.alt_upload_rate,
-            alt_download_rate=self.settings.alt_download_rate,
-            listening_port=self.node.listen_port if self.node.uploads.isListening() else 0,
-        )
+        return self.applier.current_values()
 
     def open_settings(self) -> None:
         values = self.prompts.edit_settings(self.current_values())
@@ -727,64 +709,14 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, values: SettingsValues) -> None:
         """Save the settings and apply what can change while running."""
-        saved_port = self.settings.listen_port
-        values.save(self.settings)
-        config = self.node.config
-        host, port = parse_server_address(values.server_address)
-        if (host, port) != (config.server_host, config.server_port):
-            self.node.set_server(host, port)
-            self.status.server_changed()
-        if (values.share_dir, values.download_dir) != (config.share_dir, config.download_dir):
-            try:
-                self.node.set_folders(values.share_dir, values.download_dir)
-            except OSError as exc:
-                self.prompts.show_error(
-                    self.tr("Folder not usable"),
-                    self.tr("The folder could not be used: {reason}").format(reason=exc),
-                )
-            self.shared_page.folders_changed()
-        if values.upload_slots != config.upload_slots:
-            self.node.set_upload_slots(values.upload_slots)
-        if values.max_downloads != config.max_downloads:
-            self.node.set_max_downloads(values.max_downloads)
-        self._usual_limits = (values.max_upload_rate, values.max_download_rate)
-        self.apply_rate_limits()
-        self.set_language(values.language)
-        if values.listen_port != saved_port and values.listen_port not in (
-            0,
-            self.node.listen_port,
-        ):
-            self.statusBar().showMessage(
-                self.tr("The new listen port {port} is used after a restart.").format(
-                    port=values.listen_port
-                ),
-                10000,
-            )
-        self.status.refresh()
-
-    # ------------------------------------------------------------ speed limits
-
-    def rate_limits(self) -> tuple[int, int]:
-        """The (upload, download) limits in bytes per second that should be in force."""
-        if self.settings.use_alt_rates:
-            return self.settings.alt_upload_rate, self.settings.alt_download_rate
-        return self._usual_limits
-
-    def apply_rate_limits(self) -> None:
-        upload, download = self.rate_limits()
-        config = self.node.config
-        if (upload, download) != (config.max_upload_rate, config.max_download_rate):
-            self.node.set_rate_limits(upload, download)
-        self.status.set_alternative_limits(self.settings.use_alt_rates)
+        self.applier.apply(values)
 
     def set_alternative_limits(self, on: bool) -> None:
         """Switch between the usual and the alternative speed limits, at once and for good."""
-        self.settings.use_alt_rates = on
-        self.settings.sync()
         if self.actions["alt_limits"].isChecked() != on:
             self.actions["alt_limits"].setChecked(on)  # toggled() brings us back here once
             return
-        self.apply_rate_limits()
+        self.applier.use_alternative_limits(on)
 
     # ------------------------------------------------------------ search results
 

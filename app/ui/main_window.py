@@ -18,7 +18,6 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QKeySequence,
 )
 from PySide6.QtWidgets import (
     QApplication,
@@ -30,7 +29,6 @@ from PySide6.QtWidgets import (
     QSystemTrayIcon,
     QTableView,
     QTabWidget,
-    QToolBar,
     QWidget,
 )
 
@@ -48,7 +46,7 @@ from app.ui.dialogs import (
     SettingsValues,
 )
 from app.ui.formatting import folder_problem_text, format_count
-from app.ui.icons import app_icon, speed_limit_icon, standard_icon
+from app.ui.icons import app_icon
 from app.ui.models import percent, transfer_state_text
 from app.ui.search_page import SearchPage
 from app.ui.settings_apply import SettingsApplier
@@ -56,6 +54,13 @@ from app.ui.share_drop import ShareByDrop
 from app.ui.shared_page import SharedPage
 from app.ui.status import StatusArea
 from app.ui.transfers_page import TransfersPage
+from app.ui.window_actions import (
+    add_to,
+    make_actions,
+    make_menus_and_toolbar,
+    make_tray,
+    retranslate_actions,
+)
 
 log = logging.getLogger("napster.ui")
 
@@ -110,11 +115,10 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._update_actions)
         self.setCentralWidget(self.tabs)
 
-        self.actions: dict[str, QAction] = {}
-        self._make_actions()
-        self._make_menus_and_toolbar()
+        self.actions: dict[str, QAction] = make_actions(self)
+        make_menus_and_toolbar(self)
         self.status = StatusArea(node, self.statusBar(), self)
-        self.tray = self._make_tray()
+        self.tray = make_tray(self)
 
         self.applier = SettingsApplier(self)
         self.actions["alt_limits"].setChecked(settings.use_alt_rates)
@@ -169,139 +173,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ building
 
-    def _make_actions(self) -> None:
-        specs: list[tuple[str, Callable[[], None], QKeySequence | str | None, object]] = [
-            ("add_files", self.add_files, QKeySequence.StandardKey.Open, SP.SP_FileDialogNewFolder),
-            ("open_shared", self.open_shared_folder, "Ctrl+Shift+S", SP.SP_DirOpenIcon),
-            ("open_downloads", self.open_download_folder, "Ctrl+Shift+D", SP.SP_DirIcon),
-            ("settings", self.open_settings, "Ctrl+,", SP.SP_FileDialogDetailedView),
-            ("quit", self.close, QKeySequence.StandardKey.Quit, SP.SP_DialogCloseButton),
-            ("page_search", lambda: self.show_page(self.search_page), "Ctrl+1", None),
-            ("page_transfers", lambda: self.show_page(self.transfers_page), "Ctrl+2", None),
-            ("page_shared", lambda: self.show_page(self.shared_page), "Ctrl+3", None),
-            ("find", self.focus_search, QKeySequence.StandardKey.Find, None),
-            ("download", self.search_page.download_selected, "Ctrl+D", SP.SP_ArrowDown),
-            ("details", self.show_details, "Ctrl+I", SP.SP_FileDialogInfoView),
-            ("copy_sources", self.copy_sources, "Ctrl+Shift+C", None),
-            ("alt_limits", lambda: None, "Ctrl+Shift+L", None),
-            ("pause", self.transfers_page.pause_selected, "Ctrl+P", SP.SP_MediaPause),
-            ("resume", self.transfers_page.resume_selected, "Ctrl+R", SP.SP_MediaPlay),
-            (
-                "cancel",
-                self.transfers_page.cancel_selected,
-                QKeySequence.StandardKey.Delete,
-                SP.SP_DialogCancelButton,
-            ),
-            ("retry", self.transfers_page.retry_selected, "F5", SP.SP_BrowserReload),
-            ("open_file", self.transfers_page.open_selected, "Ctrl+Return", SP.SP_FileIcon),
-            (
-                "show_in_folder",
-                self.transfers_page.show_selected_in_folder,
-                "Ctrl+L",
-                SP.SP_DirLinkIcon,
-            ),
-            ("clear_finished", self.transfers_page.clear_finished, None, SP.SP_DialogResetButton),
-            ("about", self.show_about, QKeySequence.StandardKey.HelpContents, None),
-        ]
-        for name, slot, shortcut, icon in specs:
-            action = QAction(self)
-            action.setObjectName(f"action_{name}")
-            if shortcut is not None:
-                action.setShortcut(QKeySequence(shortcut))
-            if icon is not None:
-                action.setIcon(standard_icon(icon))
-            action.triggered.connect(slot)
-            self.actions[name] = action
-        self.actions["alt_limits"].setCheckable(True)
-        self.actions["alt_limits"].setIcon(speed_limit_icon())
-        self.actions["cancel"].setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.transfers_page.addAction(self.actions["cancel"])
-
-    def _make_menus_and_toolbar(self) -> None:
-        a = self.actions
-        bar = self.menuBar()
-        self.file_menu = bar.addMenu("")
-        for name in ("add_files", "open_shared", "open_downloads", None, "settings", None, "quit"):
-            self._add(self.file_menu, name)
-        self.view_menu = bar.addMenu("")
-        for name in ("page_search", "page_transfers", "page_shared", None, "find"):
-            self._add(self.view_menu, name)
-        self.transfers_menu = bar.addMenu("")
-        for name in (
-            "download",
-            "details",
-            None,
-            "pause",
-            "resume",
-            "retry",
-            "cancel",
-            None,
-            "open_file",
-            "show_in_folder",
-            None,
-            "clear_finished",
-            None,
-            "alt_limits",
-        ):
-            self._add(self.transfers_menu, name)
-        self.help_menu = bar.addMenu("")
-        self.help_menu.addAction(a["about"])
-
-        self.toolbar = QToolBar(self)
-        self.toolbar.setObjectName("main_toolbar")
-        self.toolbar.setMovable(False)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setIconSize(QSize(18, 18))
-        for name in (
-            "download",
-            None,
-            "pause",
-            "resume",
-            "retry",
-            "cancel",
-            "open_file",
-            "show_in_folder",
-            None,
-            "add_files",
-            "open_shared",
-            None,
-            "alt_limits",
-            "settings",
-        ):
-            self._add(self.toolbar, name)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
-        # A switch like qBittorrent's turtle: the icon, its checked look and its tooltip say
-        # enough, and its text would push Settings off a narrow toolbar.
-        limits_button = self.toolbar.widgetForAction(self.actions["alt_limits"])
-        limits_button.setObjectName("alt_limits_button")
-        limits_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        self.view_menu.addSeparator()
-        self.toggle_toolbar = self.toolbar.toggleViewAction()
-        self.view_menu.addAction(self.toggle_toolbar)
-
-    def _add(self, target: QMenu | QToolBar, name: str | None) -> None:
-        if name is None:
-            target.addSeparator()
-        else:
-            target.addAction(self.actions[name])
-
-    def _make_tray(self) -> QSystemTrayIcon | None:
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return None
-        tray = QSystemTrayIcon(app_icon(), self)
-        menu = QMenu(self)
-        self.tray_show = menu.addAction("", self._show_from_tray)
-        self.tray_quit = menu.addAction("", self.close)
-        tray.setContextMenu(menu)
-        tray.activated.connect(
-            lambda reason: (
-                reason == QSystemTrayIcon.ActivationReason.Trigger and self._show_from_tray()
-            )
-        )
-        tray.show()
-        return tray
-
-    def _show_from_tray(self) -> None:
+    def show_from_tray(self) -> None:
         self.showNormal()
         self.raise_()
         self.activateWindow()
@@ -310,73 +182,7 @@ class MainWindow(QMainWindow):
 
     def retranslate(self) -> None:
         self.setWindowTitle(self.tr("Napster P2P"))
-        texts = {
-            "add_files": (
-                self.tr("&Add Files to Share…"),
-                self.tr("Copy files into the shared folder"),
-            ),
-            "open_shared": (self.tr("Open &Shared Folder"), self.tr("Open the shared folder")),
-            "open_downloads": (
-                self.tr("Open &Download Folder"),
-                self.tr("Open the folder downloads go to"),
-            ),
-            "settings": (self.tr("S&ettings…"), self.tr("Server, folders, ports, language")),
-            "quit": (self.tr("&Quit"), self.tr("Leave the network and quit")),
-            "page_search": (self.tr("&Search"), ""),
-            "page_transfers": (self.tr("&Transfers"), ""),
-            "page_shared": (self.tr("Shared &Files"), ""),
-            "find": (self.tr("&Find…"), self.tr("Type a new search")),
-            "download": (self.tr("&Download"), self.tr("Download the selected search results")),
-            "details": (
-                self.tr("Det&ails…"),
-                self.tr("Show the selected result's size, hash and every source's address"),
-            ),
-            "copy_sources": (
-                self.tr("Copy Source &Addresses"),
-                self.tr("Copy the host:port of every peer sharing the selected results"),
-            ),
-            "alt_limits": (
-                self.tr("Alternative Speed &Limits"),
-                self.tr("Switch to the alternative speed limits set in Settings"),
-            ),
-            "pause": (self.tr("&Pause"), self.tr("Pause the selected downloads")),
-            "resume": (self.tr("&Resume"), self.tr("Resume the selected downloads")),
-            "cancel": (self.tr("&Cancel"), self.tr("Cancel the selected downloads")),
-            "retry": (self.tr("Re&try"), self.tr("Try the selected failed downloads again")),
-            "open_file": (self.tr("&Open"), self.tr("Open the downloaded file")),
-            "show_in_folder": (
-                self.tr("Show in &Folder"),
-                self.tr("Open the folder that holds the file"),
-            ),
-            "clear_finished": (
-                self.tr("C&lear Finished"),
-                self.tr("Remove finished downloads from the list (the files stay)"),
-            ),
-            "about": (self.tr("&About Napster P2P"), ""),
-        }
-        for name, (text, tip) in texts.items():
-            action = self.actions[name]
-            action.setText(text)
-            shortcut = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            tip = tip or text.replace("&", "").rstrip("…")
-            action.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
-            action.setStatusTip(tip)
-        self.actions["open_file"].setIconText(self.tr("Open"))
-        self.actions["show_in_folder"].setIconText(self.tr("Show in Folder"))
-        self.actions["add_files"].setIconText(self.tr("Add Files"))
-        self.actions["open_shared"].setIconText(self.tr("Shared Folder"))
-        self.actions["settings"].setIconText(self.tr("Settings"))
-        self.actions["alt_limits"].setIconText(self.tr("Alternative Limits"))
-        self.file_menu.setTitle(self.tr("&File"))
-        self.view_menu.setTitle(self.tr("&View"))
-        self.transfers_menu.setTitle(self.tr("&Transfers"))
-        self.help_menu.setTitle(self.tr("&Help"))
-        self.toolbar.setWindowTitle(self.tr("Toolbar"))
-        self.toggle_toolbar.setText(self.tr("Show &Toolbar"))
-        if self.tray is not None:
-            self.tray.setToolTip(self.tr("Napster P2P"))
-            self.tray_show.setText(self.tr("Show Window"))
-            self.tray_quit.setText(self.tr("Quit"))
+        retranslate_actions(self)
         self.search_page.retranslate()
         if self.details_dialog is not None:
             self.details_dialog.retranslate()
@@ -640,7 +446,7 @@ class MainWindow(QMainWindow):
     def _popup(self, table: QTableView, names: list[str | None], position) -> None:
         menu = self._context_menu()
         for name in names:
-            self._add(menu, name)
+            add_to(menu, self.actions, name)
         menu.popup(table.viewport().mapToGlobal(position))
 
     def _search_menu(self, position) -> None:

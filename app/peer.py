@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.sharing.catalog import SharedFile
 from app.sharing.library import Library
 from app.sharing.policy import private_folder
+from app.streaming.server import StreamServer, StreamTarget
 
 log = logging.getLogger("napster.peer")
 
@@ -139,6 +140,10 @@ class PeerNode(QObject):
         self.library.files_added.connect(self._on_files_added)
         self.library.files_removed.connect(self._on_files_removed)
         self.transfers.transfer_finished.connect(self._on_transfer_finished)
+        #: local HTTP streams of downloads and shared files (listens once a stream is asked)
+        self.streams = StreamServer()
+        self.transfers.transfer_finished.connect(self._on_transfer_done_for_streams)
+        self.transfers.transfer_removed.connect(lambda tid: self.streams.withdraw(f"t-{tid}"))
         self.transfers.sources_wanted.connect(self._on_sources_wanted)
         self.client.search_finished.connect(self._on_search_finished)
         self.client.search_failed.connect(self._on_search_failed)
@@ -173,6 +178,7 @@ class PeerNode(QObject):
             return
         self._stopped = True
         self.transfers.shutdown()
+        self.streams.stop()
         self.client.stop_and_wait(2000)
         self.uploads.stop()
         self.library.stop()
@@ -217,6 +223,47 @@ class PeerNode(QObject):
     def set_upload_slots(self, slots: int) -> None:
         self.config.upload_slots = slots
         self.uploads.set_slots(slots)
+
+    # ------------------------------------------------------------ streams
+
+    def stream_url(self, transfer_id: str) -> str | None:
+        """A local URL a player can read the download from while it downloads (or after)."""
+        transfer = self.transfers.get(transfer_id)
+        if transfer is None:
+            return None
+        key = f"t-{transfer.id}"
+        target = self.streams.target(key)
+        if target is None:
+            final = Path(transfer.final_path) if transfer.final_path else None
+            target = StreamTarget(
+                name=transfer.name,
+                size=transfer.size,
+                path=transfer.part_path,
+                watch=None if final is not None else self.transfers.watch(transfer.id),
+                final_path=final,
+            )
+        return self.streams.publish(key, target)
+
+    def stream_url_of_shared(self, file_hash: str) -> str | None:
+        """A local URL of one of this peer's shared files."""
+        shared = self.library.lookup(file_hash)
+        if shared is None:
+            return None
+        library = self.library
+
+        def open_confined() -> int:  # never through a link, like an upload
+            with library.open_shared(shared) as file:
+                return os.dup(file.fileno())
+
+        target = StreamTarget(
+            name=shared.name, size=shared.size, path=Path(shared.path), opener=open_confined
+        )
+        return self.streams.publish(f"f-{file_hash}", target)
+
+    def _on_transfer_done_for_streams(self, transfer_id: str, path: str, _digest: object) -> None:
+        target = self.streams.target(f"t-{transfer_id}")
+        if target is not None:
+            target.final_path = Path(path)
 
     def set_rate_limits(self, upload: int, download: int) -> None:
         """Speed limits in bytes per second for all uploads / all downloads (0 = none);

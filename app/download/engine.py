@@ -25,6 +25,7 @@ from app.download.part_state import PartState
 from app.download.problems import Problem, describe, folder_problem
 from app.download.source import DownloadStopped, SourceConnection, SourceFailed, Timeouts
 from app.download.swarm import Swarm
+from app.download.watch import PieceWatch
 from app.filenames import place_without_overwriting
 from app.network import pieces as pc
 from app.network import protocol as p
@@ -135,8 +136,12 @@ class PieceDownloader:
         limiter: RateLimiter | None = None,
         max_sources: int = 8,
         on_details: Callable[[bytes, list, int], None] | None = None,
+        watch: PieceWatch | None = None,
     ) -> None:
         self.spec = spec
+        #: Streams reading this file while it downloads: told of each verified piece, and
+        #: their positions decide which pieces go first.
+        self.watch = watch
         self.max_sources = max_sources
         self._on_details = on_details or (lambda states, sources, known: None)
         # Source workers report and save from their own threads.
@@ -177,6 +182,8 @@ class PieceDownloader:
                 spec.hash, spec.size, self._fetch_piece_list(), spec.remote_name or spec.name
             )
         self._reverify(rebuild)
+        if self.watch is not None:
+            self.watch.set_verified(self.state.verified)
         self.done_bytes = self.state.verified_bytes()
         self._report(force=True)
         if self.state.missing():
@@ -367,6 +374,8 @@ class PieceDownloader:
                 self._speed = (self.done_bytes - first_done) / (now - first_time)
             self._last_report = now
             self._last_report_bytes = self.done_bytes
+            if self.watch is not None:
+                self.watch.set_rate(self._speed)
             done, received = self.done_bytes, self.received_bytes
         self._on_progress(done, self.spec.size, max(0.0, self._speed), received)
 

@@ -21,6 +21,7 @@ from app.download.part_state import PartState
 from app.download.pump import FilePump
 from app.download.source import Timeouts
 from app.download.transfer import QueueEntryRejected, Transfer, TransferState
+from app.download.watch import PieceWatch
 from app.filenames import PART_SUFFIX, STATE_SUFFIX, TMP_SUFFIX, safe_filename
 from app.network import protocol as p
 from app.network.rate_limit import RateLimiter
@@ -134,6 +135,7 @@ class TransferManager(QObject):
         self._transfers: dict[str, Transfer] = {}
         self._pumps: dict[str, FilePump] = {}
         self._received: dict[str, int] = {}
+        self._watches: dict[str, PieceWatch] = {}
         self._cancel_delete: dict[str, bool] = {}
         self._shut_down = False
         self._retry_timer = QTimer(self)
@@ -155,6 +157,18 @@ class TransferManager(QObject):
         """The newest transfer of the file (hash and size), if any."""
         matches = [t for t in self._transfers.values() if t.key == (file_hash, size)]
         return max(matches, key=lambda t: t.added_at) if matches else None
+
+    def watch(self, transfer_id: str) -> PieceWatch | None:
+        """The verified pieces and readers of a download (for streams); None if unknown."""
+        transfer = self._transfers.get(transfer_id)
+        if transfer is None:
+            return None
+        watch = self._watches.get(transfer_id)
+        if watch is None:
+            watch = self._watches[transfer_id] = PieceWatch(transfer.hash, transfer.size)
+            if transfer.state is TransferState.DONE:
+                watch.set_verified(b"\x01" * watch.count)
+        return watch
 
     def has_running(self) -> bool:
         return any(t.state.is_active or t.state is TransferState.QUEUED for t in self.transfers())
@@ -326,7 +340,10 @@ class TransferManager(QObject):
             bad_sources=set(transfer.bad_sources),
             remote_name=transfer.remote_name,
         )
-        pump = FilePump(spec, self.timeouts, self.limiter, self, self.max_sources)
+        watch = self.watch(transfer.id)
+        if watch is not None:
+            watch.revive()
+        pump = FilePump(spec, self.timeouts, self.limiter, self, self.max_sources, watch)
         transfer_id = transfer.id
         self._received[transfer_id] = 0
         pump.progress.connect(
@@ -420,6 +437,8 @@ class TransferManager(QObject):
         elif transfer.state is not TransferState.PAUSED:
             transfer.state = TransferState.FAILED
             log.warning("Download of %s failed: %s", transfer.name, failure)
+            if transfer_id in self._watches:
+                self._watches[transfer_id].gone(failure.reason)
         self._save()
         self.transfer_changed.emit(transfer_id)
         self.transfer_failed.emit(transfer_id, failure.reason)
@@ -458,6 +477,9 @@ class TransferManager(QObject):
         self._schedule()
 
     def _forget(self, transfer_id: str) -> None:
+        watch = self._watches.pop(transfer_id, None)
+        if watch is not None:
+            watch.gone("the download was cancelled")
         transfer = self._transfers.pop(transfer_id, None)
         self._pumps.pop(transfer_id, None)
         if transfer is None:

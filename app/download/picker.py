@@ -73,6 +73,17 @@ class PiecePicker:
         for index in self._priority:
             if not self._done[index] and index not in self._in_flight:
                 return self._assign(index, source)
+        # A stream's piece another source is late with: help (the streaming endgame).
+        for index in self._priority:
+            who = self._in_flight.get(index)
+            if (
+                who is not None
+                and source not in who
+                and len(who) < self.MAX_COPIES
+                and worth_copying is not None
+                and worth_copying(index)
+            ):
+                return self._assign(index, source)
         while self._next < len(self._missing) and (
             self._done[self._missing[self._next]] or self._missing[self._next] in self._in_flight
         ):

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from app.download.engine import DownloadFailed, DownloadSpec, Phase, PieceDownloader
 from app.download.problems import Problem
 from app.download.source import DownloadStopped, Timeouts
+from app.download.watch import PieceWatch
 from app.network import protocol as p
 from app.network.rate_limit import RateLimiter
 
@@ -84,12 +85,13 @@ class FilePump(QObject):
         limiter: RateLimiter | None = None,
         parent: QObject | None = None,
         max_sources: int = 8,
+        watch: PieceWatch | None = None,
     ) -> None:
         super().__init__(parent)
         self.spec = spec
         self._stop = threading.Event()
         self.downloader = PieceDownloader(
-            spec, self._stop, timeouts, limiter=limiter, max_sources=max_sources
+            spec, self._stop, timeouts, limiter=limiter, max_sources=max_sources, watch=watch
         )
         self._thread = QThread()
         self._thread.setObjectName(f"pump {spec.name}")

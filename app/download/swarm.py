@@ -162,6 +162,7 @@ class Swarm:
         self.retry_after: float | None = None
         self.fatal: BaseException | None = None
         self._last_details = 0.0
+        self._watch_version = -1
 
     # ------------------------------------------------------------ supervisor
 
@@ -238,7 +239,11 @@ class Swarm:
 
     def assign(self, worker: _Worker, in_pipeline: int) -> list[int]:
         """Pieces to add to ``worker``'s pipeline now (copies only when it has nothing else)."""
+        watch = self.engine.watch
         with self.lock:
+            if watch is not None and watch.version != self._watch_version:
+                self._watch_version = watch.version
+                self.picker.set_priority(watch.priority())
             chosen = []
             while in_pipeline + len(chosen) < worker.depth():
                 index = self.picker.next_for(
@@ -303,6 +308,8 @@ class Swarm:
                 others = self.picker.complete(index) - {worker.address}
                 engine.state.verified[index] = 1
                 engine.done_bytes += len(piece)
+                if engine.watch is not None:
+                    engine.watch.piece_verified(index)
                 self._set_stats_locked(worker, pieces=worker.stats.pieces + 1)
                 for other in others:
                     self._cancel_copy(other, index)

@@ -1,0 +1,147 @@
+"""``PieceWatch``: what a running download has verified, for readers that cannot wait for the
+end (a video stream), and where those readers are (so the engine fetches their pieces first).
+
+Thread-safe, no Qt: the engine's threads mark pieces, the stream server's threads wait.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from app.network import pieces as pc
+from app.network import protocol as p
+
+#: Pieces fetched ahead of a reader at least, and at most (the window widens with the rate).
+MIN_WINDOW = 4
+MAX_WINDOW = 32
+#: Seconds of download rate the window holds.
+WINDOW_SECONDS = 20.0
+#: When a stream starts: the first piece and the last 1 % (a video's index often sits at the
+#: end of the file), at least one piece.
+TAIL_SHARE = 0.01
+
+
+class TransferGone(Exception):
+    """The download failed or was cancelled: a reader waiting for its pieces gives up."""
+
+
+@dataclass
+class _Reader:
+    position: int  # byte offset it reads next
+
+
+class PieceWatch:
+    """Verified pieces of one file, readers' positions, and a condition to wait on."""
+
+    def __init__(self, file_hash: str, size: int) -> None:
+        self.hash = file_hash
+        self.size = size
+        self.count = pc.piece_count(size)
+        self._cond = threading.Condition()
+        self._verified = bytearray(self.count)
+        self._readers: dict[int, _Reader] = {}
+        self._next_reader = 0
+        self._gone: str | None = None
+        self._rate = 0.0
+        #: grows whenever the priority list may have changed
+        self.version = 0
+
+    # ------------------------------------------------------------ the engine's side
+
+    def set_verified(self, verified: bytes | bytearray) -> None:
+        with self._cond:
+            self._verified[:] = verified
+            self._gone = None
+            self._cond.notify_all()
+
+    def piece_verified(self, index: int) -> None:
+        with self._cond:
+            self._verified[index] = 1
+            self.version += 1
+            self._cond.notify_all()
+
+    def set_rate(self, bytes_per_second: float) -> None:
+        self._rate = bytes_per_second
+
+    def gone(self, reason: str) -> None:
+        """The download will not deliver more pieces (failed, cancelled)."""
+        with self._cond:
+            self._gone = reason
+            self._cond.notify_all()
+
+    def revive(self) -> None:
+        """The download runs again (resumed, retried)."""
+        with self._cond:
+            self._gone = None
+
+    def priority(self) -> list[int]:
+        """Pieces readers need soon, most urgent first (the engine fetches these first)."""
+        with self._cond:
+            readers = list(self._readers.values())
+            verified = bytes(self._verified)
+        window = int(self._rate * WINDOW_SECONDS / p.PIECE_SIZE)
+        window = max(MIN_WINDOW, min(MAX_WINDOW, window))
+        wanted: list[int] = []
+        for reader in readers:
+            if not self.count:
+                break
+            first = min(reader.position // p.PIECE_SIZE, self.count - 1)
+            # The piece it reads now, then the first piece and the last 1 % (a video's index
+            # often sits at the end), then the window ahead of it.
+            tail = max(1, round(self.count * TAIL_SHARE))
+            wanted.extend([first, 0, *range(self.count - tail, self.count)])
+            wanted.extend(range(first + 1, min(self.count, first + window)))
+        seen: set[int] = set()
+        return [i for i in wanted if not verified[i] and not (i in seen or seen.add(i))]
+
+    # ------------------------------------------------------------ the readers' side
+
+    def open_reader(self, position: int = 0) -> int:
+        with self._cond:
+            self._next_reader += 1
+            self._readers[self._next_reader] = _Reader(position)
+            self.version += 1
+            return self._next_reader
+
+    def move_reader(self, reader: int, position: int) -> None:
+        with self._cond:
+            state = self._readers.get(reader)
+            if state is not None and state.position // p.PIECE_SIZE != position // p.PIECE_SIZE:
+                self.version += 1
+            if state is not None:
+                state.position = position
+
+    def close_reader(self, reader: int) -> None:
+        with self._cond:
+            self._readers.pop(reader, None)
+            self.version += 1
+
+    def readers(self) -> int:
+        with self._cond:
+            return len(self._readers)
+
+    def lead(self, reader_position: int) -> int:
+        """Verified bytes from ``reader_position`` on, without a gap (how far ahead we are)."""
+        with self._cond:
+            index = reader_position // p.PIECE_SIZE
+            while index < self.count and self._verified[index]:
+                index += 1
+        return max(0, min(self.size, index * p.PIECE_SIZE) - reader_position)
+
+    def wait_for(self, index: int, timeout: float) -> bool:
+        """Wait until piece ``index`` is verified; False on timeout; TransferGone if the
+        download will not deliver it."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._verified[index] or self._gone is not None, timeout
+            ) and self._check(index)
+
+    def _check(self, index: int) -> bool:
+        if self._verified[index]:
+            return True
+        raise TransferGone(self._gone or "the download stopped")
+
+    def is_verified(self, index: int) -> bool:
+        with self._cond:
+            return bool(self._verified[index])

@@ -1,0 +1,1 @@
+"""Watching a video while it downloads: a local HTTP stream server and the user's player."""

@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, help="where the peer keeps its own state")
     parser.add_argument(
+        "--play",
+        action="store_true",
+        help="with --get: print a local URL a player can read while the file downloads",
+    )
+    parser.add_argument(
         "--max-sources",
         type=int,
         metavar="N",
@@ -63,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--headless needs --server, --share and --downloads")
     if args.get is not None and not (args.server and args.downloads):
         parser.error("--get needs --server and --downloads")
+    if args.play and args.get is None:
+        parser.error("--play goes with --get")
     if args.get is not None and not args.get.strip():
         parser.error("--get needs a file name or hash")
     from app.network.rate_limit import parse_rate
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.config import config_from_args
         from app.oneshot import run_get
 
-        return exit_after_shutdown(run_get(config_from_args(args), args.get))
+        return exit_after_shutdown(run_get(config_from_args(args), args.get, args.play))
     if args.cli:
         from app.console import run_console
 

@@ -30,9 +30,19 @@ EXIT_DONE, EXIT_FAILED, EXIT_NOT_FOUND = 0, 1, 2
 class OneShotDownload(QObject):
     """Drives one download through a PeerNode and reports it on a stream."""
 
-    def __init__(self, node: PeerNode, query: str, out: TextIO, parent: QObject | None = None):
+    def __init__(
+        self,
+        node: PeerNode,
+        query: str,
+        out: TextIO,
+        parent: QObject | None = None,
+        play: bool = False,
+    ):
         super().__init__(parent)
         self.node = node
+        #: print a local stream URL a player can read while the file downloads, and keep
+        #: serving it after the download until interrupted
+        self.play = play
         self.query = query.strip()
         self.out = out
         self.exit_code: int | None = None
@@ -115,6 +125,10 @@ class OneShotDownload(QObject):
             f"{verb} {p.printable(transfer.name)} ({human_size(transfer.size)}) "
             f"from {len(transfer.sources)} source(s)"
         )
+        if self.play:
+            url = self.node.stream_url(transfer.id)
+            self.say(f"Stream: {url}")
+            self.say("Open it in a player (mpv, VLC); it plays while the file downloads.")
         if transfer.state is TransferState.DONE:
             self._finish(EXIT_DONE, f"Already downloaded: {transfer.final_path}")
 
@@ -140,8 +154,13 @@ class OneShotDownload(QObject):
             self.say(line)
 
     def _on_finished(self, transfer_id: str, path: str, _digest: object) -> None:
-        if transfer_id == self.transfer_id:
-            self._finish(EXIT_DONE, f"Downloaded {path}")
+        if transfer_id != self.transfer_id:
+            return
+        if self.play:
+            self.say(f"Downloaded {path}; still serving the stream (Ctrl+C to stop)")
+            self.exit_code = EXIT_DONE  # a later interrupt ends it as done
+            return
+        self._finish(EXIT_DONE, f"Downloaded {path}")
 
     def say(self, text: str) -> None:
         if self._tty and self._last_line:
@@ -175,7 +194,7 @@ def progress_line(transfer: Transfer) -> str:
     return text if eta is None else f"{text}, {eta:.0f} s left"
 
 
-def run_get(config: PeerConfig, query: str) -> int:
+def run_get(config: PeerConfig, query: str, play: bool = False) -> int:
     """The ``--get`` mode: exit code 0 once the verified file is in place."""
     from app.quit_signals import QuitOnSignals
     from app.runtime import setup_logging
@@ -193,16 +212,19 @@ def run_get(config: PeerConfig, query: str) -> int:
     except OSError as exc:
         print(f"napster-peer: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    job = OneShotDownload(node, query, sys.stdout)
+    job = OneShotDownload(node, query, sys.stdout, play=play)
     stopped_by_signal = []
 
     def on_signal() -> None:
+        if job.exit_code == EXIT_DONE:  # --play after the download: just stop serving
+            app.exit(EXIT_DONE)
+            return
         stopped_by_signal.append(True)
         app.exit(EXIT_FAILED)
 
     quitter = QuitOnSignals(on_signal)
     job.start()
-    code = app.exec() if job.exit_code is None else job.exit_code
+    code = app.exec() if job.exit_code is None or play else job.exit_code
     node.stop()
     quitter.uninstall()
     if stopped_by_signal:

@@ -126,6 +126,8 @@ class Settings(QSettings):
     language = Option("interface/language", "", str, choices=LANGUAGES)
     setup_done = Option("interface/setup_done", False, bool)
     notify_finished = Option("interface/notify_finished", True, bool)
+    #: The video player for Play (a program, with arguments); empty = found automatically.
+    player = Option("interface/player", "", str)
     #: Speed limits in bytes per second for all uploads / all downloads together; 0 = none.
     max_upload_rate = Option("limits/max_upload_rate", 0, int, low=0, high=MAX_RATE)
     max_download_rate = Option("limits/max_download_rate", 0, int, low=0, high=MAX_RATE)

@@ -74,6 +74,9 @@ class FakePrompts:
     def warn(self, title: str, text: str) -> None:
         self.asked.append(("warn", title, text))
 
+    def show_stream_url(self, url: str) -> None:
+        self.asked.append(("stream_url", url))
+
     def show_about(self) -> None:
         self.asked.append(("about",))
 
@@ -858,3 +861,66 @@ def test_download_problems_are_told_in_portuguese(qapp, isolated_home):
         assert "somente leitura" in problem_text("folder_read_only", {"folder": "/mnt/ro"})
     finally:
         translations.apply("en")
+
+
+def test_play_opens_the_download_in_the_player_while_it_downloads(
+    qtbot, window, source_peer, monkeypatch
+):
+    import http.client
+    import threading
+
+    model = search(qtbot, window, "movie")
+    result = model.result_at(0)
+    original = source_peer.config.share_dir / "movie.mkv"
+    stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    try:
+        slow = p.SearchResult(result.name, result.size, result.hash, (stalling.address,))
+        (transfer_id,) = window.queue_downloads([slow])
+        transfers = window.node.transfers
+        qtbot.waitUntil(
+            lambda: transfers.get(transfer_id).state is TransferState.DOWNLOADING, timeout=10000
+        )
+        launched = []
+        window.launch_player = lambda command, url: launched.append((command, url)) or True
+        window.settings.player = "mpv --force-window"  # the user's choice in Settings
+        chosen = []
+        monkeypatch.setattr(
+            "app.ui.main_window.player_command",
+            lambda setting: chosen.append(setting) or ["/usr/bin/mpv", "--force-window"],
+        )
+        window.show_page(window.transfers_page)
+        window.transfers_page.select_transfer(transfer_id)
+        assert window.actions["play"].isEnabled()
+        window.actions["play"].trigger()
+        ((command, url),) = launched
+        assert chosen == ["mpv --force-window"] and command[1:] == ["--force-window"]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/movie.mkv")
+        got = {}
+
+        def read_start():
+            host_port = url.split("/")[2]
+            conn = http.client.HTTPConnection(*host_port.split(":"), timeout=20)
+            conn.request("GET", url.split(host_port, 1)[1], headers={"Range": "bytes=0-999"})
+            got["body"] = conn.getresponse().read()
+
+        reader = threading.Thread(target=read_start, daemon=True)
+        reader.start()
+        qtbot.waitUntil(lambda: not reader.is_alive(), timeout=20000)
+        assert got["body"] == original.read_bytes()[:1000]  # the piece that did arrive
+    finally:
+        stalling.close()
+
+
+def test_play_without_a_player_shows_the_address_to_copy(qtbot, make_window, tmp_path):
+    window = make_window()
+    share = window.node.config.share_dir
+    make_file(share / "clip.mp4", 5000, seed=3)
+    qtbot.waitUntil(lambda: window.node.library.infos() != [], timeout=10000)
+    window.settings.player = str(tmp_path / "no such player")
+    window.show_page(window.shared_page)
+    qtbot.waitUntil(lambda: window.shared_page.model.shared_count() == 1, timeout=10000)
+    window.shared_page.table.selectRow(0)
+    assert window.actions["play"].isEnabled()
+    window.actions["play"].trigger()
+    ((_kind, url),) = [a for a in window.prompts.asked if a[0] == "stream_url"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/clip.mp4")

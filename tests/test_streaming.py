@@ -166,3 +166,19 @@ def test_a_cancelled_download_ends_the_open_request_cleanly(qtbot, streams, slow
         in_thread(qtbot, response.read, timeout=10000)
     assert time.monotonic() - started < 5
     conn.close()
+
+
+def test_the_player_is_the_one_chosen_or_the_first_usual_one_found(tmp_path, monkeypatch):
+    from app.streaming import player
+
+    installed = {"vlc": "/usr/bin/vlc", "celluloid": "/usr/bin/celluloid"}
+    monkeypatch.setattr(player.shutil, "which", lambda name: installed.get(name))
+    assert player.player_command("") == ["/usr/bin/vlc"]  # mpv is missing, VLC comes next
+    assert player.player_command("celluloid --new-window") == ["celluloid", "--new-window"]
+    assert player.player_command("not-installed --x") is None
+    fake = tmp_path / "my player"
+    fake.write_text("")
+    assert player.player_command(f'"{fake}" --fs') == [str(fake), "--fs"]
+    installed.clear()
+    monkeypatch.setattr(player.sys, "platform", "linux")
+    assert player.player_command("") is None

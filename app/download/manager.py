@@ -170,6 +170,11 @@ class TransferManager(QObject):
                 watch.set_verified(b"\x01" * watch.count)
         return watch
 
+    def stream_lead(self, transfer_id: str) -> int | None:
+        """None when no stream reads the download; else its verified bytes ahead of the player."""
+        watch = self._watches.get(transfer_id)
+        return None if watch is None else watch.stream_lead()
+
     def has_running(self) -> bool:
         return any(t.state.is_active or t.state is TransferState.QUEUED for t in self.transfers())
 

@@ -129,6 +129,12 @@ class PieceWatch:
                 index += 1
         return max(0, min(self.size, index * p.PIECE_SIZE) - reader_position)
 
+    def stream_lead(self) -> int | None:
+        """None without readers; else how many verified bytes the slowest reader has ahead."""
+        with self._cond:
+            positions = [reader.position for reader in self._readers.values()]
+        return min(self.lead(position) for position in positions) if positions else None
+
     def wait_for(self, index: int, timeout: float) -> bool:
         """Wait until piece ``index`` is verified; False on timeout; TransferGone if the
         download will not deliver it."""

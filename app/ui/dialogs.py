@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -62,6 +63,8 @@ class SettingsValues:
     max_download_rate: int = 0
     alt_upload_rate: int = 0
     alt_download_rate: int = 0
+    #: the video player for Play (empty: found automatically)
+    player: str = ""
     #: the port the peer listens on now (0: not listening); shown, never saved
     listening_port: int = 0
 
@@ -80,6 +83,7 @@ class SettingsValues:
             max_download_rate=settings.max_download_rate,
             alt_upload_rate=settings.alt_upload_rate,
             alt_download_rate=settings.alt_download_rate,
+            player=settings.player,
         )
 
     def save(self, settings: Settings) -> None:
@@ -91,6 +95,7 @@ class SettingsValues:
         settings.max_downloads = self.max_downloads
         settings.language = self.language
         settings.notify_finished = self.notify_finished
+        settings.player = self.player
         settings.max_upload_rate = self.max_upload_rate
         settings.max_download_rate = self.max_download_rate
         settings.alt_upload_rate = self.alt_upload_rate
@@ -199,6 +204,8 @@ class SettingsDialog(QDialog):
         self.language.setCurrentIndex(max(0, self.language.findData(values.language)))
         self.notify = QCheckBox(self)
         self.notify.setChecked(values.notify_finished)
+        self.player = QLineEdit(values.player, self)
+        self.player.setObjectName("player")
         self.listening = QLabel(self)
         self.listening.setObjectName("listening_port")
         self.listening.setTextFormat(Qt.TextFormat.PlainText)
@@ -247,6 +254,8 @@ class SettingsDialog(QDialog):
         advanced_form.addRow(self.slots_label, self.upload_slots)
         advanced_form.addRow(self.downloads_at_once_label, self.max_downloads)
         advanced_form.addRow(self.language_label, self.language)
+        self.player_label = QLabel(self)
+        advanced_form.addRow(self.player_label, self.player)
         advanced_form.addRow("", self.notify)
 
         self.error = QLabel(self)
@@ -301,6 +310,8 @@ class SettingsDialog(QDialog):
         self.slots_label.setText(self.tr("Upload slots:"))
         self.downloads_at_once_label.setText(self.tr("Downloads at a time:"))
         self.language_label.setText(self.tr("Language:"))
+        self.player_label.setText(self.tr("Video player:"))
+        self.player.setPlaceholderText(self.tr("Found automatically (mpv, VLC, ...)"))
         self.language.setItemText(0, self.tr("System default"))
         self.language.setItemText(1, "English")
         self.language.setItemText(2, "Português (Brasil)")
@@ -389,6 +400,7 @@ class SettingsDialog(QDialog):
             max_downloads=self.max_downloads.value(),
             language=self.language.currentData() or "",
             notify_finished=self.notify.isChecked(),
+            player=self.player.text().strip(),
             max_upload_rate=self.up_rate.rate(),
             max_download_rate=self.down_rate.rate(),
             alt_upload_rate=self.alt_up_rate.rate(),
@@ -564,6 +576,25 @@ class Prompts(QObject):
         """A warning that does not block: the window goes on while it is shown."""
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self.window)
         box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_stream_url(self, url: str) -> None:
+        """No player was found: say so, and give the stream's address to copy."""
+        box = QMessageBox(
+            QMessageBox.Icon.Information, self.tr("No video player found"), "", parent=self.window
+        )
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText(
+            self.tr(
+                "No video player was found. Install mpv or VLC, or choose your player in "
+                "Settings. Meanwhile, open this address in any player that plays network "
+                "streams; it plays while the file downloads:\n\n{url}"
+            ).format(url=url)
+        )
+        copy = box.addButton(self.tr("Copy Address"), QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        copy.clicked.connect(lambda: QApplication.clipboard().setText(url))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 

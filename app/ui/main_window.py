@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QProcess, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -39,6 +39,7 @@ from app.i18n import Translations
 from app.network import protocol as p
 from app.peer import PeerNode
 from app.settings import Settings
+from app.streaming.player import player_command
 from app.ui.dialogs import (
     Prompts,
     ResultDetailsDialog,
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self.transfers_page.downloads_table.customContextMenuRequested.connect(self._downloads_menu)
         self.transfers_page.uploads_table.customContextMenuRequested.connect(self._uploads_menu)
         self.search_page.table.selectionModel().selectionChanged.connect(self._update_actions)
+        self.shared_page.table.selectionModel().selectionChanged.connect(self._update_actions)
         self.search_page.table.selectionModel().selectionChanged.connect(self._follow_details)
         self.shared_page.add_files_requested.connect(self.add_files)
         self.shared_page.open_folder_requested.connect(self.open_shared_folder)
@@ -383,6 +385,36 @@ class MainWindow(QMainWindow):
     def _selected(self):
         return self.transfers_page.selected_transfers()
 
+    # ------------------------------------------------------------ playing
+
+    def play_selected(self) -> None:
+        """Play the selected download (finished or not) or shared file in the user's player."""
+        url = None
+        if self.tabs.currentWidget() is self.shared_page:
+            for key in self.shared_page.selected_keys():
+                row = self.shared_page.model.row_for(key)
+                if row is not None and row.hash:
+                    url = self.node.stream_url_of_shared(row.hash)
+                    break
+        else:
+            for transfer in self._selected():
+                if transfer.state is not TransferState.FAILED:
+                    url = self.node.stream_url(transfer.id)
+                    break
+        if url is None:
+            return
+        command = player_command(self.settings.player)
+        if command is None or not self.launch_player(command, url):
+            self.prompts.show_stream_url(url)
+        else:
+            self.statusBar().showMessage(
+                self.tr("Playing in {player}").format(player=Path(command[0]).name), 5000
+            )
+
+    def launch_player(self, command: list[str], url: str) -> bool:
+        """Start the player on ``url``, detached (tests replace this)."""
+        return QProcess.startDetached(command[0], [*command[1:], url])[0]
+
     def _on_download_finished(self, transfer_id: str, path: str, _digest: object) -> None:
         transfer = self.node.transfers.get(transfer_id)
         name = p.printable(transfer.name if transfer else Path(path).name)
@@ -432,6 +464,12 @@ class MainWindow(QMainWindow):
         done = on_transfers and TransferState.DONE in states
         a["open_file"].setEnabled(done)
         a["show_in_folder"].setEnabled(on_transfers and bool(selected))
+        on_shared = self.tabs.currentWidget() is self.shared_page
+        shared_rows = [self.shared_page.model.row_for(k) for k in self.shared_page.selected_keys()]
+        a["play"].setEnabled(
+            (on_transfers and bool(states - {TransferState.FAILED}))
+            or (on_shared and any(row is not None and row.hash for row in shared_rows))
+        )
         a["clear_finished"].setEnabled(
             any(t.state is TransferState.DONE for t in self.node.transfers.transfers())
         )
@@ -461,6 +499,7 @@ class MainWindow(QMainWindow):
                 "retry",
                 "cancel",
                 None,
+                "play",
                 "open_file",
                 "show_in_folder",
                 None,
@@ -483,6 +522,7 @@ class MainWindow(QMainWindow):
             menu.addAction(
                 self.tr("Cancel Copy"), lambda: [self.copier.cancel(job) for job in jobs]
             )
+        menu.addAction(self.actions["play"])
         menu.addAction(self.actions["open_shared"])
         menu.addAction(self.tr("Clear Failed"), self.shared_page.model.clear_failed)
         menu.popup(self.shared_page.table.viewport().mapToGlobal(position))

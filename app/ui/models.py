@@ -324,7 +324,13 @@ class DownloadsModel(_TableModel):
         if column == self.ETA:
             return format_duration(transfer.eta_seconds)
         if column == self.STATE:
-            return transfer_state_text(transfer)
+            text = transfer_state_text(transfer)
+            lead = self.transfers.stream_lead(transfer.id)
+            if lead is not None and transfer.state is not TransferState.DONE:
+                text += " · " + self.tr("streaming, {size} ahead of the player").format(
+                    size=format_size(lead)
+                )
+            return text
         usable, total = transfer.usable_sources, len(transfer.sources)
         if transfer.state.is_active and transfer.source_stats:
             return self.tr("{active} of {total} in use").format(

@@ -44,6 +44,7 @@ def make_actions(window: MainWindow) -> dict[str, QAction]:
             SP.SP_DialogCancelButton,
         ),
         ("retry", window.transfers_page.retry_selected, "F5", SP.SP_BrowserReload),
+        ("play", window.play_selected, "Ctrl+Shift+P", SP.SP_MediaPlay),
         ("open_file", window.transfers_page.open_selected, "Ctrl+Return", SP.SP_FileIcon),
         (
             "show_in_folder",
@@ -90,6 +91,7 @@ def make_menus_and_toolbar(window: MainWindow) -> None:
         "retry",
         "cancel",
         None,
+        "play",
         "open_file",
         "show_in_folder",
         None,
@@ -113,6 +115,7 @@ def make_menus_and_toolbar(window: MainWindow) -> None:
         "resume",
         "retry",
         "cancel",
+        "play",
         "open_file",
         "show_in_folder",
         None,
@@ -222,6 +225,12 @@ def retranslate_actions(window: MainWindow) -> None:
         "retry": (
             translate("MainWindow", "Re&try"),
             translate("MainWindow", "Try the selected failed downloads again"),
+        ),
+        "play": (
+            translate("MainWindow", "P&lay"),
+            translate(
+                "MainWindow", "Play the selected file in your video player, even while it downloads"
+            ),
         ),
         "open_file": (
             translate("MainWindow", "&Open"),

@@ -1459,4 +1459,56 @@ Napster P2P
             <translation>{name}: {done} de {count} pedaços, {active} de {known} fontes enviando</translation>
         </message>
     </context>
+    <context>
+        <name>DownloadsModel</name>
+        <message>
+            <source>streaming, {size} ahead of the player</source>
+            <translation>transmitindo, {size} à frente do player</translation>
+        </message>
+    </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>P&amp;lay</source>
+            <translation>Re&amp;produzir</translation>
+        </message>
+        <message>
+            <source>Play the selected file in your video player, even while it downloads</source>
+            <translation>Reproduzir o arquivo selecionado no seu player de vídeo, mesmo enquanto ele é baixado</translation>
+        </message>
+        <message>
+            <source>Playing in {player}</source>
+            <translation>Reproduzindo no {player}</translation>
+        </message>
+    </context>
+    <context>
+        <name>Prompts</name>
+        <message>
+            <source>No video player found</source>
+            <translation>Nenhum player de vídeo encontrado</translation>
+        </message>
+        <message>
+            <source>No video player was found. Install mpv or VLC, or choose your player in Settings. Meanwhile, open this address in any player that plays network streams; it plays while the file downloads:
+
+{url}</source>
+            <translation>Nenhum player de vídeo foi encontrado. Instale o mpv ou o VLC, ou escolha seu player em Configurações. Enquanto isso, abra este endereço em qualquer player que reproduza transmissões de rede; ele toca enquanto o arquivo é baixado:
+
+{url}</translation>
+        </message>
+        <message>
+            <source>Copy Address</source>
+            <translation>Copiar endereço</translation>
+        </message>
+    </context>
+    <context>
+        <name>SettingsDialog</name>
+        <message>
+            <source>Video player:</source>
+            <translation>Player de vídeo:</translation>
+        </message>
+        <message>
+            <source>Found automatically (mpv, VLC, ...)</source>
+            <translation>Encontrado automaticamente (mpv, VLC, ...)</translation>
+        </message>
+    </context>
 </TS>

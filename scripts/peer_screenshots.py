@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QCoreApplication, QElapsedTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.download.swarm import SourceStats  # noqa: E402
 from app.download.transfer import TransferState  # noqa: E402
 from app.network import protocol as p  # noqa: E402
 from app.peer import PeerConfig, PeerNode  # noqa: E402
@@ -98,6 +99,15 @@ def write_queue(data_dir: Path, downloads: Path) -> None:
                 "bad_sources": [],
                 "state": state,
                 "error": error,
+                # What the engine reports: a code and its parameters; the window translates it.
+                "error_code": "not_enough_space" if error else "",
+                "error_params": {
+                    "folder": "/home/ana/Downloads",
+                    "needed": 1_890_000_000,
+                    "free": 1_200_000_000,
+                }
+                if error
+                else {},
                 "done_bytes": done,
                 "final_path": str(downloads / name) if state == "done" else "",
                 "added_at": 1_700_000_000 + index,
@@ -138,9 +148,25 @@ def stage_transfers(window: MainWindow) -> None:
     running.state = TransferState.DOWNLOADING
     running.speed = 48_200_000
     running.current_source = str(running.sources[0])
+    count = -(-running.size // p.PIECE_SIZE)
+    done = int(count * running.progress)
+    states = bytearray([2] * done + [0] * (count - done))
+    for index in (done, done + 1, done + 2, done + 5, done + 9, count - 1):
+        if index < count:
+            states[index] = 1
+    for index in range(done + 20, min(count, done + 26)):
+        states[index] = 2  # a stream's window, fetched first
+    running.piece_states = bytes(states)
+    running.source_stats = [
+        SourceStats(str(running.sources[0]), "downloading", 61, 61 * p.PIECE_SIZE, 21_400_000),
+        SourceStats(str(running.sources[1]), "downloading", 44, 44 * p.PIECE_SIZE, 15_900_000),
+        SourceStats(str(running.sources[2]), "downloading", 20, 20 * p.PIECE_SIZE, 10_900_000),
+        SourceStats(str(running.sources[3]), "busy", 0, 0, 0.0, "busy: 10 s"),
+    ]
     waiting = transfers.get("t4")
     waiting.state = TransferState.WAITING
-    waiting.error = "Every source failed"
+    waiting.error = "No peer has this file right now."
+    waiting.error_code = "no_sources"
     waiting.next_retry_at = time.monotonic() + 42
     verifying = transfers.get("t5")
     verifying.state = TransferState.VERIFYING
@@ -149,7 +175,7 @@ def stage_transfers(window: MainWindow) -> None:
         transfers.transfer_changed.emit(transfer.id)
     stage_uploads(window)
     window._ticker.stop()  # the staged speeds stay as staged
-    window.transfers_page.splitter.setSizes([330, 270])
+    window.transfers_page.splitter.setSizes([300, 170, 230])
 
 
 CHUNK = 128 * 1024 * 1024

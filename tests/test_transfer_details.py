@@ -65,7 +65,7 @@ def test_the_sources_column_counts_sources_in_use(qtbot, tmp_path):
         manager._transfers[transfer.id] = transfer
         model = DownloadsModel(manager)
         text = model.data(model.index(0, DownloadsModel.SOURCES), Qt.ItemDataRole.DisplayRole)
-        assert text == "2 of 3 in use"
+        assert text == "2/3 in use"
         tip = model.data(model.index(0, DownloadsModel.SOURCES), Qt.ItemDataRole.ToolTipRole)
         assert "10.0.0.1:6699 (in use)" in tip and "10.0.0.1:6701 (in use)" not in tip
     finally:

@@ -333,7 +333,7 @@ class DownloadsModel(_TableModel):
             return text
         usable, total = transfer.usable_sources, len(transfer.sources)
         if transfer.state.is_active and transfer.source_stats:
-            return self.tr("{active} of {total} in use").format(
+            return self.tr("{active}/{total} in use").format(
                 active=transfer.sources_active, total=total
             )
         if usable == total:

@@ -68,7 +68,7 @@ class TransfersPage(QWidget):
             DownloadsModel.STATE, StateDelegate(self.downloads_table)
         )
         header = self.downloads_table.horizontalHeader()
-        for column, width in ((1, 170), (2, 130), (3, 90), (4, 90), (5, 190), (6, 70)):
+        for column, width in ((1, 170), (2, 130), (3, 90), (4, 90), (5, 190), (6, 90)):
             header.resizeSection(column, width)
         self.downloads_table.selectionModel().selectionChanged.connect(self.selection_changed)
         self.downloads_table.doubleClicked.connect(self._on_double_click)

@@ -1389,8 +1389,8 @@ Napster P2P
     <context>
         <name>DownloadsModel</name>
         <message>
-            <source>{active} of {total} in use</source>
-            <translation>{active} de {total} em uso</translation>
+            <source>{active}/{total} in use</source>
+            <translation>{active}/{total} em uso</translation>
         </message>
     </context>
     <context>

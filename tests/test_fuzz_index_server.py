@@ -247,6 +247,10 @@ class IndexServerMachine(RuleBasedStateMachine):
 
     def _model_join(self, conn: Conn, port: int, pairs, request_id) -> Expect:
         entries = self._entries(pairs)
+        if any(c.port == port for c in self.conns if c is not conn):
+            # Another open connection from this address lists that port (PROTOCOL.md).
+            conn.port, conn.files = None, {}
+            return Expect(error="BAD_REQUEST", error_id=request_id, closes=True)
         if len(entries) > MAX_FILES:
             return Expect(error="TOO_LARGE", error_id=request_id, closes=True)
         conn.port, conn.files = port, entries
@@ -372,14 +376,17 @@ class IndexServerMachine(RuleBasedStateMachine):
     def search(self, data) -> None:
         self._requests(self._pick(data), [self._draw_request(data, "SEARCH")])
 
-    @rule(data=st.data())
-    def reconnect(self, data) -> None:
-        """A peer JOINs again on a new connection before the server noticed the old one drop."""
+    @rule(data=st.data(), close_old=st.booleans())
+    def reconnect(self, data, close_old) -> None:
+        """A peer JOINs again on a new connection, right after closing the old one (the
+        server may not have noticed yet) or with the old one still open (refused)."""
         joined = [c for c in self.conns if c.joined]
         if not joined or len(self.conns) >= 4:
             return
         old = data.draw(st.sampled_from(joined), label="old connection")
         files = [file_entry(h, n) for h, n in old.files]
+        if close_old:
+            self._drop(old)
         self._requests(self._open(), [{"op": "JOIN", "id": 1, "port": old.port, "files": files}])
 
     @rule(

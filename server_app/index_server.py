@@ -768,6 +768,10 @@ class IndexServer(QTcpServer):
         seen, self.seen = self.seen, {}
         self.store.touch_many(seen)
 
+    def online_peers(self) -> int:
+        """How many connections have joined (and not left)."""
+        return sum(1 for session in self.sessions if session.peer_id is not None)
+
     def session_for(self, peer_id: int) -> PeerSession | None:
         return next((s for s in self.sessions if s.peer_id == peer_id), None)
 

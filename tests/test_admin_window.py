@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -529,3 +530,80 @@ def test_window_titles_carry_the_address_they_listen_on(qtbot, harness):
     assert first.windowTitle() != second.windowTitle()
     first.stop_listening()
     assert "stopped" in first.windowTitle()
+
+
+# ------------------------------------------------------------------ Brazilian Portuguese
+
+ADMIN_CONTEXTS = {
+    "server_app/ui/admin_window.py": "AdminWindow",
+    "server_app/ui/log_pane.py": "AdminLog",
+    "server_app/ui/traffic_chart.py": "AdminChart",
+    "server_app/ui/models.py": "AdminTables",
+}
+
+
+def admin_sources() -> dict[str, set[str]]:
+    """Every text the admin modules pass to tr()/translate(), by context (and table headers)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    found: dict[str, set[str]] = {}
+    for relative, context in ADMIN_CONTEXTS.items():
+        tree = ast.parse((root / relative).read_text(encoding="utf-8"))
+        constants = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                    constants[node.targets[0].id] = ast.literal_eval(node.value)
+        texts = found.setdefault(context, set())
+        texts.update(constants.get("HEADERS", ()))
+        texts.update(label for label, _level in constants.get("LEVELS", ()))
+        texts.update(constants.get("LEVEL_NAMES", ()))
+        texts.update(constants.get("captions", {}).values())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            args = node.args[:1] if name == "tr" else node.args[1:2] if name == "translate" else []
+            for arg in args:
+                for part in (arg.body, arg.orelse) if isinstance(arg, ast.IfExp) else (arg,):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        texts.add(part.value)
+                    elif isinstance(part, ast.Name) and isinstance(constants.get(part.id), str):
+                        texts.add(constants[part.id])
+    return found
+
+
+def test_every_admin_text_has_a_brazilian_portuguese_translation():
+    from app import i18n
+
+    _language, messages = i18n.read_ts(i18n.i18n_dir() / "napster_pt_BR.ts")
+    translated = {(m.context, m.source) for m in messages if m.translation}
+    sources = admin_sources()
+    assert len(sources["AdminWindow"]) > 60
+    missing = {(c, text) for c, texts in sources.items() for text in texts} - translated
+    assert not missing, sorted(missing)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_admin_window_speaks_brazilian_portuguese(qtbot, harness):
+    from app.i18n import Translations
+
+    translations = Translations()
+    try:
+        assert translations.apply("pt_BR") == "pt_BR"
+        h = harness()
+        window = h.window
+        window.show()
+        assert window.windowTitle().endswith("Servidor de índice Napster P2P")
+        assert [window.tabs.tabText(i) for i in range(3)] == ["Peers", "Arquivos", "Banimentos"]
+        assert window.menuBar().actions()[0].text() == "&Arquivo"
+        assert window.quit_action.text() == "&Sair"
+        assert window.listen_button.text() == "Parar"
+        assert window.listen_state_text().startswith("● Escutando em 127.0.0.1:")
+        assert window.ban_model.headerData(0, Qt.Orientation.Horizontal) == "Endereço"
+        assert window.log_pane.follow_box.text() == "Seguir novas linhas"
+        assert window.counter("peers") == "0"
+        assert window.tiles["peers"].caption_label.text() == "Peers online"
+    finally:
+        translations.apply("en")

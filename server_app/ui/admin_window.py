@@ -274,7 +274,7 @@ class AdminWindow(QMainWindow):
         self.peers_view.setModel(self.peer_proxy)
         self.peers_view.setSortingEnabled(True)
         self.peers_view.sortByColumn(PeerTableModel.ADDRESS, Qt.SortOrder.AscendingOrder)
-        self.peers_view.set_column_widths(150, 220, 60, 85, 125)
+        self.peers_view.set_column_widths(150, 220, 70, 105, 125)
         self.peers_view.selectionModel().selectionChanged.connect(self._on_peer_selection)
         QShortcut(QKeySequence.StandardKey.Delete, self.peers_view, self.kick_selected)
 

@@ -462,6 +462,8 @@ class LogTableModel(_RowTableModel):
     """The newest ``capacity`` log entries; new ones are appended, the oldest dropped."""
 
     HEADERS = ("Time", "Level", "Source", "Message")
+    #: The level names shown (translated in the AdminTables context).
+    LEVEL_NAMES = ("Debug", "Info", "Warning", "Error", "Critical")
     TIME, LEVEL, SOURCE, MESSAGE = range(4)
 
     def __init__(self, capacity: int, parent: QObject | None = None) -> None:
@@ -486,7 +488,7 @@ class LogTableModel(_RowTableModel):
             if column == self.TIME:
                 return self._times[row]
             if column == self.LEVEL:
-                return entry.level_name.capitalize()
+                return QCoreApplication.translate("AdminTables", entry.level_name.capitalize())
             return entry.source.removeprefix("napster.")
         if role == FOREGROUND_ROLE:
             if entry.level >= logging.ERROR:

@@ -385,9 +385,10 @@ class IndexServerMachine(RuleBasedStateMachine):
             return
         old = data.draw(st.sampled_from(joined), label="old connection")
         files = [file_entry(h, n) for h, n in old.files]
+        port = old.port
         if close_old:
             self._drop(old)
-        self._requests(self._open(), [{"op": "JOIN", "id": 1, "port": old.port, "files": files}])
+        self._requests(self._open(), [{"op": "JOIN", "id": 1, "port": port, "files": files}])
 
     @rule(
         data=st.data(),

@@ -71,8 +71,9 @@ class Connection(QObject):
     def _on_readable(self) -> None:
         got = False
         while len(self._in) < self.read_limit:
+            wanted = min(RECV_CHUNK, self.read_limit - len(self._in))
             try:
-                data = self._sock.recv(min(RECV_CHUNK, self.read_limit - len(self._in)))
+                data = self._sock.recv(wanted)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -88,6 +89,8 @@ class Connection(QObject):
                 return
             self._in += data
             got = True
+            if len(data) < wanted:
+                break  # drained for now (level-triggered: the notifier fires again for more)
         if len(self._in) >= self.read_limit:
             self._read_notifier.setEnabled(False)
         if got:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import time
 from collections import Counter, deque
@@ -48,6 +49,9 @@ UPKEEP_SLICE = 0.005
 UPKEEP_INTERVAL_MS = 20
 #: Seconds one pass may spend forgetting connections the peers dropped.
 DROP_SLICE = 0.010
+#: New connections set up per pass of the event loop at most (QTcpServer's own default
+#: of pending connections): the rest wait for the next pass, so a burst never stalls it.
+ACCEPT_BATCH = 30
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
 INDEX_OPS = (p.Join, p.Search, p.Update)
 #: The requests the index server answers; any other op is BAD_REQUEST.
@@ -239,13 +243,14 @@ class PeerSession(QObject):
     def _drop(self) -> None:
         # The peer went: when thousands go at once, the server forgets them in slices
         # (see IndexServer.forget_dropped) rather than in one long pass.
+        # The socket is closed then too: at the end of its input its read notifier is off.
         self._closing = self._dropped = True
-        self.connection.abort()
         self.host.note_dropped(self)
 
     def forget_dropped(self) -> None:
         """Finish a connection the peer dropped: it leaves the index."""
         self._stop()
+        self.connection.abort()
         self._finish()
 
     def _on_input_finished(self) -> None:
@@ -508,8 +513,11 @@ class PeerSession(QObject):
         if done:
             message, self._job, self._job_message = self._job_message, None, None
             if message is not None and reply is not None:  # (None: closed during the step)
+                started = time.perf_counter()
                 self._deliver(message, reply)
-                self._answered(message, self._job_seconds)
+                took = time.perf_counter() - started  # sending and logging count too
+                self.host.spend(took)
+                self._answered(message, self._job_seconds + took)
         else:
             self.host.schedule_upkeep()
 
@@ -613,6 +621,12 @@ class IndexServer(QTcpServer):
         self._drop_timer.setSingleShot(True)
         self._drop_timer.setInterval(0)
         self._drop_timer.timeout.connect(self._forget_dropped)
+        #: Accepted sockets (descriptors) not set up yet, ACCEPT_BATCH per pass.
+        self._incoming: deque[int] = deque()
+        self._accept_timer = QTimer(self)
+        self._accept_timer.setSingleShot(True)
+        self._accept_timer.setInterval(0)
+        self._accept_timer.timeout.connect(self._take_incoming)
         #: peer id -> when it was last heard from, not yet written to the store
         self.seen: dict[int, float] = {}
         self._touch_timer = QTimer(self)
@@ -649,6 +663,9 @@ class IndexServer(QTcpServer):
     def stop(self) -> None:
         """Stop listening and close every connection (peers leave the index)."""
         self.close()
+        self._accept_timer.stop()
+        while self._incoming:
+            os.close(self._incoming.popleft())
         self._forget_dropped(everyone=True)
         for session in list(self.sessions):
             session.close(flush=False)
@@ -864,6 +881,17 @@ class IndexServer(QTcpServer):
         self.connection_refused.emit(ip, reason)
 
     def incomingConnection(self, handle: int) -> None:
+        self._incoming.append(handle)
+        if not self._accept_timer.isActive():
+            self._accept_timer.start()
+
+    def _take_incoming(self) -> None:
+        for _ in range(min(ACCEPT_BATCH, len(self._incoming))):
+            self._set_up(self._incoming.popleft())
+        if self._incoming:
+            self._accept_timer.start()
+
+    def _set_up(self, handle: int) -> None:
         try:
             sock = socket.socket(fileno=handle)
             ip = normalize_address(sock.getpeername()[0])

@@ -1,10 +1,10 @@
 """Screenshots of the index server's admin window with realistic data.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/admin_screenshots.py
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/admin_screenshots.py [pt_BR]
 
 Starts a real IndexServer in an admin window, lets a handful of plain-socket peers
-JOIN from 127.0.0.2 upwards, search, update and misbehave, then saves
-docs/screenshots/admin-*.png.
+JOIN from 127.0.0.2 upwards, search, update and misbehave (one is kicked), then saves
+docs/screenshots/admin-*.png, or admin-*-pt_BR.png in Brazilian Portuguese.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.i18n import Translations  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
 from server_app.index_store import IndexStore  # noqa: E402
 from server_app.ui.admin_window import AdminWindow  # noqa: E402
 from server_app.ui.traffic import HISTORY_SECONDS, SAMPLE_SECONDS, TrafficSample  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
+#: "" for English, else the language of the window (the file names get "-<language>").
+SUFFIX = ""
 GB = 1_000_000_000
 
 PEERS = [
@@ -127,7 +130,7 @@ def fill_history(window: AdminWindow, peers_now: int) -> None:
 def save(window: AdminWindow, name: str) -> None:
     pump(lambda: not window.peer_feed.pending(), 5)
     QApplication.processEvents()
-    path = OUT / f"admin-{name}.png"
+    path = OUT / f"admin-{name}{SUFFIX}.png"
     window.grab().save(str(path))
     print(path.relative_to(ROOT))
 
@@ -138,9 +141,14 @@ def start(window: AdminWindow) -> None:
 
 
 def main() -> int:
+    global SUFFIX
     OUT.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("napster-server")
+    language = sys.argv[1] if len(sys.argv) > 1 else "en"
+    translations = Translations(app)
+    if translations.apply(language) != "en":
+        SUFFIX = f"-{language}"
 
     # 1. A fresh server: every empty table says what will appear in it.
     empty_store = IndexStore(":memory:")
@@ -207,13 +215,15 @@ def main() -> int:
     window.select_peer(window.peer_model.peer_at(2).peer_id)  # the one with long names
     save(window, "peers")
 
-    window.tabs.setCurrentWidget(window.files_page)
-    window.run_file_search()
+    window.tabs.setCurrentWidget(window.files_page)  # filled as it opens: no Refresh
     save(window, "files")
     window.file_search.setText("aula mp4")
     window.run_file_search()
     save(window, "files-search")
 
+    kicked = window.peer_model.peer_at(window.peer_model.rowCount() - 1)
+    window.server.kick(kicked.peer_id)
+    pump(lambda: window.peer_model.rowCount() == len(PEERS) - 1)
     window.tabs.setCurrentIndex(2)
     window.log_pane.level_box.setCurrentIndex(1)
     save(window, "bans")

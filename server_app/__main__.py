@@ -111,6 +111,7 @@ def build_admin_window(args: argparse.Namespace) -> AdminWindow:
 def run_window(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from app.i18n import Translations
     from app.icons import app_icon
     from app.quit_signals import QuitOnSignals
 
@@ -118,6 +119,8 @@ def run_window(args: argparse.Namespace) -> int:
     app.setWindowIcon(app_icon("server"))
     app.setDesktopFileName("napster-server")
     setup_logging()
+    translations = Translations(app)
+    translations.apply("")  # the admin window follows the system language
     try:
         window = build_admin_window(args)
     except StartupError as exc:

@@ -1,25 +1,33 @@
 """The index server: a QTcpServer with one PeerSession per control connection.
 
-It speaks PROTOCOL.md's control conversation, enforces its limits, keeps the
-index in an ``IndexStore`` and reports what happens through typed signals (for
-the admin window) and the ``napster.server`` logger.
+It speaks PROTOCOL.md's control conversation, enforces its limits and its ban policy,
+keeps the index in an ``IndexStore`` and reports what happens through typed signals
+(for the admin window) and the ``napster.server`` logger. The requests that use the
+index are answered by ``IndexRequests`` (``index_requests.py``), the fair turns come
+from ``TurnQueue`` (``turns.py``) and each connection's bytes go through a
+``Connection`` (``connection.py``).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import ipaddress
 import logging
+import os
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer, QTcpSocket
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 
 from app.network import protocol as p
-from server_app.index_store import IndexLimitError, IndexStore, normalize_address
+from server_app.connection import Connection
+from server_app.index_requests import IndexRequests, Job, PeerEntry
+from server_app.index_store import IndexStore, normalize_address
+from server_app.turns import BusyClock, TurnQueue
 
 log = logging.getLogger("napster.server")
 
@@ -33,29 +41,26 @@ TOUCH_INTERVAL = 30.0
 LOGGED_NAMES = 10
 #: A request line unfinished after ``request_timeout`` must at least have grown this much.
 MIN_LINE_PROGRESS = 64 * 1024
-#: Bytes Qt may hold for a connection we are not reading (its request waits for its turn).
+#: Bytes read from a connection and not yet handled, at most (its request waits for its turn).
 READ_BUFFER = 1024 * 1024
-#: Seconds of JOIN, UPDATE and SEARCH work one pass of the event loop may do; the rest
-#: wait for the next pass, so timers, other connections and the admin window keep up.
-TURN_BUDGET = 0.010
-#: A connection quiet for longer than this (seconds) counts as newly busy when it asks again.
-QUIET_GAP = 0.25
-#: A request counts as made later by BUSY_WEIGHT times how long its connection has been
-#: busy, at most BUSY_CAP seconds later. (Among connections busy since the same moment
-#: the order stays first come, first served.)
-BUSY_WEIGHT = 10.0
-BUSY_CAP = 10.0
 #: Index upkeep (deleting departed peers' rows, merging the name index) runs in slices
 #: of this many seconds, one every UPKEEP_INTERVAL_MS while some is due.
 UPKEEP_SLICE = 0.005
 UPKEEP_INTERVAL_MS = 20
 #: Seconds one pass may spend forgetting connections the peers dropped.
 DROP_SLICE = 0.010
+#: New connections set up per pass of the event loop at most (QTcpServer's own default
+#: of pending connections): the rest wait for the next pass, so a burst never stalls it.
+ACCEPT_BATCH = 30
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
 INDEX_OPS = (p.Join, p.Search, p.Update)
-#: A JOIN or UPDATE listing more files than this goes into the index this many at a
-#: time, one turn each (a 10,000-file JOIN is about a tenth of a second of work).
-STEP_FILES = 1000
+#: The requests the index server answers; any other op is BAD_REQUEST.
+SERVER_OPS = (p.Join, p.Search, p.Update, p.Ping, p.Leave)
+#: A kicked peer's address is refused for this many seconds.
+KICK_BAN_SECONDS = 600.0
+KICK_REASON = "kicked from the admin window"
+#: Seconds a closing connection has to flush its last replies.
+FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,17 @@ class ServerLimits:
     request_timeout: float = 10.0
     max_connections_per_ip: int = 32
     max_files_per_peer: int = 200_000
+
+
+@dataclass(frozen=True)
+class Ban:
+    """A refused address: kept in the database, or temporary (``expires_at``, a kick)."""
+
+    address: str
+    reason: str
+    banned_at: float
+    #: When a temporary ban ends (time.time()); None: until unbanned.
+    expires_at: float | None = None
 
 
 class ServerStartError(Exception):
@@ -88,69 +104,89 @@ def _single_shot_timer(parent: QObject) -> QTimer:
     return timer
 
 
+class SessionHost(Protocol):
+    """What a ``PeerSession`` needs from its server (``IndexServer`` is the one)."""
+
+    limits: ServerLimits
+    requests: IndexRequests
+
+    def request_turn(self, session: PeerSession) -> bool: ...
+    def spend(self, seconds: float) -> None: ...
+    def claim_port(self, session: PeerSession, port: int) -> bool: ...
+    def release_port(self, session: PeerSession) -> None: ...
+    def note_dropped(self, session: PeerSession) -> None: ...
+    def note_joined(self, session: PeerSession, files: int) -> None: ...
+    def note_updated(self, session: PeerSession, files: int) -> None: ...
+    def note_left(self, session: PeerSession, peer_id: int) -> None: ...
+    def note_answered(self, session: PeerSession, op: str, seconds: float) -> None: ...
+    def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None: ...
+    def schedule_upkeep(self) -> None: ...
+
+
 class PeerSession(QObject):
     """One control connection: reads requests, answers them, enforces deadlines."""
 
     closed = Signal(object)  # self
 
-    def __init__(self, server: IndexServer, socket: QTcpSocket) -> None:
-        # Sessions and their sockets are owned by Python (no Qt parent): the server
+    def __init__(self, host: SessionHost, connection: Connection) -> None:
+        # Sessions and their connections are owned by Python (no Qt parent): the server
         # drops a closed session from a zero-delay timer, outside its signal handlers.
         super().__init__()
-        self.server = server
-        self.socket = socket
-        socket.setParent(None)
-        self.ip = normalize_address(socket.peerAddress().toString())
-        self.remote = f"{self.ip}:{socket.peerPort()}"
-        self.peer_id: int | None = None
+        self.host = host
+        self.connection = connection
+        self.ip = normalize_address(connection.peer_host)
+        self.remote = f"{self.ip}:{connection.peer_port}"
+        self.entry = PeerEntry(self.ip)
         self.peer_label = self.remote
         self.agent = ""
         self.connected_at = time.time()
         self.last_seen = self.connected_at
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
         self._closing = False
+        self._dropped = False
         self._finished = False
         #: Requests read but not answered yet, in order; one that uses the index waits
         #: at the head for its turn.
         self._held: deque[p.Message | p.ProtocolError] = deque()
         self._turn_granted = False
         #: A JOIN or UPDATE under way a step per turn (see STEP_FILES), and its request.
-        self._job: Generator[None, None, None] | None = None
+        self._job: Job | None = None
         self._job_message: p.Message | None = None
         self._job_seconds = 0.0
         #: In the server's turn queue: take_turn() will carry on reading or answering.
         self.waiting_turn = False
-        #: The event-loop pass in which this connection last had a turn.
-        self.turn_pass = -1
-        #: How long this connection has had requests for us without a quiet spell: the
-        #: seconds before ``busy_started``, plus the time since (while ``quiet_since`` is
-        #: None). Short pauses (QUIET_GAP), like the round trip between a reply and the
-        #: next request, neither count nor end a busy spell.
-        self.busy_before = 0.0
-        self.busy_started = 0.0
-        self.quiet_since: float | None = float("-inf")
-        socket.setReadBufferSize(READ_BUFFER)
+        #: How long this connection has been busy, for the turn queue.
+        self.clock = BusyClock()
+        limits = host.limits
 
         self._join_timer = _single_shot_timer(self)
         self._join_timer.timeout.connect(self._on_join_timeout)
-        self._join_timer.start(int(server.limits.join_timeout * 1000))
+        self._join_timer.start(int(limits.join_timeout * 1000))
         self._idle_timer = _single_shot_timer(self)
         self._idle_timer.timeout.connect(self._on_idle_timeout)
-        self._idle_timer.start(int(server.limits.idle_timeout * 1000))
+        self._idle_timer.start(int(limits.idle_timeout * 1000))
         # A client trickling a line byte by byte keeps the idle timer happy, not this one.
         self._line_timer = _single_shot_timer(self)
-        self._line_timer.setInterval(int(server.limits.request_timeout * 1000))
+        self._line_timer.setInterval(int(limits.request_timeout * 1000))
         self._line_timer.timeout.connect(self._on_line_timeout)
         self._line_mark = 0
         self._line_started = False  # a line deadline runs for the unfinished line
         # Gives a closing connection a few seconds to flush its last replies.
         self._abort_timer = _single_shot_timer(self)
-        self._abort_timer.timeout.connect(self._abort_socket)
+        self._abort_timer.timeout.connect(connection.abort)
 
-        socket.readyRead.connect(self._on_ready_read)
-        socket.disconnected.connect(self._on_disconnected)
-        if log.isEnabledFor(logging.DEBUG):  # one Python call less per drop otherwise
-            socket.errorOccurred.connect(self._on_socket_error)
+        connection.ready_read.connect(self._on_ready_read)
+        connection.input_finished.connect(self._on_input_finished)
+        connection.disconnected.connect(self._on_disconnected)
+
+    @property
+    def peer_id(self) -> int | None:
+        """The peer's row in the index once it has joined."""
+        return self.entry.peer_id
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     # ------------------------------------------------------------ I/O
 
@@ -160,8 +196,8 @@ class PeerSession(QObject):
     def send_line(self, line: bytes) -> None:
         if self._closing:
             return
-        self.socket.write(line)
-        if self.socket.bytesToWrite() > MAX_PENDING_WRITE:
+        self.connection.write(line)
+        if self.connection.bytes_to_write() > MAX_PENDING_WRITE:
             log.warning("Dropping %s: it does not read its replies", self.peer_label)
             self.close(flush=False)
 
@@ -170,62 +206,82 @@ class PeerSession(QObject):
         if self._closing:
             return
         self._closing = True
+        self._stop()
+        if flush and self.connection.is_open:
+            self.connection.close()
+            if self.connection.is_open:
+                # disconnected() will finish the job once the replies are flushed.
+                self._abort_timer.start(int(FLUSH_SECONDS * 1000))
+                return
+        else:
+            self.connection.abort()
+        self._finish()
+
+    def _stop(self) -> None:
         self._held.clear()
         self._join_timer.stop()
         self._idle_timer.stop()
         self._line_timer.stop()
         self._forget_peer()
-        if flush and self.socket.state() == QAbstractSocket.SocketState.ConnectedState:
-            self.socket.disconnectFromHost()
-            if self.socket.state() != QAbstractSocket.SocketState.UnconnectedState:
-                # disconnected() will finish the job once the replies are flushed.
-                self._abort_timer.start(5000)
-                return
-        else:
-            self.socket.abort()
-        self._finish()
-
-    def _abort_socket(self) -> None:
-        self.socket.abort()
+        self.host.release_port(self)
 
     def _finish(self) -> None:
-        if self._finished or self.socket.state() != QAbstractSocket.SocketState.UnconnectedState:
+        if self._finished or self.connection.is_open:
             return
         self._finished = True
         self._abort_timer.stop()
         self.closed.emit(self)
 
     def _on_disconnected(self) -> None:
+        if self._dropped:
+            return  # forget_dropped() finishes
         if self._closing:
             self._finish()
             return
-        # The peer dropped: when thousands drop at once, the server forgets them in
-        # slices (see IndexServer.forget_dropped) rather than in one long pass.
-        self._closing = True
-        self.server.note_dropped(self)
+        self._drop()
+
+    def _drop(self) -> None:
+        # The peer went: when thousands go at once, the server forgets them in slices
+        # (see IndexServer.forget_dropped) rather than in one long pass.
+        # The socket is closed then too: at the end of its input its read notifier is off.
+        self._closing = self._dropped = True
+        self.host.note_dropped(self)
 
     def forget_dropped(self) -> None:
         """Finish a connection the peer dropped: it leaves the index."""
-        self._held.clear()
-        self._join_timer.stop()
-        self._idle_timer.stop()
-        self._line_timer.stop()
-        self._forget_peer()
+        self._stop()
+        self.connection.abort()
         self._finish()
 
-    def _on_socket_error(self, error: QAbstractSocket.SocketError) -> None:
-        if error != QAbstractSocket.SocketError.RemoteHostClosedError:
-            log.debug("Socket error from %s: %s", self.peer_label, self.socket.errorString())
+    def _on_input_finished(self) -> None:
+        """The peer shut its sending side: answer what it sent, then close."""
+        self._guarded(self._on_ready_read)
+
+    def _end_if_input_done(self) -> None:
+        connection = self.connection
+        if (
+            self._closing
+            or not connection.at_eof
+            or self._owes_answers
+            or connection.bytes_available()
+        ):
+            return
+        if self._reader.buffered:
+            log.info("Closing %s: it stopped sending in the middle of a line", self.peer_label)
+        if connection.bytes_to_write():
+            self.close()  # its last replies go out first
+        else:
+            self._drop()
 
     def _on_join_timeout(self) -> None:
         # A busy loop may run this timer before a JOIN that has already arrived.
-        self._on_ready_read()
+        self._guarded(self._on_ready_read)
         if self._owes_answers and not self._closing:  # its JOIN waits for its turn
             self._join_timer.start()
             return
         if self.peer_id is None and not self._closing:
             log.info(
-                "Closing %s: no JOIN within %.0f s", self.remote, self.server.limits.join_timeout
+                "Closing %s: no JOIN within %.0f s", self.remote, self.host.limits.join_timeout
             )
             self.close()
 
@@ -235,11 +291,11 @@ class PeerSession(QObject):
         if self._owes_answers:  # the client is waiting for us, not the other way round
             self._idle_timer.start()
             return
-        log.info("Closing %s: idle for %.0f s", self.peer_label, self.server.limits.idle_timeout)
+        log.info("Closing %s: idle for %.0f s", self.peer_label, self.host.limits.idle_timeout)
         self.close()
 
     def _on_line_timeout(self) -> None:
-        self._on_ready_read()  # bytes that already arrived count
+        self._guarded(self._on_ready_read)  # bytes that already arrived count
         if self._closing or not self._line_started or self._line_timer.isActive():
             return  # closed, or the line finished (and a new one has its own deadline)
         if self._owes_answers:  # we are not reading: not the client's fault
@@ -252,7 +308,7 @@ class PeerSession(QObject):
         log.info(
             "Closing %s: a request line still unfinished after %.0f s",
             self.peer_label,
-            self.server.limits.request_timeout,
+            self.host.limits.request_timeout,
         )
         self.close()
 
@@ -261,11 +317,24 @@ class PeerSession(QObject):
         """Requests of this connection wait for the server (held, under way or queued)."""
         return bool(self._held) or self._job is not None or self.waiting_turn
 
+    def _guarded(self, work) -> None:
+        """Run ``work``; a fault of the server closes this connection, never leaves it stuck."""
+        try:
+            work()
+        except Exception:
+            log.exception("Closing %s: the server failed on its requests", self.peer_label)
+            self.waiting_turn = False
+            self._job = self._job_message = None
+            self.close(flush=False)
+
     def _on_ready_read(self) -> None:
         """Bytes arrived (or a deadline wants them counted): read them when the server lets."""
-        if self._closing or self._owes_answers or self.socket.bytesAvailable() <= 0:
-            return  # nothing to read, or take_turn() / a held request's answer reads on
-        if not self.server.request_turn(self):
+        if self._closing or self._owes_answers:
+            return  # take_turn() / a held request's answer reads on
+        if self.connection.bytes_available() <= 0:
+            self._end_if_input_done()
+            return
+        if not self.host.request_turn(self):
             self.waiting_turn = True
             return
         self._turn_granted = True  # the turn covers reading and the first index request
@@ -274,10 +343,9 @@ class PeerSession(QObject):
 
     def _read(self) -> None:
         completed = False
-        while not self._closing and not self._owes_answers and self.socket.bytesAvailable() > 0:
-            data = bytes(self.socket.read(READ_CHUNK).data())
-            if not data:
-                break
+        connection = self.connection
+        while not self._closing and not self._owes_answers and connection.bytes_available() > 0:
+            data = connection.read(READ_CHUNK)
             self._idle_timer.start()
             started = time.perf_counter()
             try:
@@ -290,16 +358,14 @@ class PeerSession(QObject):
                 self._answer_held()
                 return
             finally:
-                self.server.spent += time.perf_counter() - started  # parsing counts too
+                self.host.spend(time.perf_counter() - started)  # parsing counts too
             completed = completed or bool(messages)
             self._held.extend(messages)
             self._answer_held()
         if self._closing:
             return
-        if not self._owes_answers and self.quiet_since is None:
-            now = time.monotonic()  # everything asked so far is answered
-            self.busy_before += now - self.busy_started
-            self.quiet_since = now
+        if not self._owes_answers:
+            self.clock.answered(time.monotonic())  # everything asked so far is answered
         if not self._reader.buffered:
             self._line_timer.stop()
             self._line_started = False
@@ -307,6 +373,7 @@ class PeerSession(QObject):
             self._line_started = True
             self._line_mark = self._reader.buffered
             self._line_timer.start()
+        self._end_if_input_done()
 
     # ------------------------------------------------------------ requests
 
@@ -334,7 +401,7 @@ class PeerSession(QObject):
         if self._turn_granted:
             self._turn_granted = False
             return True
-        if self.server.request_turn(self):
+        if self.host.request_turn(self):
             return True
         self.waiting_turn = True
         return False
@@ -345,26 +412,40 @@ class PeerSession(QObject):
         if self._closing:
             return
         self._turn_granted = True
+        self._guarded(self._answer_then_read)
+        self._turn_granted = False
+
+    def _answer_then_read(self) -> None:
         self._answer_held()
         if not self._owes_answers:
             self._read()
-        self._turn_granted = False
 
     def _fail(self, error: p.ProtocolError) -> None:
         if self._closing:
             return
-        self.server.note_protocol_error(self, error)
+        self.host.note_protocol_error(self, error)
         self.send(error.to_message())
         if error.closes_connection:
             self.close()
+
+    def _failed_inside(self, message: p.Message) -> None:
+        """A fault of the server on ``message`` (call from an except block): say so, close."""
+        log.exception("The server failed on a %s from %s", message.OP, self.peer_label)
+        self._job = self._job_message = None
+        self._fail(
+            p.ProtocolError(
+                p.ErrorCode.BAD_REQUEST,
+                f"the server could not answer this {message.OP}",
+                message.id,
+            )
+        )
 
     def _dispatch(self, message: p.Message) -> None:
         if self._closing:
             return
         started = time.perf_counter()
-        handler = self._HANDLERS.get(type(message))
         try:
-            if handler is None:
+            if not isinstance(message, SERVER_OPS):
                 raise p.ProtocolError(
                     p.ErrorCode.BAD_REQUEST,
                     f"{message.OP} is not a request the index server answers",
@@ -374,152 +455,123 @@ class PeerSession(QObject):
                 raise p.ProtocolError(
                     p.ErrorCode.NOT_JOINED, f"send JOIN before {message.OP}", message.id
                 )
-            outcome = handler(self, message)
+            outcome = self._handle(message)
+            if outcome is not None and not isinstance(outcome, Generator):
+                self._deliver(message, outcome)
         except p.ProtocolError as exc:
             self._fail(exc)
             return
+        except Exception:
+            self._failed_inside(message)
+            return
         finally:
             took = time.perf_counter() - started
-            self.server.spent += took
-        if outcome is not None:  # a big JOIN or UPDATE: its steps follow, one per turn
+            self.host.spend(took)
+        if isinstance(outcome, Generator):  # a big JOIN or UPDATE: its steps follow, one per turn
             self._job, self._job_message, self._job_seconds = outcome, message, took
             self._step_job()
             return
         self._answered(message, took)
 
+    def _handle(self, message: p.Message) -> p.Message | bytes | Job | None:
+        requests = self.host.requests
+        if isinstance(message, p.Join):
+            return self._on_join(message)
+        if isinstance(message, p.Search):
+            return requests.search(self.entry, message)
+        if isinstance(message, p.Update):
+            return requests.update(self.entry, message)
+        if isinstance(message, p.Ping):
+            self.send(p.Pong(id=message.id))
+        elif isinstance(message, p.Leave):
+            self.send(p.LeaveOk(id=message.id))
+            log.info("Peer %s left", self.peer_label)
+            self.close()
+        return None
+
     def _step_job(self) -> None:
         assert self._job is not None
         started = time.perf_counter()
+        reply: p.Message | None = None
         try:
             next(self._job)
             done = False
-        except StopIteration:
-            done = True
+        except StopIteration as stop:
+            done, reply = True, stop.value
         except p.ProtocolError as exc:
             self._job = self._job_message = None
             self._fail(exc)
             return
+        except Exception:
+            assert self._job_message is not None
+            self._failed_inside(self._job_message)
+            return
         finally:
             took = time.perf_counter() - started
-            self.server.spent += took
+            self.host.spend(took)
             self._job_seconds += took
         if done:
             message, self._job, self._job_message = self._job_message, None, None
-            if message is not None:  # (None: the connection closed during the step)
-                self._answered(message, self._job_seconds)
+            if message is not None and reply is not None:  # (None: closed during the step)
+                started = time.perf_counter()
+                self._deliver(message, reply)
+                took = time.perf_counter() - started  # sending and logging count too
+                self.host.spend(took)
+                self._answered(message, self._job_seconds + took)
         else:
-            self.server.schedule_upkeep()
+            self.host.schedule_upkeep()
+
+    def _deliver(self, message: p.Message, reply: p.Message | bytes) -> None:
+        if isinstance(reply, bytes):
+            self.send_line(reply)
+            if isinstance(message, p.Search):
+                log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
+        elif isinstance(reply, p.JoinOk) and isinstance(message, p.Join):
+            self._joined(message, reply)
+        elif isinstance(reply, p.UpdateOk) and isinstance(message, p.Update):
+            self._updated(message, reply)
+        else:
+            self.send(reply)
 
     def _answered(self, message: p.Message, took: float) -> None:
         self.last_seen = time.time()
-        if self.peer_id is not None:
-            self.server.seen[self.peer_id] = self.last_seen
-        self.server.schedule_upkeep()
-        self.server.request_handled.emit(message.OP, took * 1000.0)
+        self.host.note_answered(self, message.OP, took)
 
-    def _on_join(self, message: p.Join) -> Generator[None, None, None] | None:
-        store = self.server.store
-        address = f"{self.ip}:{message.port}"
-        if self.peer_id is None or address != self.peer_label:
-            self._forget_peer()
-            return self._join_in_steps(message, address)
-        try:
-            total = store.replace_files(self.peer_id, message.files)
-        except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
-        self._joined(message, address, total)
-        return None
+    def _on_join(self, message: p.Join) -> p.Message | Job:
+        if not self.host.claim_port(self, message.port):
+            raise p.ProtocolError(
+                p.ErrorCode.BAD_REQUEST,
+                f"port {message.port} at {self.ip} is listed by another connection",
+                message.id,
+            )
+        if self.peer_id is not None and self.entry.port != message.port:
+            self._forget_peer()  # the same connection moves to another port
+        return self.host.requests.join(self.entry, message)
 
-    def _join_in_steps(self, message: p.Join, address: str) -> Generator[None, None, None]:
-        store = self.server.store
-        files = message.files
-        try:
-            store.check_file_count(files)
-            self.peer_id = store.add_peer(self.ip, message.port, message.agent, files[:STEP_FILES])
-            for start in range(STEP_FILES, len(files), STEP_FILES):
-                yield
-                store.update_files(self.peer_id, files[start : start + STEP_FILES], ())
-        except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
-        self._joined(message, address, store.file_count(self.peer_id))
-
-    def _joined(self, message: p.Join, address: str, total: int) -> None:
+    def _joined(self, message: p.Join, reply: p.JoinOk) -> None:
         self._join_timer.stop()
-        self.peer_label = address
+        self.peer_label = reply.peer
         self.agent = message.agent
-        self.send(p.JoinOk(id=message.id, peer=address, files=total))
-        log.info("Peer %s joined with files %s", address, describe_files(message.files))
-        self.server.peer_joined.emit(self.peer_id, address, total)
+        self.send(reply)
+        log.info("Peer %s joined with files %s", reply.peer, describe_files(message.files))
+        self.host.note_joined(self, reply.files)
 
-    def _on_search(self, message: p.Search) -> None:
-        results = self.server.store.search(message.query, message.limit, exclude_peer=self.peer_id)
-        # Results past the 64 KiB line limit are left out.
-        self.send_line(p.encode_search_ok(message.id, results)[0])
-        log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
-
-    def _on_update(self, message: p.Update) -> Generator[None, None, None] | None:
-        assert self.peer_id is not None
-        store = self.server.store
-        add = message.add
-        # In steps only when no step can break the files-per-peer limit (else one
-        # transaction, so a refused UPDATE changes nothing).
-        if len(add) > STEP_FILES and (
-            store.file_count(self.peer_id) + len(add) <= store.max_files_per_peer
-        ):
-            return self._update_in_steps(message)
-        try:
-            total = store.update_files(self.peer_id, add, message.remove)
-        except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
-        self._updated(message, total)
-        return None
-
-    def _update_in_steps(self, message: p.Update) -> Generator[None, None, None]:
-        store = self.server.store
-        assert self.peer_id is not None
-        total = store.update_files(self.peer_id, message.add[:STEP_FILES], message.remove)
-        for start in range(STEP_FILES, len(message.add), STEP_FILES):
-            yield
-            total = store.update_files(self.peer_id, message.add[start : start + STEP_FILES], ())
-        self._updated(message, total)
-
-    def _updated(self, message: p.Update, total: int) -> None:
-        self.send(p.UpdateOk(id=message.id, files=total))
+    def _updated(self, message: p.Update, reply: p.UpdateOk) -> None:
+        self.send(reply)
         log.info(
             "Peer %s updated: %d added, %d removed, %d files",
             self.peer_label,
             len(message.add),
             len(message.remove),
-            total,
+            reply.files,
         )
-        assert self.peer_id is not None
-        self.server.peer_updated.emit(self.peer_id, total)
-
-    def _on_ping(self, message: p.Ping) -> None:
-        self.send(p.Pong(id=message.id))
-
-    def _on_leave(self, message: p.Leave) -> None:
-        self.send(p.LeaveOk(id=message.id))
-        log.info("Peer %s left", self.peer_label)
-        self.close()
-
-    _HANDLERS = {
-        p.Join: _on_join,
-        p.Search: _on_search,
-        p.Update: _on_update,
-        p.Ping: _on_ping,
-        p.Leave: _on_leave,
-    }
+        self.host.note_updated(self, reply.files)
 
     def _forget_peer(self) -> None:
-        if self.peer_id is None:
-            return
-        peer_id, self.peer_id = self.peer_id, None
         self._job = self._job_message = None
-        self.server.seen.pop(peer_id, None)
-        self.server.store.remove_peer(peer_id)
-        self.server.schedule_upkeep()
-        self.server.peer_left.emit(peer_id, self.peer_label)
+        peer_id = self.host.requests.leave(self.entry)
+        if peer_id is not None:
+            self.host.note_left(self, peer_id)
 
 
 class IndexServer(QTcpServer):
@@ -537,6 +589,8 @@ class IndexServer(QTcpServer):
     protocol_error = Signal(str, str, str)
     #: remote ip, reason
     connection_refused = Signal(str, str)
+    #: a ban was added, lifted or ran out (see bans())
+    bans_changed = Signal()
 
     def __init__(
         self, store: IndexStore, limits: ServerLimits | None = None, parent: QObject | None = None
@@ -545,9 +599,17 @@ class IndexServer(QTcpServer):
         self.store = store
         self.limits = limits or ServerLimits()
         store.max_files_per_peer = self.limits.max_files_per_peer
+        self.requests = IndexRequests(store)
         self.sessions: set[PeerSession] = set()
         #: open sessions per IP address (counted, not scanned, for each new connection)
         self._sessions_per_ip: Counter[str] = Counter()
+        #: (ip, port) -> the session that has JOINed (or is JOINing) with that port
+        self._ports: dict[tuple[str, int], PeerSession] = {}
+        self._port_of: dict[PeerSession, int] = {}
+        #: ip -> a kick's ban, until it runs out
+        self._temporary_bans: dict[str, Ban] = {}
+        #: The wall clock of bans (tests move it).
+        self.now = time.time
         self._closed_sessions: list[PeerSession] = []
         self._reaper = QTimer(self)
         self._reaper.setSingleShot(True)
@@ -559,6 +621,12 @@ class IndexServer(QTcpServer):
         self._drop_timer.setSingleShot(True)
         self._drop_timer.setInterval(0)
         self._drop_timer.timeout.connect(self._forget_dropped)
+        #: Accepted sockets (descriptors) not set up yet, ACCEPT_BATCH per pass.
+        self._incoming: deque[int] = deque()
+        self._accept_timer = QTimer(self)
+        self._accept_timer.setSingleShot(True)
+        self._accept_timer.setInterval(0)
+        self._accept_timer.timeout.connect(self._take_incoming)
         #: peer id -> when it was last heard from, not yet written to the store
         self.seen: dict[int, float] = {}
         self._touch_timer = QTimer(self)
@@ -566,17 +634,8 @@ class IndexServer(QTcpServer):
         self._touch_timer.timeout.connect(self.flush_last_seen)
         self._touch_timer.start()
         # When requests pile up, a connection that asks now and then goes before those
-        # that ask non-stop (see request_turn); each is answered, none is refused.
-        #: The queue (see request_turn), as two heaps over the same entries: by the
-        #: priority while a connection's busy time still counts, and by its cap. An entry
-        #: is a one-item list holding the session, emptied (None) once it is served.
-        self._by_busy: list[tuple[float, int, list[PeerSession | None]]] = []
-        self._by_cap: list[tuple[float, int, list[PeerSession | None]]] = []
-        self.waiting = 0
-        self._wait_order = itertools.count()
-        #: Seconds of request work done in this pass of the event loop, and its number.
-        self.spent = 0.0
-        self._pass = 0
+        # that ask non-stop (see turns.py); each is answered, none is refused.
+        self.turns: TurnQueue[PeerSession] = TurnQueue()
         self._turn_timer = QTimer(self)
         self._turn_timer.setSingleShot(True)
         self._turn_timer.setInterval(0)
@@ -584,7 +643,6 @@ class IndexServer(QTcpServer):
         self._upkeep_timer = QTimer(self)
         self._upkeep_timer.setInterval(UPKEEP_INTERVAL_MS)
         self._upkeep_timer.timeout.connect(self._upkeep)
-        self.newConnection.connect(self._on_new_connection)
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
         """Listen on host:port (0 picks a free port); return the port. Raises ServerStartError."""
@@ -605,14 +663,15 @@ class IndexServer(QTcpServer):
     def stop(self) -> None:
         """Stop listening and close every connection (peers leave the index)."""
         self.close()
+        self._accept_timer.stop()
+        while self._incoming:
+            os.close(self._incoming.popleft())
         self._forget_dropped(everyone=True)
         for session in list(self.sessions):
             session.close(flush=False)
         # No timer may outlive stop(): a stopped server can then be freed on any thread.
         # (The store's upkeep goes on when the server starts again.)
-        self._by_busy.clear()
-        self._by_cap.clear()
-        self.waiting = 0
+        self.turns.clear()
         self._turn_timer.stop()
         self._upkeep_timer.stop()
         self._drop_timer.stop()
@@ -620,74 +679,84 @@ class IndexServer(QTcpServer):
         self._reaper.stop()
         self._closed_sessions.clear()
 
+    # ------------------------------------------------------------ turns
+
     def request_turn(self, session: PeerSession) -> bool:
         """True when ``session`` may go on now; else it is queued and take_turn() follows.
 
-        A connection goes on at once if nobody waits, this pass of the event loop has
-        done less than TURN_BUDGET of request work and the connection has not had its
-        turn in this pass (so one that pipelines requests cannot take it all).
-
-        The queue is first come, first served, except that a request counts as made
-        later the longer its connection has been busy without a quiet spell, waiting
-        included (see BUSY_WEIGHT): one that asks now and then goes ahead of those that
-        ask non-stop, which keep their order among themselves, even in the first round
-        of a flood, when none of them has been answered yet.
+        See ``TurnQueue.request``: a connection that asks now and then goes ahead of
+        those that ask non-stop.
         """
-        now = time.monotonic()
-        if session.quiet_since is not None:
-            if now - session.quiet_since > QUIET_GAP:
-                session.busy_before = 0.0
-            session.busy_started = now
-            session.quiet_since = None
         if not self._turn_timer.isActive():
             self._turn_timer.start()  # the next pass starts a new budget
-        if not self.waiting and self.spent < TURN_BUDGET and session.turn_pass != self._pass:
-            session.turn_pass = self._pass
-            return True
-        # Its priority at a later time t is min(now + BUSY_WEIGHT * busy(t), now + BUSY_CAP),
-        # busy(t) = busy_before + t - busy_started: the first part minus BUSY_WEIGHT * t is
-        # the same for every t, so each heap's order never changes while entries wait.
-        entry: list[PeerSession | None] = [session]
-        order = next(self._wait_order)
-        growing = now + BUSY_WEIGHT * (session.busy_before - session.busy_started)
-        heapq.heappush(self._by_busy, (growing, order, entry))
-        heapq.heappush(self._by_cap, (now + BUSY_CAP, order, entry))
-        self.waiting += 1
-        return False
+        return self.turns.request(session, session.clock, time.monotonic())
 
-    def _pop_waiting(self) -> PeerSession | None:
-        """The queued connection with the lowest priority now (see request_turn)."""
-        for heap in (self._by_busy, self._by_cap):
-            while heap and heap[0][2][0] is None:
-                heapq.heappop(heap)
-        if not self._by_busy:
-            return None
-        growing, order, _ = self._by_busy[0]
-        capped, cap_order, _ = self._by_cap[0]
-        heap = self._by_busy
-        if (capped, cap_order) < (growing + BUSY_WEIGHT * time.monotonic(), order):
-            heap = self._by_cap
-        _, _, entry = heapq.heappop(heap)
-        session, entry[0] = entry[0], None  # the other heap drops it when it is on top
-        self.waiting -= 1
-        if not self.waiting:
-            self._by_busy.clear()
-            self._by_cap.clear()
-        return session
+    def spend(self, seconds: float) -> None:
+        """``seconds`` of request work were done in this pass."""
+        self.turns.spend(seconds)
 
     def _next_turns(self) -> None:
-        self.spent = 0.0
-        self._pass += 1
-        while self.waiting and (self.spent < TURN_BUDGET or not self.spent):
-            session = self._pop_waiting()
+        turns = self.turns
+        turns.start_pass()
+        while turns.waiting and turns.budget_left:
+            session = turns.pop(time.monotonic())
             if session is None:
                 break
             if session not in self.sessions:
                 continue
-            session.turn_pass = self._pass
+            session.clock.turn_pass = turns.pass_number
             session.take_turn()
-        if self.waiting or self.spent:
+        if turns.waiting or turns.spent:
             self._turn_timer.start()
+
+    # ------------------------------------------------------------ what sessions report
+
+    def claim_port(self, session: PeerSession, port: int) -> bool:
+        """Let ``session`` list files at ``port`` of its IP, unless another connection does."""
+        key = (session.ip, port)
+        holder = self._ports.get(key)
+        if holder is not None and holder is not session and not holder.closing:
+            if not holder.connection.peer_gone():
+                return False
+            # The same peer back on a new connection before we saw its old one close.
+            holder.close(flush=False)
+        self.release_port(session)
+        self._ports[key] = session
+        self._port_of[session] = port
+        return True
+
+    def release_port(self, session: PeerSession) -> None:
+        port = self._port_of.pop(session, None)
+        if port is not None and self._ports.get((session.ip, port)) is session:
+            del self._ports[(session.ip, port)]
+
+    def note_joined(self, session: PeerSession, files: int) -> None:
+        assert session.peer_id is not None
+        self.peer_joined.emit(session.peer_id, session.peer_label, files)
+
+    def note_updated(self, session: PeerSession, files: int) -> None:
+        assert session.peer_id is not None
+        self.peer_updated.emit(session.peer_id, files)
+
+    def note_left(self, session: PeerSession, peer_id: int) -> None:
+        self.seen.pop(peer_id, None)
+        self.schedule_upkeep()
+        self.peer_left.emit(peer_id, session.peer_label)
+
+    def note_answered(self, session: PeerSession, op: str, seconds: float) -> None:
+        if session.peer_id is not None:
+            self.seen[session.peer_id] = session.last_seen
+        self.schedule_upkeep()
+        self.request_handled.emit(op, seconds * 1000.0)
+
+    def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None:
+        log.warning(
+            "Protocol error from %s: %s %s",
+            session.peer_label,
+            error.code.value,
+            p.printable(error.message),
+        )
+        self.protocol_error.emit(session.peer_label, error.code.value, error.message)
 
     def note_dropped(self, session: PeerSession) -> None:
         """``session``'s peer dropped the connection: forget it soon (see _forget_dropped)."""
@@ -716,54 +785,139 @@ class IndexServer(QTcpServer):
         seen, self.seen = self.seen, {}
         self.store.touch_many(seen)
 
+    def online_peers(self) -> int:
+        """How many connections have joined (and not left)."""
+        return sum(1 for session in self.sessions if session.peer_id is not None)
+
     def session_for(self, peer_id: int) -> PeerSession | None:
         return next((s for s in self.sessions if s.peer_id == peer_id), None)
 
-    def kick(self, peer_id: int) -> bool:
+    # ------------------------------------------------------------ bans
+
+    def kick(self, peer_id: int, ban_seconds: float = KICK_BAN_SECONDS) -> bool:
+        """Close a peer's connection and refuse its address for ``ban_seconds``."""
         session = self.session_for(peer_id)
         if session is None:
             return False
-        log.info("Kicked peer %s", session.peer_label)
+        log.info(
+            "Kicked peer %s; its address is refused for %.0f s", session.peer_label, ban_seconds
+        )
         session.close(flush=False)
+        if ban_seconds > 0 and not self.store.is_banned(session.ip):
+            now = self.now()
+            self._temporary_bans[session.ip] = Ban(session.ip, KICK_REASON, now, now + ban_seconds)
+            self.bans_changed.emit()
         return True
 
-    def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None:
-        log.warning(
-            "Protocol error from %s: %s %s",
-            session.peer_label,
-            error.code.value,
-            p.printable(error.message),
-        )
-        self.protocol_error.emit(session.peer_label, error.code.value, error.message)
+    def ban(self, address: str, reason: str = "") -> tuple[str, int]:
+        """Ban an IP address for good (kept in the database) and close its connections.
 
-    def _refuse(self, socket: QTcpSocket, ip: str, reason: str) -> None:
+        Returns the address as stored and how many connections were closed; raises
+        ValueError for text that is not an IP address.
+        """
+        ip = normalize_address(address)
+        ipaddress.ip_address(ip)  # ValueError for anything else
+        self.store.ban(ip, reason)
+        self._temporary_bans.pop(ip, None)
+        closed = 0
+        for session in list(self.sessions):
+            if session.ip == ip and not session.closing:
+                session.close(flush=False)
+                closed += 1
+        connections = {0: "no connection was open", 1: "closed its connection"}.get(
+            closed, f"closed its {closed} connections"
+        )
+        log.info("Banned %s; %s", ip, connections)
+        self.bans_changed.emit()
+        return ip, closed
+
+    def unban(self, address: str) -> None:
+        """Lift a ban, for good or temporary."""
+        ip = normalize_address(address)
+        self.store.unban(ip)
+        self._temporary_bans.pop(ip, None)
+        log.info("Unbanned %s", ip)
+        self.bans_changed.emit()
+
+    def _expire_bans(self) -> None:
+        now = self.now()
+        expired = [
+            ip
+            for ip, ban in self._temporary_bans.items()
+            if ban.expires_at is not None and ban.expires_at <= now
+        ]
+        for ip in expired:
+            del self._temporary_bans[ip]
+        if expired:
+            self.bans_changed.emit()
+
+    def bans(self) -> list[Ban]:
+        """Every ban in force: those in the database, then the temporary ones."""
+        self._expire_bans()
+        kept = [Ban(address, reason, at) for address, reason, at in self.store.bans()]
+        return kept + sorted(self._temporary_bans.values(), key=lambda ban: ban.banned_at)
+
+    def is_banned(self, ip: str) -> bool:
+        ip = normalize_address(ip)
+        if ip in self._temporary_bans:
+            self._expire_bans()
+        return ip in self._temporary_bans or self.store.is_banned(ip)
+
+    # ------------------------------------------------------------ connections
+
+    def _refuse(self, sock: socket.socket, ip: str, reason: str) -> None:
         log.warning("Refused connection from %s: %s", ip, reason)
-        socket.write(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=reason)))
-        socket.disconnectFromHost()
-        socket.disconnected.connect(socket.deleteLater)
-        if socket.state() == QAbstractSocket.SocketState.UnconnectedState:
-            socket.deleteLater()
+        try:
+            sock.setblocking(False)
+            sock.send(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=reason)))
+            sock.shutdown(socket.SHUT_WR)
+            # What the client already sent is read, so closing sends no reset that
+            # could destroy the ERROR line before the client reads it.
+            while sock.recv(READ_CHUNK):
+                pass
+        except OSError:
+            pass
+        sock.close()
         self.connection_refused.emit(ip, reason)
 
-    def _on_new_connection(self) -> None:
-        while self.hasPendingConnections():
-            socket = self.nextPendingConnection()
-            ip = normalize_address(socket.peerAddress().toString())
-            if self.store.is_banned(ip):
-                self._refuse(socket, ip, "this address is banned from the index")
-                continue
-            if self._sessions_per_ip[ip] >= self.limits.max_connections_per_ip:
-                self._refuse(
-                    socket,
-                    ip,
-                    f"too many connections from {ip} "
-                    f"(the limit is {self.limits.max_connections_per_ip})",
-                )
-                continue
-            session = PeerSession(self, socket)
-            session.closed.connect(self._on_session_closed)
-            self.sessions.add(session)
-            self._sessions_per_ip[ip] += 1
+    def incomingConnection(self, handle: int) -> None:
+        self._incoming.append(handle)
+        if not self._accept_timer.isActive():
+            self._accept_timer.start()
+
+    def _take_incoming(self) -> None:
+        for _ in range(min(ACCEPT_BATCH, len(self._incoming))):
+            self._set_up(self._incoming.popleft())
+        if self._incoming:
+            self._accept_timer.start()
+
+    def _set_up(self, handle: int) -> None:
+        try:
+            sock = socket.socket(fileno=handle)
+            ip = normalize_address(sock.getpeername()[0])
+        except OSError as exc:  # gone before we looked
+            log.debug("Could not take an incoming connection: %s", exc)
+            return
+        if self.is_banned(ip):
+            self._refuse(sock, ip, "this address is banned from the index")
+            return
+        if self._sessions_per_ip[ip] >= self.limits.max_connections_per_ip:
+            self._refuse(
+                sock,
+                ip,
+                f"too many connections from {ip} "
+                f"(the limit is {self.limits.max_connections_per_ip})",
+            )
+            return
+        try:
+            connection = Connection(sock, READ_BUFFER)
+        except OSError:
+            sock.close()
+            return
+        session = PeerSession(self, connection)
+        session.closed.connect(self._on_session_closed)
+        self.sessions.add(session)
+        self._sessions_per_ip[ip] += 1
 
     def _on_session_closed(self, session: PeerSession) -> None:
         if session in self.sessions:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
 
 from server_app.__main__ import build_admin_window, parse_args
 from server_app.index_server import IndexServer
@@ -41,13 +44,30 @@ class ClientFrom(WireClient):
         self.closed = False
 
 
+class FakePrompts:
+    """Answers the window's questions without a dialog and keeps what was asked."""
+
+    def __init__(self) -> None:
+        self.answer = True
+        self.asked: list[tuple[str, str]] = []
+
+    def confirm(self, title: str, question: str) -> bool:
+        self.asked.append((title, question))
+        return self.answer
+
+    def confirm_disconnect(self, peers: int, quitting: bool) -> bool:
+        self.asked.append(("quit" if quitting else "stop", str(peers)))
+        return self.answer
+
+
 class Harness:
     """An admin window on a real IndexServer listening on 127.0.0.1, and its peers."""
 
     def __init__(self, qtbot, db: str = ":memory:") -> None:
         self.qtbot = qtbot
         self.store = IndexStore(db)
-        self.window = AdminWindow(IndexServer(self.store), database=db)
+        self.prompts = FakePrompts()
+        self.window = AdminWindow(IndexServer(self.store), database=db, prompts=self.prompts)
         self.clients: list[WireClient] = []
         assert self.window.start_listening("127.0.0.1", 0)
         self.port = self.window.server.serverPort()
@@ -395,3 +415,195 @@ def test_command_line_options_set_the_window_and_it_listens_at_once(qtbot, tmp_p
     finally:
         window.shutdown()
         window.store.close()
+
+
+# ------------------------------------------------------------------ safety
+
+
+def test_stop_with_peers_online_asks_first_and_no_keeps_them(qtbot, harness):
+    h = harness()
+    client = h.join(8776, [])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.prompts.answer = False
+    qtbot.mouseClick(h.window.listen_button, Qt.MouseButton.LeftButton)
+    assert h.prompts.asked == [("stop", "1")]
+    assert h.window.server.isListening() and not client.is_closed()
+    h.prompts.answer = True
+    qtbot.mouseClick(h.window.listen_button, Qt.MouseButton.LeftButton)
+    assert not h.window.server.isListening()
+    qtbot.waitUntil(client.is_closed)
+
+
+def test_stop_without_peers_does_not_ask(qtbot, harness):
+    h = harness()
+    qtbot.mouseClick(h.window.listen_button, Qt.MouseButton.LeftButton)
+    assert not h.window.server.isListening() and h.prompts.asked == []
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_closing_the_window_with_peers_online_asks_first(qtbot, harness):
+    h = harness()
+    h.window.show()
+    client = h.join(8776, [])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.prompts.answer = False
+    assert h.window.close() is False
+    assert h.window.isVisible() and h.window.server.isListening() and not client.is_closed()
+    h.prompts.answer = True
+    assert h.window.close() is True
+    assert h.prompts.asked == [("quit", "1"), ("quit", "1")]
+    qtbot.waitUntil(client.is_closed)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_file_quit_is_ctrl_q_and_goes_through_the_same_question(qtbot, harness):
+    h = harness()
+    h.window.show()
+    qtbot.waitExposed(h.window)
+    menus = [action.text() for action in h.window.menuBar().actions()]
+    assert menus == ["&File"]
+    assert h.window.quit_action in h.window.menuBar().actions()[0].menu().actions()
+    assert h.window.quit_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Quit)
+    h.join(8776, [])
+    h.wait_for_peer("127.0.0.1:8776")
+    h.prompts.answer = False
+    h.window.quit_action.trigger()
+    assert h.prompts.asked == [("quit", "1")] and h.window.isVisible()
+    h.prompts.answer = True
+    h.window.quit_action.trigger()
+    assert not h.window.isVisible() and not h.window.server.isListening()
+
+
+def test_the_files_tab_shows_the_index_when_first_opened(qtbot, harness):
+    h = harness()
+    h.join(8776, [file("lecture one.mkv", 1, H1), file("lecture two.mkv", 2, H2)])
+    h.wait_for_peer("127.0.0.1:8776")
+    assert h.window.file_names() == []  # the window opened on an empty index
+    h.window.tabs.setCurrentWidget(h.window.files_page)
+    # At once, not at the next periodic refresh.
+    assert sorted(h.window.file_names()) == ["lecture one.mkv", "lecture two.mkv"]
+
+
+def test_a_kicked_peer_stays_out_for_ten_minutes_unless_unbanned(qtbot, harness):
+    h = harness()
+    h.join(8776, [], source="127.0.0.3")
+    h.wait_for_peer("127.0.0.3:8776")
+    assert h.window.select_peer(h.window.peer_model.peer_at(0).peer_id)
+    assert h.window.kick_selected() == 1
+    h.wait_for_peer("127.0.0.3:8776", present=False)
+    expect_refused(qtbot, h.connect(source="127.0.0.3"))
+    assert h.window.ban_model.addresses() == ["127.0.0.3"]
+    ends = h.window.ban_model.index(0, 3).data()
+    assert ends == "in 10 min", ends
+    # Eight minutes and twenty seconds later it is still out, and the Bans tab says so.
+    server = h.window.server
+    start = time.time()
+    server.now = lambda: start + 500
+    h.window.reload_bans()
+    assert h.window.ban_model.index(0, 3).data() == "in 2 min"
+    expect_refused(qtbot, h.connect(source="127.0.0.3"))
+    # Unban lifts it at once.
+    h.window.unban_address("127.0.0.3")
+    assert h.window.ban_model.addresses() == []
+    h.join(8776, [], source="127.0.0.3")
+    h.wait_for_peer("127.0.0.3:8776")
+
+
+def test_a_kick_ban_runs_out_by_itself(qtbot, harness):
+    h = harness()
+    client = h.join(8776, [], source="127.0.0.3")
+    h.wait_for_peer("127.0.0.3:8776")
+    server = h.window.server
+    assert server.kick(server.sessions.copy().pop().peer_id)
+    qtbot.waitUntil(client.is_closed)
+    assert server.is_banned("127.0.0.3")
+    start = time.time()
+    server.now = lambda: start + 601
+    assert not server.is_banned("127.0.0.3")
+    qtbot.waitUntil(lambda: h.window.ban_model.addresses() == [])
+    h.join(8776, [], source="127.0.0.3")
+
+
+def test_window_titles_carry_the_address_they_listen_on(qtbot, harness):
+    first, second = harness().window, harness().window
+    assert f"127.0.0.1:{first.server.serverPort()}" in first.windowTitle()
+    assert first.windowTitle() != second.windowTitle()
+    first.stop_listening()
+    assert "stopped" in first.windowTitle()
+
+
+# ------------------------------------------------------------------ Brazilian Portuguese
+
+ADMIN_CONTEXTS = {
+    "server_app/ui/admin_window.py": "AdminWindow",
+    "server_app/ui/log_pane.py": "AdminLog",
+    "server_app/ui/traffic_chart.py": "AdminChart",
+    "server_app/ui/models.py": "AdminTables",
+}
+
+
+def admin_sources() -> dict[str, set[str]]:
+    """Every text the admin modules pass to tr()/translate(), by context (and table headers)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    found: dict[str, set[str]] = {}
+    for relative, context in ADMIN_CONTEXTS.items():
+        tree = ast.parse((root / relative).read_text(encoding="utf-8"))
+        constants = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                    constants[node.targets[0].id] = ast.literal_eval(node.value)
+        texts = found.setdefault(context, set())
+        texts.update(constants.get("HEADERS", ()))
+        texts.update(label for label, _level in constants.get("LEVELS", ()))
+        texts.update(constants.get("LEVEL_NAMES", ()))
+        texts.update(constants.get("captions", {}).values())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            args = node.args[:1] if name == "tr" else node.args[1:2] if name == "translate" else []
+            for arg in args:
+                for part in (arg.body, arg.orelse) if isinstance(arg, ast.IfExp) else (arg,):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        texts.add(part.value)
+                    elif isinstance(part, ast.Name) and isinstance(constants.get(part.id), str):
+                        texts.add(constants[part.id])
+    return found
+
+
+def test_every_admin_text_has_a_brazilian_portuguese_translation():
+    from app import i18n
+
+    _language, messages = i18n.read_ts(i18n.i18n_dir() / "napster_pt_BR.ts")
+    translated = {(m.context, m.source) for m in messages if m.translation}
+    sources = admin_sources()
+    assert len(sources["AdminWindow"]) > 60
+    missing = {(c, text) for c, texts in sources.items() for text in texts} - translated
+    assert not missing, sorted(missing)
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_admin_window_speaks_brazilian_portuguese(qtbot, harness):
+    from app.i18n import Translations
+
+    translations = Translations()
+    try:
+        assert translations.apply("pt_BR") == "pt_BR"
+        h = harness()
+        window = h.window
+        window.show()
+        assert window.windowTitle().endswith("Servidor de índice Napster P2P")
+        assert [window.tabs.tabText(i) for i in range(3)] == ["Peers", "Arquivos", "Banimentos"]
+        assert window.menuBar().actions()[0].text() == "&Arquivo"
+        assert window.quit_action.text() == "&Sair"
+        assert window.listen_button.text() == "Parar"
+        assert window.listen_state_text().startswith("● Escutando em 127.0.0.1:")
+        assert window.ban_model.headerData(0, Qt.Orientation.Horizontal) == "Endereço"
+        assert window.log_pane.follow_box.text() == "Seguir novas linhas"
+        assert window.counter("peers") == "0"
+        assert window.tiles["peers"].caption_label.text() == "Peers online"
+    finally:
+        translations.apply("en")

@@ -20,7 +20,7 @@ import os
 import unicodedata
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -247,6 +247,10 @@ class IndexServerMachine(RuleBasedStateMachine):
 
     def _model_join(self, conn: Conn, port: int, pairs, request_id) -> Expect:
         entries = self._entries(pairs)
+        if any(c.port == port for c in self.conns if c is not conn):
+            # Another open connection from this address lists that port (PROTOCOL.md).
+            conn.port, conn.files = None, {}
+            return Expect(error="BAD_REQUEST", error_id=request_id, closes=True)
         if len(entries) > MAX_FILES:
             return Expect(error="TOO_LARGE", error_id=request_id, closes=True)
         conn.port, conn.files = port, entries
@@ -372,15 +376,19 @@ class IndexServerMachine(RuleBasedStateMachine):
     def search(self, data) -> None:
         self._requests(self._pick(data), [self._draw_request(data, "SEARCH")])
 
-    @rule(data=st.data())
-    def reconnect(self, data) -> None:
-        """A peer JOINs again on a new connection before the server noticed the old one drop."""
+    @rule(data=st.data(), close_old=st.booleans())
+    def reconnect(self, data, close_old) -> None:
+        """A peer JOINs again on a new connection, right after closing the old one (the
+        server may not have noticed yet) or with the old one still open (refused)."""
         joined = [c for c in self.conns if c.joined]
         if not joined or len(self.conns) >= 4:
             return
         old = data.draw(st.sampled_from(joined), label="old connection")
         files = [file_entry(h, n) for h, n in old.files]
-        self._requests(self._open(), [{"op": "JOIN", "id": 1, "port": old.port, "files": files}])
+        port = old.port
+        if close_old:
+            self._drop(old)
+        self._requests(self._open(), [{"op": "JOIN", "id": 1, "port": port, "files": files}])
 
     @rule(
         data=st.data(),
@@ -476,3 +484,110 @@ class IndexServerMachine(RuleBasedStateMachine):
 
 def test_index_server_survives_random_request_sequences(qtbot):
     run_state_machine_as_test(lambda: IndexServerMachine(qtbot), settings=fuzz_settings())
+
+
+# ------------------------------------------------------------------ any value in any field
+
+#: Any JSON value: any Unicode (lone surrogates too: json.dumps escapes them), any type,
+#: nested lists and objects.
+any_text = st.sampled_from(["\ud800", "aula \udfff", "\udbff\udbff"]) | st.text(
+    st.characters(exclude_categories=()), max_size=12
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | any_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(any_text, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_VALID_FILE = {"name": "aula.mp4", "size": 7, "hash": HASHES[0]}
+#: A valid body per op; the test replaces some of its fields (and the file entry's).
+TEMPLATES: dict[str, dict] = {
+    "JOIN": {"port": 7001, "files": [_VALID_FILE], "agent": "napster-p2p/1.0"},
+    "SEARCH": {"query": "aula", "limit": 10},
+    "UPDATE": {"add": [_VALID_FILE], "remove": [HASHES[1]]},
+    "PING": {},
+    "LEAVE": {},
+    "JOIN_OK": {"peer": "127.0.0.1:7001", "files": 1},
+    "SEARCH_OK": {"results": []},
+    "UPDATE_OK": {"files": 1},
+    "PONG": {},
+    "LEAVE_OK": {},
+    "PIECES": {"hash": HASHES[0]},
+    "PIECES_OK": {"hash": HASHES[0], "name": "a", "size": 1, "piece_size": 4, "pieces": []},
+    "DOWNLOAD": {"hash": HASHES[0], "offset": 0, "length": 1},
+    "DOWNLOAD_OK": {"hash": HASHES[0], "offset": 0, "length": 1},
+    "ERROR": {"code": "BUSY", "message": "x"},
+}
+
+
+SERVER_OPS = ["JOIN", "SEARCH", "UPDATE", "PING", "LEAVE"]
+
+
+@st.composite
+def hostile_requests(draw) -> dict:
+    """One op's message with random JSON values in one to three of its fields.
+
+    Mostly the ops the server answers, and mostly strings (lone surrogates often), so
+    the checks past the first broken field are reached too.
+    """
+    others = sorted(set(TEMPLATES) - set(SERVER_OPS))
+    op = draw(st.sampled_from(SERVER_OPS) | st.sampled_from(others) | any_text)
+    body: dict = {"op": op, "id": 5, **TEMPLATES.get(op, {})}
+    entry = dict(_VALID_FILE)
+    if op in ("JOIN", "UPDATE"):
+        body["files" if op == "JOIN" else "add"] = [entry]
+    fields = [*body, *(f"file.{key}" for key in entry), "an unknown field"]
+    values = any_text | json_values
+    for field_name in draw(st.sets(st.sampled_from(fields), min_size=1, max_size=3)):
+        if field_name.startswith("file."):
+            entry[field_name[5:]] = draw(values)
+        elif field_name == "an unknown field":
+            body[draw(any_text)] = draw(values)
+        else:
+            body[field_name] = draw(values)
+    return body
+
+
+def test_any_value_in_any_field_gets_a_reply_or_a_close(qtbot, make_index_server):
+    # Every deadline is 2 s here: a reply (or a close) must come well within it.
+    server = make_index_server(ServerLimits(join_timeout=2.0, idle_timeout=2.0))
+    examples = int(os.environ.get("NAPSTER_FUZZ_EXAMPLES", "0") or 0)
+
+    @settings(
+        max_examples=examples or 15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    @given(request=hostile_requests(), joined_first=st.booleans())
+    @example(
+        request={"op": "JOIN", "port": 7001, "files": [], "agent": "\ud800"}, joined_first=False
+    )
+    @example(request={"op": "SEARCH", "id": 2, "query": "\udfff"}, joined_first=True)
+    def check(request: dict, joined_first: bool) -> None:
+        client = WireClient(server.serverPort())
+        try:
+            if joined_first:
+                client.send_raw(line({"op": "JOIN", "id": 1, "port": 7900, "files": []}))
+                wait_until(qtbot, client.has_line)
+                assert client.lines.pop(0)["op"] == "JOIN_OK"
+            client.send_raw(json.dumps(request).encode() + b"\n")  # ASCII: surrogates escaped
+            wait_until(qtbot, lambda: client.has_line() or client.is_closed(), timeout=1.5)
+            for reply in client.lines:
+                assert reply["op"] in {
+                    "JOIN_OK",
+                    "SEARCH_OK",
+                    "UPDATE_OK",
+                    "PONG",
+                    "LEAVE_OK",
+                    "ERROR",
+                }
+                if reply["op"] == "ERROR":
+                    assert p.ErrorCode(reply["code"])
+        finally:
+            client.close()
+        wait_until(qtbot, lambda: not server.sessions)  # nothing is left holding the address
+
+    check()

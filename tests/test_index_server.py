@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from server_app import index_server
+from server_app import index_requests, turns
 from server_app.index_server import IndexServer, ServerLimits, ServerStartError
 from server_app.index_store import IndexStore
 from tests.wire_client import WireClient
@@ -408,7 +408,7 @@ def test_last_seen_reaches_the_store_in_one_batch(qtbot, server, connect):
 def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
     qtbot, server, connect, monkeypatch
 ):
-    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one index request per pass
+    monkeypatch.setattr(server.turns, "budget", 0.0)  # one index request per pass
     clients = [connect() for _ in range(4)]
     for number, client in enumerate(clients):
         joins = b"".join(
@@ -430,13 +430,13 @@ def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
         assert all(r["op"] == "SEARCH_OK" for r in replies[3::2])
     # Every search was answered after all four JOINs had waited their turn or not at all.
     assert len(replies[-2]["results"][0]["peers"]) == 3
-    assert server.waiting == 0
+    assert server.turns.waiting == 0
 
 
 def test_a_peer_that_searches_now_and_then_goes_before_peers_that_never_stop(
     qtbot, server, connect, monkeypatch, caplog
 ):
-    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one index request per pass
+    monkeypatch.setattr(server.turns, "budget", 0.0)  # one index request per pass
     holder, newcomer = connect(), connect()
     flooders = [connect() for _ in range(8)]
     join(qtbot, holder, 7001, [file("talk.mp4", 1, H1)])
@@ -482,9 +482,9 @@ def test_a_departed_peers_rows_are_cleared_in_the_background(qtbot, server, conn
 def test_a_big_join_goes_in_by_steps_and_others_are_served_in_between(
     qtbot, server, connect, monkeypatch
 ):
-    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)  # one step per pass
-    monkeypatch.setattr(index_server, "STEP_FILES", 5)
-    monkeypatch.setattr(index_server, "QUIET_GAP", 0.0)  # other's JOIN is not its busy time
+    monkeypatch.setattr(server.turns, "budget", 0.0)  # one step per pass
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
+    monkeypatch.setattr(turns, "QUIET_GAP", 0.0)  # other's JOIN is not its busy time
     big, other = connect(), connect()
     join(qtbot, other, 7002, [])
     store = server.store
@@ -515,8 +515,8 @@ def test_a_big_join_goes_in_by_steps_and_others_are_served_in_between(
 def test_a_peer_that_drops_in_the_middle_of_a_big_join_leaves_nothing(
     qtbot, server, connect, monkeypatch
 ):
-    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)
-    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    monkeypatch.setattr(server.turns, "budget", 0.0)
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
     big = connect()
     files = [file(f"clip {n:03d}.mp4", n, f"{n + 1:064x}") for n in range(500)]
     big.send({"op": "JOIN", "id": 1, "port": 7001, "files": files})
@@ -527,7 +527,7 @@ def test_a_peer_that_drops_in_the_middle_of_a_big_join_leaves_nothing(
 
 
 def test_a_big_join_over_the_files_limit_adds_nothing(qtbot, make_server, connect, monkeypatch):
-    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
     server = make_server(ServerLimits(max_files_per_peer=20))
     client = WireClient(server.serverPort())
     try:
@@ -542,7 +542,7 @@ def test_a_big_join_over_the_files_limit_adds_nothing(qtbot, make_server, connec
 def test_a_big_update_goes_in_by_steps_unless_it_could_break_the_limit(
     qtbot, make_server, monkeypatch
 ):
-    monkeypatch.setattr(index_server, "STEP_FILES", 5)
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
     server = make_server(ServerLimits(max_files_per_peer=30))
     client = WireClient(server.serverPort())
     try:
@@ -570,8 +570,8 @@ def test_a_closed_session_is_freed_without_the_garbage_collector(
     import gc
     import weakref
 
-    monkeypatch.setattr(index_server, "STEP_FILES", 2)
-    monkeypatch.setattr(index_server, "TURN_BUDGET", 0.0)
+    monkeypatch.setattr(index_requests, "STEP_FILES", 2)
+    monkeypatch.setattr(server.turns, "budget", 0.0)
     client = connect()
     if ending == "drop mid-join":
         files = [file(f"clip {n}.mp4", n, f"{n + 1:064x}") for n in range(400)]
@@ -595,31 +595,6 @@ def test_a_closed_session_is_freed_without_the_garbage_collector(
         qtbot.waitUntil(lambda: not server.sessions and session() is None)
     finally:
         gc.enable()
-
-
-def test_the_queue_puts_the_least_busy_first_and_each_entry_comes_out_once(server):
-    import time
-    from types import SimpleNamespace
-
-    started = time.monotonic()
-
-    def waiting_session(busy: float) -> SimpleNamespace:
-        quiet = float("-inf") if busy == 0 else None  # 0: asks after a quiet spell
-        return SimpleNamespace(
-            busy_before=busy, busy_started=started, quiet_since=quiet, turn_pass=-1
-        )
-
-    server.spent = 1.0  # this pass's budget is used up: everyone queues
-    flooder, mid, newcomer = waiting_session(5.0), waiting_session(0.05), waiting_session(0)
-    for session in (flooder, mid, newcomer):
-        assert server.request_turn(session) is False
-    assert [server._pop_waiting() for _ in range(3)] == [newcomer, mid, flooder]
-    # A crowd busy for almost the same time comes out in order, each once, without spinning.
-    crowd = [waiting_session(0.1 + n * 1e-6) for n in range(2000)]
-    for session in crowd:
-        server.request_turn(session)
-    assert [server._pop_waiting() for _ in range(2000)] == crowd
-    assert server.waiting == 0 and server._pop_waiting() is None
 
 
 def test_a_silent_connection_is_closed_at_the_join_deadline_while_the_server_is_busy(
@@ -661,3 +636,152 @@ def test_sessions_closed_for_a_bad_line_after_other_requests_are_freed_without_t
         gc.enable()
         for client in clients:
             client.close()
+
+
+# ------------------------------------------------------------------ every input is answered
+
+LONE = b"\\ud800"  # a JSON escape that decodes to a lone surrogate
+
+
+def test_a_join_whose_agent_is_a_lone_surrogate_is_refused_and_closed(qtbot, server, connect):
+    limit = server.limits.max_connections_per_ip
+    for _ in range(limit + 1):  # none of them may stay open and lock the address out
+        client = connect()
+        client.send_raw(b'{"op":"JOIN","id":1,"port":7001,"files":[],"agent":"' + LONE + b'"}\n')
+        reply = client.reply(qtbot)
+        assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 1)
+        qtbot.waitUntil(client.is_closed, timeout=3000)
+    qtbot.waitUntil(lambda: not server.sessions)
+    assert server.store.counters().peers == 0
+    assert_still_serving(qtbot, server)
+
+
+def test_a_search_for_a_lone_surrogate_is_answered(qtbot, server, connect):
+    client = connect()
+    join(qtbot, client, 7001, [file("aula.mp4", 1, H1)])
+    client.send_raw(b'{"op":"SEARCH","id":2,"query":"aula ' + LONE + b'"}\n')
+    reply = client.reply(qtbot)
+    assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 2)
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+
+
+def test_a_fault_of_the_server_in_a_request_is_an_error_and_a_close(
+    qtbot, server, connect, monkeypatch, caplog
+):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    client = connect()
+    join(qtbot, client, 7001, [])
+    monkeypatch.setattr(server.store, "search", broken)
+    with caplog.at_level(logging.ERROR, logger="napster.server"):
+        reply = client.request(qtbot, {"op": "SEARCH", "id": 2, "query": "x"})
+    assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 2)
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    assert "RuntimeError: a bug" in caplog.text
+    qtbot.waitUntil(lambda: not server.sessions)
+    assert server.store.counters().peers == 0
+
+
+def test_a_fault_in_the_middle_of_a_big_join_is_an_error_and_a_close(
+    qtbot, server, connect, monkeypatch
+):
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
+    update_files = server.store.update_files
+    calls = []
+
+    def broken_later(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("a bug")
+        return update_files(*args, **kwargs)
+
+    monkeypatch.setattr(server.store, "update_files", broken_later)
+    client = connect()
+    files = [file(f"clip {n}.mp4", n, f"{n + 1:064x}") for n in range(40)]
+    reply = client.request(qtbot, {"op": "JOIN", "id": 1, "port": 7001, "files": files})
+    assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 1)
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    qtbot.waitUntil(lambda: not server.sessions and server.store.counters().peers == 0)
+
+
+# ------------------------------------------------------------------ half-close
+
+
+def test_a_client_that_shuts_its_sending_side_gets_its_replies_then_the_close(
+    qtbot, server, connect
+):
+    client = connect()
+    join_line = {"op": "JOIN", "id": 1, "port": 7001, "files": [file("aula.mp4", 1, H1)]}
+    client.send_raw(
+        json.dumps(join_line).encode()
+        + b'\n{"op":"SEARCH","id":2,"query":"aula"}\n{"op":"PING","id":3}\n'
+    )
+    client.sock.shutdown(socket.SHUT_WR)
+    replies = [client.reply(qtbot) for _ in range(3)]
+    assert [(r["op"], r["id"]) for r in replies] == [
+        ("JOIN_OK", 1),
+        ("SEARCH_OK", 2),
+        ("PONG", 3),
+    ]
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    qtbot.waitUntil(lambda: not server.sessions and server.store.counters().peers == 0)
+
+
+def test_a_half_closed_client_waiting_its_turn_still_gets_every_reply(
+    qtbot, server, connect, monkeypatch
+):
+    monkeypatch.setattr(server.turns, "budget", 0.0)  # one step per pass
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)
+    client = connect()
+    files = [file(f"clip {n}.mp4", n, f"{n + 1:064x}") for n in range(60)]
+    searches = b"".join(b'{"op":"SEARCH","id":%d,"query":"clip"}\n' % n for n in range(2, 12))
+    join_line = {"op": "JOIN", "id": 1, "port": 7001, "files": files}
+    client.send_raw(json.dumps(join_line).encode() + b"\n" + searches)
+    client.sock.shutdown(socket.SHUT_WR)
+    replies = [client.reply(qtbot) for _ in range(11)]
+    assert [r["id"] for r in replies] == list(range(1, 12))
+    assert replies[0]["files"] == 60
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+
+
+def test_a_client_that_stops_in_the_middle_of_a_line_is_closed(qtbot, server, connect):
+    client = connect()
+    client.send_raw(b'{"op":"PING","id":1}\n{"op":"PI')
+    client.sock.shutdown(socket.SHUT_WR)
+    assert client.reply(qtbot) == {"op": "PONG", "id": 1}
+    qtbot.waitUntil(client.is_closed, timeout=3000)
+    qtbot.waitUntil(lambda: not server.sessions)
+
+
+# ------------------------------------------------------------------ port claims
+
+
+def test_a_peer_cannot_list_files_at_another_peers_port(qtbot, server, connect):
+    owner, intruder, other = connect(), connect(), connect()
+    join(qtbot, owner, 7001, [file("real.mp4", 1, H1)])
+    join(qtbot, other, 7003, [])
+    reply = intruder.request(
+        qtbot, {"op": "JOIN", "id": 1, "port": 7001, "files": [file("fake.mp4", 1, H2)]}
+    )
+    assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 1)
+    assert "7001" in reply["message"]
+    qtbot.waitUntil(intruder.is_closed, timeout=3000)
+    results = other.request(qtbot, {"op": "SEARCH", "id": 2, "query": "mp4"})["results"]
+    assert [r["name"] for r in results] == ["real.mp4"]
+    # The owner may JOIN again on its own connection, at the same port or another.
+    assert join(qtbot, owner, 7001, [file("real2.mp4", 1, H2)], 3)["files"] == 1
+    assert join(qtbot, owner, 7002, [], 4)["peer"] == "127.0.0.1:7002"
+    # Port 7001 is free again.
+    assert join(qtbot, connect(), 7001, [])["peer"] == "127.0.0.1:7001"
+
+
+def test_the_same_peer_back_on_a_new_connection_takes_its_port_back(qtbot, server, connect):
+    old = connect()
+    join(qtbot, old, 7001, [file("aula.mp4", 1, H1)])
+    old.close()  # the server may not have noticed when the new JOIN comes
+    new = connect()
+    reply = join(qtbot, new, 7001, [file("aula.mp4", 1, H1)])
+    assert reply["peer"] == "127.0.0.1:7001"
+    qtbot.waitUntil(lambda: len(server.sessions) == 1)
+    assert server.store.counters().peers == 1

@@ -440,3 +440,54 @@ def test_encode_search_ok_is_encode_of_the_results_that_fit(request_id, results,
     if kept < len(results):  # the next one would not have fitted
         longer = p.encode(p.SearchOk(id=request_id, results=tuple(results[: kept + 1])))
         assert len(longer) > empty + room
+
+
+# ------------------------------------------------------------------ lone surrogates
+
+_S = "\\ud800"  # a JSON escape no UTF-8 text can hold
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"op":"JOIN","id":1,"port":6001,"files":[],"agent":"' + _S + '"}',
+        '{"op":"JOIN","id":1,"port":6001,"files":[{"name":"a'
+        + _S
+        + '","size":1,"hash":"'
+        + H1
+        + '"}]}',
+        '{"op":"SEARCH","id":1,"query":"' + _S + '"}',
+        '{"op":"SEARCH","id":1,"query":"aula \\udfff mp4"}',
+        '{"op":"PING","id":1,"future":"' + _S + '"}',
+        '{"op":"PING","id":1,"' + _S + '":1}',
+        '{"op":"PING","id":1,"future":[{"deep":["' + _S + '"]}]}',
+        '{"op":"' + _S + '","id":1}',
+        '{"op":"JOIN_OK","id":1,"peer":"' + _S + '","files":1}',
+        '{"op":"ERROR","id":1,"code":"BUSY","message":"' + _S + '"}',
+        '{"op":"SEARCH_OK","id":1,"results":[{"name":"a","size":1,"hash":"'
+        + H1
+        + '","peers":[{"host":"'
+        + _S
+        + '","port":1}]}]}',
+        '{"op":"PIECES_OK","id":1,"hash":"'
+        + H1
+        + '","name":"\\uDC00.bin","size":1,"piece_size":4194304,"pieces":[]}',
+        '{"op":"PING","id":1,"x":"\\\\\\ud800"}',  # an escaped backslash, then the escape
+    ],
+)
+def test_a_lone_surrogate_in_any_string_of_any_op_is_bad_request(line):
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_line(line.encode())
+    assert info.value.code is p.ErrorCode.BAD_REQUEST
+    assert info.value.request_id == 1 or '"op":"\\' not in line
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_fine():
+    assert p.decode_line(b'{"op":"SEARCH","id":1,"query":"\\ud83c\\udfb5"}').query == "\U0001f3b5"
+    assert p.decode_line(b'{"op":"SEARCH","id":1,"query":"\\\\ud800"}').query == "\\ud800"
+
+
+def test_a_record_built_in_code_cannot_carry_a_lone_surrogate():
+    with pytest.raises(p.ProtocolError):
+        p.Search.parse({"op": "SEARCH", "query": "\ud800"})
+    assert p.name_problem("a\udc00") is not None

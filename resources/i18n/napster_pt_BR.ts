@@ -2,6 +2,466 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="pt_BR">
     <context>
+        <name>AdminChart</name>
+        <message>
+            <source>60 min ago</source>
+            <translation>há 60 min</translation>
+        </message>
+        <message>
+            <source>30 min</source>
+            <translation>30 min</translation>
+        </message>
+        <message>
+            <source>now</source>
+            <translation>agora</translation>
+        </message>
+        <message>
+            <source>Online peers</source>
+            <translation>Peers online</translation>
+        </message>
+        <message>
+            <source>Requests / min</source>
+            <translation>Pedidos / min</translation>
+        </message>
+        <message>
+            <source>Online peers and requests per minute appear here, one point every {seconds} s, for the last hour.</source>
+            <translation>Peers online e pedidos por minuto aparecem aqui, um ponto a cada {seconds} s, durante a última hora.</translation>
+        </message>
+    </context>
+    <context>
+        <name>AdminLog</name>
+        <message>
+            <source>Log</source>
+            <translation>Log</translation>
+        </message>
+        <message>
+            <source>Filter log lines by text</source>
+            <translation>Filtrar linhas do log por texto</translation>
+        </message>
+        <message>
+            <source>Follow new lines</source>
+            <translation>Seguir novas linhas</translation>
+        </message>
+        <message>
+            <source>Untick to stop the log from scrolling while you read it</source>
+            <translation>Desmarque para o log parar de rolar enquanto você lê</translation>
+        </message>
+        <message>
+            <source>Clear</source>
+            <translation>Limpar</translation>
+        </message>
+        <message>
+            <source>Nothing logged yet. Peers joining, searches, refused connections and errors show here.</source>
+            <translation>Nada registrado ainda. Entradas de peers, buscas, conexões recusadas e erros aparecem aqui.</translation>
+        </message>
+        <message>
+            <source>No log line matches this level and text.</source>
+            <translation>Nenhuma linha do log corresponde a este nível e texto.</translation>
+        </message>
+        <message>
+            <source>Info and above</source>
+            <translation>Informação e acima</translation>
+        </message>
+        <message>
+            <source>Warnings and errors</source>
+            <translation>Avisos e erros</translation>
+        </message>
+        <message>
+            <source>Errors only</source>
+            <translation>Só erros</translation>
+        </message>
+        <message>
+            <source>Everything (debug)</source>
+            <translation>Tudo (depuração)</translation>
+        </message>
+    </context>
+    <context>
+        <name>AdminTables</name>
+        <message>
+            <source>Debug</source>
+            <translation>Depuração</translation>
+        </message>
+        <message>
+            <source>Info</source>
+            <translation>Info</translation>
+        </message>
+        <message>
+            <source>Warning</source>
+            <translation>Aviso</translation>
+        </message>
+        <message>
+            <source>Error</source>
+            <translation>Erro</translation>
+        </message>
+        <message>
+            <source>Critical</source>
+            <translation>Crítico</translation>
+        </message>
+        <message>
+            <source>in {seconds} s</source>
+            <translation>em {seconds} s</translation>
+        </message>
+        <message>
+            <source>when unbanned</source>
+            <translation>ao desbanir</translation>
+        </message>
+        <message>
+            <source>in {minutes} min</source>
+            <translation>em {minutes} min</translation>
+        </message>
+        <message>
+            <source>Address</source>
+            <translation>Endereço</translation>
+        </message>
+        <message>
+            <source>Agent</source>
+            <translation>Agente</translation>
+        </message>
+        <message>
+            <source>Files</source>
+            <translation>Arquivos</translation>
+        </message>
+        <message>
+            <source>Shared</source>
+            <translation>Compartilhado</translation>
+        </message>
+        <message>
+            <source>Connected since</source>
+            <translation>Conectado desde</translation>
+        </message>
+        <message>
+            <source>Last seen</source>
+            <translation>Visto por último</translation>
+        </message>
+        <message>
+            <source>Name</source>
+            <translation>Nome</translation>
+        </message>
+        <message>
+            <source>Size</source>
+            <translation>Tamanho</translation>
+        </message>
+        <message>
+            <source>Peers</source>
+            <translation>Peers</translation>
+        </message>
+        <message>
+            <source>Hash</source>
+            <translation>Hash</translation>
+        </message>
+        <message>
+            <source>Reason</source>
+            <translation>Motivo</translation>
+        </message>
+        <message>
+            <source>Banned at</source>
+            <translation>Banido em</translation>
+        </message>
+        <message>
+            <source>Ends</source>
+            <translation>Termina</translation>
+        </message>
+        <message>
+            <source>Time</source>
+            <translation>Hora</translation>
+        </message>
+        <message>
+            <source>Level</source>
+            <translation>Nível</translation>
+        </message>
+        <message>
+            <source>Source</source>
+            <translation>Origem</translation>
+        </message>
+        <message>
+            <source>Message</source>
+            <translation>Mensagem</translation>
+        </message>
+    </context>
+    <context>
+        <name>AdminWindow</name>
+        <message>
+            <source>Quit the index server</source>
+            <translation>Sair do servidor de índice</translation>
+        </message>
+        <message>
+            <source>{peers} peers are online. Quitting disconnects every one of them and they cannot search until the server runs again. Quit?</source>
+            <translation>{peers} peers estão online. Sair desconecta todos eles, e eles não podem buscar até o servidor voltar a funcionar. Sair?</translation>
+        </message>
+        <message>
+            <source>Stop the index server</source>
+            <translation>Parar o servidor de índice</translation>
+        </message>
+        <message>
+            <source>{peers} peers are online. Stopping disconnects every one of them and they cannot search until you press Start again. Stop?</source>
+            <translation>{peers} peers estão online. Parar desconecta todos eles, e eles não podem buscar até você clicar em Iniciar de novo. Parar?</translation>
+        </message>
+        <message>
+            <source>Napster P2P index server</source>
+            <translation>Servidor de índice Napster P2P</translation>
+        </message>
+        <message>
+            <source>Peers</source>
+            <translation>Peers</translation>
+        </message>
+        <message>
+            <source>Files</source>
+            <translation>Arquivos</translation>
+        </message>
+        <message>
+            <source>Bans</source>
+            <translation>Banimentos</translation>
+        </message>
+        <message>
+            <source>&amp;File</source>
+            <translation>&amp;Arquivo</translation>
+        </message>
+        <message>
+            <source>&amp;Quit</source>
+            <translation>&amp;Sair</translation>
+        </message>
+        <message>
+            <source>The address to listen on; 0.0.0.0 means every network</source>
+            <translation>O endereço em que escutar; 0.0.0.0 significa todas as redes</translation>
+        </message>
+        <message>
+            <source>any free port</source>
+            <translation>qualquer porta livre</translation>
+        </message>
+        <message>
+            <source>Start</source>
+            <translation>Iniciar</translation>
+        </message>
+        <message>
+            <source>Filter peers by address or agent</source>
+            <translation>Filtrar peers por endereço ou agente</translation>
+        </message>
+        <message>
+            <source>Kick</source>
+            <translation>Expulsar</translation>
+        </message>
+        <message>
+            <source>Close the selected peers' connections and refuse their addresses for 10 minutes</source>
+            <translation>Fechar as conexões dos peers selecionados e recusar os endereços deles por 10 minutos</translation>
+        </message>
+        <message>
+            <source>Ban address…</source>
+            <translation>Banir endereço…</translation>
+        </message>
+        <message>
+            <source>Refuse every connection from the selected peers' addresses</source>
+            <translation>Recusar toda conexão dos endereços dos peers selecionados</translation>
+        </message>
+        <message>
+            <source>No peer is online yet. Peers appear here as soon as they connect and JOIN.</source>
+            <translation>Nenhum peer online ainda. Os peers aparecem aqui assim que se conectam e fazem JOIN.</translation>
+        </message>
+        <message>
+            <source>Select a peer to see the files it shares.</source>
+            <translation>Selecione um peer para ver os arquivos que ele compartilha.</translation>
+        </message>
+        <message>
+            <source>Search the index the way peers do: every word must appear in the name</source>
+            <translation>Busque no índice como os peers fazem: toda palavra precisa aparecer no nome</translation>
+        </message>
+        <message>
+            <source>Refresh</source>
+            <translation>Atualizar</translation>
+        </message>
+        <message>
+            <source>No files are indexed yet. Files appear here as peers JOIN and share them.</source>
+            <translation>Nenhum arquivo indexado ainda. Os arquivos aparecem aqui quando os peers fazem JOIN e os compartilham.</translation>
+        </message>
+        <message>
+            <source>IP address, e.g. 203.0.113.7</source>
+            <translation>Endereço IP, por exemplo 203.0.113.7</translation>
+        </message>
+        <message>
+            <source>Reason (optional)</source>
+            <translation>Motivo (opcional)</translation>
+        </message>
+        <message>
+            <source>Ban</source>
+            <translation>Banir</translation>
+        </message>
+        <message>
+            <source>Ban an address</source>
+            <translation>Banir um endereço</translation>
+        </message>
+        <message>
+            <source>No address is banned. Ban a peer from the Peers tab, or type an address above. Bans are kept in the index database and survive restarts; a kicked peer's address is refused for 10 minutes.</source>
+            <translation>Nenhum endereço banido. Bana um peer na aba Peers ou digite um endereço acima. Os banimentos ficam no banco de dados do índice e sobrevivem a reinícios; o endereço de um peer expulso é recusado por 10 minutos.</translation>
+        </message>
+        <message>
+            <source>Unban selected</source>
+            <translation>Desbanir selecionados</translation>
+        </message>
+        <message>
+            <source>The server is not listening, so no peer can connect. Press Start above.</source>
+            <translation>O servidor não está escutando, então nenhum peer pode se conectar. Clique em Iniciar acima.</translation>
+        </message>
+        <message>
+            <source>Every shared file of every online peer</source>
+            <translation>Todos os arquivos compartilhados de todos os peers online</translation>
+        </message>
+        <message>
+            <source>This peer shares no files.</source>
+            <translation>Este peer não compartilha arquivos.</translation>
+        </message>
+        <message>
+            <source>1 file in the index ({index}). Click a header to sort.</source>
+            <translation>1 arquivo no índice ({index}). Clique num cabeçalho para ordenar.</translation>
+        </message>
+        <message>
+            <source>{count} different files in the index ({index}). Click a header to sort.</source>
+            <translation>{count} arquivos diferentes no índice ({index}). Clique num cabeçalho para ordenar.</translation>
+        </message>
+        <message>
+            <source>Host</source>
+            <translation>Host</translation>
+        </message>
+        <message>
+            <source>Port</source>
+            <translation>Porta</translation>
+        </message>
+        <message>
+            <source>Stop</source>
+            <translation>Parar</translation>
+        </message>
+        <message>
+            <source>{count} online</source>
+            <translation>{count} online</translation>
+        </message>
+        <message>
+            <source>{address} ({agent}) shares {count} files, {size}</source>
+            <translation>{address} ({agent}) compartilha {count} arquivos, {size}</translation>
+        </message>
+        <message>
+            <source>Ban {addresses}?
+
+Every connection from these addresses is closed now and refused from now on, also after a restart, until you unban them on the Bans tab.</source>
+            <translation>Banir {addresses}?
+
+Toda conexão destes endereços é fechada agora e recusada daqui em diante, também depois de um reinício, até você desbani-los na aba Banimentos.</translation>
+        </message>
+        <message>
+            <source>Ban address</source>
+            <translation>Banir endereço</translation>
+        </message>
+        <message>
+            <source>{files} shared files from {peers} peers</source>
+            <translation>{files} arquivos compartilhados por {peers} peers</translation>
+        </message>
+        <message>
+            <source>Showing the first {count} matches ({index} in the index).</source>
+            <translation>Mostrando os primeiros {count} resultados ({index} no índice).</translation>
+        </message>
+        <message>
+            <source>Showing the first {count} names in alphabetical order ({index} in the index).</source>
+            <translation>Mostrando os primeiros {count} nomes em ordem alfabética ({index} no índice).</translation>
+        </message>
+        <message>
+            <source>Type more words to narrow the list.</source>
+            <translation>Digite mais palavras para estreitar a lista.</translation>
+        </message>
+        <message>
+            <source>1 file matches “{query}”. Click a header to sort.</source>
+            <translation>1 arquivo corresponde a “{query}”. Clique num cabeçalho para ordenar.</translation>
+        </message>
+        <message>
+            <source>{count} different files match “{query}”. Click a header to sort.</source>
+            <translation>{count} arquivos diferentes correspondem a “{query}”. Clique num cabeçalho para ordenar.</translation>
+        </message>
+        <message>
+            <source>Stopped: peers cannot connect. Press Start to listen.</source>
+            <translation>Parado: os peers não podem se conectar. Clique em Iniciar para escutar.</translation>
+        </message>
+        <message>
+            <source>{count} bytes</source>
+            <translation>{count} bytes</translation>
+        </message>
+        <message>
+            <source>{shown} of {total} online</source>
+            <translation>{shown} de {total} online</translation>
+        </message>
+        <message>
+            <source>no agent</source>
+            <translation>sem agente</translation>
+        </message>
+        <message>
+            <source> — showing the first {count}</source>
+            <translation> — mostrando os primeiros {count}</translation>
+        </message>
+        <message>
+            <source>Index database: {path}</source>
+            <translation>Banco de dados do índice: {path}</translation>
+        </message>
+        <message>
+            <source>Listening on {address}</source>
+            <translation>Escutando em {address}</translation>
+        </message>
+        <message>
+            <source>{title} (stopped)</source>
+            <translation>{title} (parado)</translation>
+        </message>
+        <message>
+            <source>No online peer matches “{text}”.</source>
+            <translation>Nenhum peer online corresponde a “{text}”.</translation>
+        </message>
+        <message>
+            <source>{address} has left; its files are no longer indexed.</source>
+            <translation>{address} saiu; os arquivos dele não estão mais no índice.</translation>
+        </message>
+        <message>
+            <source>No file name contains every word of “{query}”.</source>
+            <translation>Nenhum nome de arquivo contém todas as palavras de “{query}”.</translation>
+        </message>
+        <message>
+            <source>Port {port} is already in use on {host}: another server may be running. Choose another port, then press Start.</source>
+            <translation>A porta {port} já está em uso em {host}: outro servidor pode estar rodando. Escolha outra porta e clique em Iniciar.</translation>
+        </message>
+        <message>
+            <source>“{text}” is not an IP address.</source>
+            <translation>“{text}” não é um endereço IP.</translation>
+        </message>
+        <message>
+            <source>Not listening. {reason}</source>
+            <translation>Não está escutando. {reason}</translation>
+        </message>
+        <message>
+            <source>Online peers</source>
+            <translation>Peers online</translation>
+        </message>
+        <message>
+            <source>Files indexed</source>
+            <translation>Arquivos indexados</translation>
+        </message>
+        <message>
+            <source>Total shared</source>
+            <translation>Total compartilhado</translation>
+        </message>
+        <message>
+            <source>JOINs / min</source>
+            <translation>JOINs / min</translation>
+        </message>
+        <message>
+            <source>SEARCHes / min</source>
+            <translation>SEARCHes / min</translation>
+        </message>
+        <message>
+            <source>UPDATEs / min</source>
+            <translation>UPDATEs / min</translation>
+        </message>
+        <message>
+            <source>Protocol errors</source>
+            <translation>Erros de protocolo</translation>
+        </message>
+        <message>
+            <source>Refused connections</source>
+            <translation>Conexões recusadas</translation>
+        </message>
+    </context>
+    <context>
         <name>ConsoleMenu</name>
         <message>
             <source>

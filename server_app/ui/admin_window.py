@@ -6,12 +6,11 @@ index through its ``IndexStore``; it does no socket, file or hash work itself.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QCoreApplication, QItemSelection, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtNetwork import QAbstractSocket
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -31,7 +30,6 @@ from PySide6.QtWidgets import (
 
 from app.network.protocol import DEFAULT_SERVER_PORT
 from server_app.index_server import IndexServer, ServerStartError
-from server_app.index_store import normalize_address
 from server_app.log_handler import LogBuffer, QtLogHandler
 from server_app.ui.formatting import format_count, human_size, plain_text
 from server_app.ui.log_pane import LogPane
@@ -59,6 +57,9 @@ LAST_SEEN_INTERVAL_MS = 2000
 FILES_REFRESH_INTERVAL_MS = 3000
 SEARCH_DELAY_MS = 300
 BAN_REASON = "banned from the admin window"
+#: How often the Bans tab's "Ends" column is brought up to date.
+BANS_REFRESH_INTERVAL_MS = 15_000
+APP_TITLE = "Napster P2P index server"
 
 STATE_COLORS = {"listening": "#2e7d32", "stopped": "#757575", "error": "#c62828"}
 EMPTY_PEERS = "No peer is online yet. Peers appear here as soon as they connect and JOIN."
@@ -66,19 +67,60 @@ EMPTY_PEERS_STOPPED = "The server is not listening, so no peer can connect. Pres
 EMPTY_FILES = "No files are indexed yet. Files appear here as peers JOIN and share them."
 EMPTY_BANS = (
     "No address is banned. Ban a peer from the Peers tab, or type an address above. "
-    "Bans are kept in the index database and survive restarts."
+    "Bans are kept in the index database and survive restarts; a kicked peer's address "
+    "is refused for 10 minutes."
 )
 NO_PEER_SELECTED = "Select a peer to see the files it shares."
 
 
+def tr(text: str) -> str:
+    """``text`` in the window's language (the AdminWindow context of the catalog)."""
+    return QCoreApplication.translate("AdminWindow", text)
+
+
+class AdminPrompts:
+    """The admin window's modal questions; tests replace ``AdminWindow.prompts``."""
+
+    def __init__(self, parent: QWidget) -> None:
+        self.parent = parent
+
+    def confirm(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self.parent, title, question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def confirm_disconnect(self, peers: int, quitting: bool) -> bool:
+        """Ask before ``peers`` online peers are disconnected (by Stop, or by quitting)."""
+        if quitting:
+            title = tr("Quit the index server")
+            question = tr(
+                "{peers} peers are online. Quitting disconnects every one of them and "
+                "they cannot search until the server runs again. Quit?"
+            )
+        else:
+            title = tr("Stop the index server")
+            question = tr(
+                "{peers} peers are online. Stopping disconnects every one of them and "
+                "they cannot search until you press Start again. Stop?"
+            )
+        return self.confirm(title, question.format(peers=format_count(peers)))
+
+
 class AdminWindow(QMainWindow):
-    """Watch and steer one ``IndexServer``: peers, files, traffic, bans and the log."""
+    """Watch and steer one ``IndexServer``: peers, files, traffic, bans and the log.
+
+    ``prompts`` asks the modal questions (Stop, Quit, Ban); tests replace it.
+    """
 
     def __init__(
-        self, server: IndexServer, database: str = "", parent: QWidget | None = None
+        self,
+        server: IndexServer,
+        database: str = "",
+        parent: QWidget | None = None,
+        prompts: AdminPrompts | None = None,
     ) -> None:
         super().__init__(parent)
         self.server = server
+        self.prompts = prompts or AdminPrompts(self)
         self.store = server.store
         self.stats = TrafficStats()
         self._shut_down = False
@@ -91,8 +133,9 @@ class AdminWindow(QMainWindow):
         self.log_handler = QtLogHandler(self.log_buffer)
         self.log_handler.attach("napster")
 
-        self.setWindowTitle("Napster P2P — index server")
+        self.setWindowTitle(tr(APP_TITLE))
         self.resize(1280, 860)
+        self._build_menu()
 
         self.peer_model = PeerTableModel(self)
         self.peer_proxy = peer_filter_proxy(self.peer_model, self)
@@ -108,9 +151,10 @@ class AdminWindow(QMainWindow):
         layout.addLayout(self._build_listen_bar())
         layout.addLayout(self._build_counters())
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._build_peers_tab(), "Peers")
-        self.tabs.addTab(self._build_files_tab(), "Files")
-        self.tabs.addTab(self._build_bans_tab(), "Bans")
+        self.tabs.addTab(self._build_peers_tab(), tr("Peers"))
+        self.tabs.addTab(self._build_files_tab(), tr("Files"))
+        self.tabs.addTab(self._build_bans_tab(), tr("Bans"))
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.log_pane = LogPane(self.log_buffer)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.tabs)
@@ -120,7 +164,9 @@ class AdminWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
-        self.database_label = QLabel(f"Index database: {database}" if database else "")
+        self.database_label = QLabel(
+            tr("Index database: {path}").format(path=database) if database else ""
+        )
         self.database_label.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addPermanentWidget(self.database_label)
 
@@ -136,8 +182,11 @@ class AdminWindow(QMainWindow):
         self._files_timer.start()
         self._details_timer = QTimer(self, singleShot=True, interval=200)
         self._details_timer.timeout.connect(self._reload_details)
+        self._bans_timer = QTimer(self, interval=BANS_REFRESH_INTERVAL_MS)
+        self._bans_timer.timeout.connect(self.reload_bans)
+        self._bans_timer.start()
 
-        self.ban_model.load(self.store.bans())
+        self.reload_bans()
         self.peer_feed.load_current()
         self._show_listen_state()
         self.refresh_counters()
@@ -145,16 +194,24 @@ class AdminWindow(QMainWindow):
 
     # ------------------------------------------------------------------ building
 
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu(tr("&File"))
+        self.quit_action = QAction(tr("&Quit"), self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.quit_action.triggered.connect(self.close)  # closeEvent asks first
+        file_menu.addAction(self.quit_action)
+
     def _build_listen_bar(self) -> QHBoxLayout:
         self.host_edit = QLineEdit("0.0.0.0")
-        self.host_edit.setToolTip("The address to listen on; 0.0.0.0 means every network")
+        self.host_edit.setToolTip(tr("The address to listen on; 0.0.0.0 means every network"))
         self.host_edit.setMaximumWidth(220)
         self.port_box = QSpinBox()
         self.port_box.setRange(0, 65535)
         self.port_box.setValue(DEFAULT_SERVER_PORT)
-        self.port_box.setSpecialValueText("any free port")
+        self.port_box.setSpecialValueText(tr("any free port"))
         self.port_box.setMinimumWidth(110)
-        self.listen_button = QPushButton("Start")
+        self.listen_button = QPushButton(tr("Start"))
         self.listen_button.setMinimumWidth(90)
         self.listen_button.clicked.connect(self._on_listen_clicked)
         self.host_edit.returnPressed.connect(self._on_listen_clicked)
@@ -162,9 +219,9 @@ class AdminWindow(QMainWindow):
         self.listen_state.setTextFormat(Qt.TextFormat.PlainText)
         self.listen_state.setWordWrap(True)
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Host"))
+        bar.addWidget(QLabel(tr("Host")))
         bar.addWidget(self.host_edit)
-        bar.addWidget(QLabel("Port"))
+        bar.addWidget(QLabel(tr("Port")))
         bar.addWidget(self.port_box)
         bar.addWidget(self.listen_button)
         bar.addSpacing(12)
@@ -182,7 +239,7 @@ class AdminWindow(QMainWindow):
             "errors": "Protocol errors",
             "refused": "Refused connections",
         }
-        self.tiles = {key: StatTile(caption) for key, caption in captions.items()}
+        self.tiles = {key: StatTile(tr(caption)) for key, caption in captions.items()}
         grid = QGridLayout()
         grid.setSpacing(6)
         for position, tile in enumerate(self.tiles.values()):
@@ -195,14 +252,16 @@ class AdminWindow(QMainWindow):
 
     def _build_peers_tab(self) -> QWidget:
         self.peer_filter = QLineEdit()
-        self.peer_filter.setPlaceholderText("Filter peers by address or agent")
+        self.peer_filter.setPlaceholderText(tr("Filter peers by address or agent"))
         self.peer_filter.setClearButtonEnabled(True)
         self.peer_filter.textChanged.connect(self._on_peer_filter_changed)
-        self.kick_button = QPushButton("Kick")
-        self.kick_button.setToolTip("Close the selected peers' connections (they may reconnect)")
+        self.kick_button = QPushButton(tr("Kick"))
+        self.kick_button.setToolTip(
+            tr("Close the selected peers' connections and refuse their addresses for 10 minutes")
+        )
         self.kick_button.clicked.connect(self.kick_selected)
-        self.ban_button = QPushButton("Ban address…")
-        self.ban_button.setToolTip("Refuse every connection from the selected peers' addresses")
+        self.ban_button = QPushButton(tr("Ban address…"))
+        self.ban_button.setToolTip(tr("Refuse every connection from the selected peers' addresses"))
         self.ban_button.clicked.connect(self.ban_selected)
         self.peer_count = QLabel()
         bar = QHBoxLayout()
@@ -211,15 +270,15 @@ class AdminWindow(QMainWindow):
         bar.addWidget(self.kick_button)
         bar.addWidget(self.ban_button)
 
-        self.peers_view = TableView(EMPTY_PEERS)
+        self.peers_view = TableView(tr(EMPTY_PEERS))
         self.peers_view.setModel(self.peer_proxy)
         self.peers_view.setSortingEnabled(True)
         self.peers_view.sortByColumn(PeerTableModel.ADDRESS, Qt.SortOrder.AscendingOrder)
-        self.peers_view.set_column_widths(150, 220, 60, 85, 125)
+        self.peers_view.set_column_widths(150, 220, 70, 105, 125)
         self.peers_view.selectionModel().selectionChanged.connect(self._on_peer_selection)
         QShortcut(QKeySequence.StandardKey.Delete, self.peers_view, self.kick_selected)
 
-        self.detail_title = QLabel(NO_PEER_SELECTED)
+        self.detail_title = QLabel(tr(NO_PEER_SELECTED))
         self.detail_title.setTextFormat(Qt.TextFormat.PlainText)
         self.detail_title.setWordWrap(True)
         self.peer_files_view = TableView("")
@@ -251,14 +310,14 @@ class AdminWindow(QMainWindow):
     def _build_files_tab(self) -> QWidget:
         self.file_search = QLineEdit()
         self.file_search.setPlaceholderText(
-            "Search the index the way peers do: every word must appear in the name"
+            tr("Search the index the way peers do: every word must appear in the name")
         )
         self.file_search.setClearButtonEnabled(True)
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self.run_file_search)
         self.file_search.textChanged.connect(self._search_timer.start)
         self.file_search.returnPressed.connect(self.run_file_search)
-        refresh = QPushButton("Refresh")
+        refresh = QPushButton(tr("Refresh"))
         refresh.clicked.connect(self.run_file_search)
         self.file_note = QLabel()
         self.file_note.setTextFormat(Qt.TextFormat.PlainText)
@@ -266,7 +325,7 @@ class AdminWindow(QMainWindow):
         bar = QHBoxLayout()
         bar.addWidget(self.file_search, 1)
         bar.addWidget(refresh)
-        self.files_view = TableView(EMPTY_FILES)
+        self.files_view = TableView(tr(EMPTY_FILES))
         self.files_view.setModel(self.file_proxy)
         # No sort indicator at first: a search shows the peers' ranking until a header is clicked.
         self.files_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
@@ -283,10 +342,10 @@ class AdminWindow(QMainWindow):
 
     def _build_bans_tab(self) -> QWidget:
         self.ban_address_edit = QLineEdit()
-        self.ban_address_edit.setPlaceholderText("IP address, e.g. 203.0.113.7")
+        self.ban_address_edit.setPlaceholderText(tr("IP address, e.g. 203.0.113.7"))
         self.ban_reason_edit = QLineEdit()
-        self.ban_reason_edit.setPlaceholderText("Reason (optional)")
-        add = QPushButton("Ban")
+        self.ban_reason_edit.setPlaceholderText(tr("Reason (optional)"))
+        add = QPushButton(tr("Ban"))
         add.clicked.connect(self._on_ban_entered)
         self.ban_address_edit.returnPressed.connect(self._on_ban_entered)
         self.ban_error = QLabel()
@@ -298,13 +357,13 @@ class AdminWindow(QMainWindow):
         row.addWidget(self.ban_address_edit, 2)
         row.addWidget(self.ban_reason_edit, 3)
         row.addWidget(add)
-        form.addRow("Ban an address", row)
-        self.bans_view = TableView(EMPTY_BANS)
+        form.addRow(tr("Ban an address"), row)
+        self.bans_view = TableView(tr(EMPTY_BANS))
         self.bans_view.setModel(self.ban_proxy)
         self.bans_view.setSortingEnabled(True)
         self.bans_view.sortByColumn(2, Qt.SortOrder.AscendingOrder)
-        self.bans_view.set_column_widths(200, 360)
-        self.unban_button = QPushButton("Unban selected")
+        self.bans_view.set_column_widths(200, 360, 120)
+        self.unban_button = QPushButton(tr("Unban selected"))
         self.unban_button.clicked.connect(self.unban_selected)
         self.unban_button.setEnabled(False)
         self.bans_view.selectionModel().selectionChanged.connect(
@@ -328,6 +387,7 @@ class AdminWindow(QMainWindow):
         server.connection_refused.connect(self._on_refused)
         server.peer_left.connect(self._on_peer_left)
         server.peer_updated.connect(self._on_peer_updated)
+        server.bans_changed.connect(self.reload_bans)
         self.peer_feed.index_changed.connect(self._note_index_changed)
 
     def _disconnect_server(self) -> None:
@@ -337,6 +397,7 @@ class AdminWindow(QMainWindow):
         server.connection_refused.disconnect(self._on_refused)
         server.peer_left.disconnect(self._on_peer_left)
         server.peer_updated.disconnect(self._on_peer_updated)
+        server.bans_changed.disconnect(self.reload_bans)
         self.peer_feed.disconnect_server()
 
     # ------------------------------------------------------------------ listening
@@ -353,10 +414,10 @@ class AdminWindow(QMainWindow):
             self.server.start(host, port)
         except ServerStartError as exc:
             if self.server.serverError() == QAbstractSocket.SocketError.AddressInUseError:
-                message = (
-                    f"Port {port} is already in use on {host}: another server may be running. "
+                message = tr(
+                    "Port {port} is already in use on {host}: another server may be running. "
                     "Choose another port, then press Start."
-                )
+                ).format(port=port, host=host)
             else:
                 message = str(exc)
             log.warning("Not listening: %s", message)
@@ -373,6 +434,9 @@ class AdminWindow(QMainWindow):
 
     def _on_listen_clicked(self) -> None:
         if self.server.isListening():
+            peers = self.server.online_peers()
+            if peers and not self.prompts.confirm_disconnect(peers, quitting=False):
+                return
             self.stop_listening()
         else:
             self.start_listening()
@@ -381,17 +445,22 @@ class AdminWindow(QMainWindow):
         listening = self.server.isListening()
         if listening:
             state = "listening"
-            text = f"● Listening on {self.host_edit.text().strip()}:{self.server.serverPort()}"
-        elif error:
-            state, text = "error", f"● Not listening. {error}"
+            where = f"{self.host_edit.text().strip()}:{self.server.serverPort()}"
+            text = "● " + tr("Listening on {address}").format(address=where)
+            self.setWindowTitle(f"{where} — {tr(APP_TITLE)}")
         else:
-            state, text = "stopped", "● Stopped: peers cannot connect. Press Start to listen."
+            if error:
+                state, text = "error", "● " + tr("Not listening. {reason}").format(reason=error)
+            else:
+                state = "stopped"
+                text = "● " + tr("Stopped: peers cannot connect. Press Start to listen.")
+            self.setWindowTitle(tr("{title} (stopped)").format(title=tr(APP_TITLE)))
         self.listen_state.setText(text)
         self.listen_state.setStyleSheet(f"color: {STATE_COLORS[state]}")
-        self.listen_button.setText("Stop" if listening else "Start")
+        self.listen_button.setText(tr("Stop") if listening else tr("Start"))
         self.host_edit.setEnabled(not listening)
         self.port_box.setEnabled(not listening)
-        self.peers_view.set_empty_text(EMPTY_PEERS if listening else EMPTY_PEERS_STOPPED)
+        self.peers_view.set_empty_text(tr(EMPTY_PEERS if listening else EMPTY_PEERS_STOPPED))
         self.statusBar().showMessage(text.removeprefix("● "))
 
     def listen_state_text(self) -> str:
@@ -428,9 +497,12 @@ class AdminWindow(QMainWindow):
         model = self.peer_model
         self.tiles["peers"].set_value(format_count(model.rowCount()))
         self.tiles["files"].set_value(
-            format_count(model.total_files), "Every shared file of every online peer"
+            format_count(model.total_files), tr("Every shared file of every online peer")
         )
-        self.tiles["bytes"].set_value(human_size(model.total_bytes), f"{model.total_bytes:,} bytes")
+        self.tiles["bytes"].set_value(
+            human_size(model.total_bytes),
+            tr("{count} bytes").format(count=format_count(model.total_bytes)),
+        )
 
     # ------------------------------------------------------------------ peers
 
@@ -439,15 +511,19 @@ class AdminWindow(QMainWindow):
         self._update_peer_buttons()  # removed rows leave the selection without a signal
         shown = self.peer_proxy.rowCount()
         total = self.peer_model.rowCount()
-        text = f"{format_count(total)} online"
+        text = tr("{count} online").format(count=format_count(total))
         if shown != total:
-            text = f"{format_count(shown)} of {text}"
+            text = tr("{shown} of {total} online").format(
+                shown=format_count(shown), total=format_count(total)
+            )
         self.peer_count.setText(text)
 
     def _on_peer_filter_changed(self, text: str) -> None:
         self.peer_proxy.setFilterFixedString(text.strip())
         if text.strip():
-            self.peers_view.set_empty_text(f"No online peer matches “{text.strip()}”.")
+            self.peers_view.set_empty_text(
+                tr("No online peer matches “{text}”.").format(text=text.strip())
+            )
         else:
             self._show_listen_state()
         self._on_peers_applied()
@@ -491,7 +567,9 @@ class AdminWindow(QMainWindow):
     def _on_peer_left(self, peer_id: int, address: str) -> None:
         if peer_id == self._detail_peer:
             self._detail_peer = None
-            self.detail_title.setText(f"{address} has left; its files are no longer indexed.")
+            self.detail_title.setText(
+                tr("{address} has left; its files are no longer indexed.").format(address=address)
+            )
             self.peer_files_model.show_files([])
 
     def _on_peer_updated(self, peer_id: int, _files: int) -> None:
@@ -502,21 +580,23 @@ class AdminWindow(QMainWindow):
         peer_id = self._detail_peer
         record = self.store.peer(peer_id) if peer_id is not None else None
         if record is None:
-            self.detail_title.setText(NO_PEER_SELECTED)
+            self.detail_title.setText(tr(NO_PEER_SELECTED))
             self.peer_files_model.show_files([])
             self.peer_files_view.set_empty_text("")
             return
         files = self.store.peer_files(record.peer_id)
         shown = files[:PEER_FILES_SHOWN]
-        title = (
-            f"{record.host}:{record.port} ({plain_text(record.agent) or 'no agent'}) shares "
-            f"{format_count(record.files)} files, {human_size(record.bytes)}"
+        title = tr("{address} ({agent}) shares {count} files, {size}").format(
+            address=f"{record.host}:{record.port}",
+            agent=plain_text(record.agent) or tr("no agent"),
+            count=format_count(record.files),
+            size=human_size(record.bytes),
         )
         if len(files) > len(shown):
-            title += f" — showing the first {format_count(len(shown))}"
+            title += tr(" — showing the first {count}").format(count=format_count(len(shown)))
         self.detail_title.setText(title)
         self.peer_files_model.show_files(shown)
-        self.peer_files_view.set_empty_text("This peer shares no files.")
+        self.peer_files_view.set_empty_text(tr("This peer shares no files."))
 
     def _refresh_visible_peers(self) -> None:
         """Re-read the peers in view, so "last seen" stays current where anyone looks."""
@@ -536,7 +616,10 @@ class AdminWindow(QMainWindow):
         self.peer_feed.refresh(ids)
 
     def kick_selected(self) -> int:
-        """Close the selected peers' connections; returns how many were kicked."""
+        """Close the selected peers' connections (their addresses are refused for 10 minutes).
+
+        Returns how many were kicked.
+        """
         return sum(1 for peer_id in self.selected_peer_ids() if self.server.kick(peer_id))
 
     def ban_selected(self) -> int:
@@ -549,50 +632,35 @@ class AdminWindow(QMainWindow):
         )
         if not hosts:
             return 0
-        question = (
-            f"Ban {', '.join(hosts)}?\n\nEvery connection from "
-            f"{'this address' if len(hosts) == 1 else 'these addresses'} is closed now and "
-            "refused from now on, also after a restart, until you unban it on the Bans tab."
-        )
-        if not self.confirm("Ban address", question):
+        question = tr(
+            "Ban {addresses}?\n\nEvery connection from these addresses is closed now and "
+            "refused from now on, also after a restart, until you unban them on the Bans tab."
+        ).format(addresses=", ".join(hosts))
+        if not self.confirm(tr("Ban address"), question):
             return 0
         for host in hosts:
             self.ban_address(host, BAN_REASON)
         return len(hosts)
 
     def confirm(self, title: str, question: str) -> bool:
-        """Ask a yes/no question (tests replace this)."""
-        answer = QMessageBox.question(self, title, question)
-        return answer == QMessageBox.StandardButton.Yes
+        """Ask a yes/no question (through ``prompts``)."""
+        return self.prompts.confirm(title, question)
 
     # ------------------------------------------------------------------ bans
 
     def ban_address(self, address: str, reason: str = "") -> str:
-        """Ban an IP address at once: kept in the database, and its connections closed.
+        """Ban an IP address at once (see ``IndexServer.ban``); returns it as stored.
 
-        Returns the address as stored; raises ValueError for text that is not an IP address.
+        Raises ValueError for text that is not an IP address.
         """
-        ip = normalize_address(address)
-        ipaddress.ip_address(ip)  # ValueError for anything else
-        self.store.ban(ip, reason)
-        closed = 0
-        for session in list(self.server.sessions):
-            if session.ip == ip:
-                session.close(flush=False)
-                closed += 1
-        ban = next((b for b in self.store.bans() if b[0] == ip), (ip, reason, time.time()))
-        self.ban_model.put(*ban)
-        connections = {0: "no connection was open", 1: "closed its connection"}.get(
-            closed, f"closed its {closed} connections"
-        )
-        log.info("Banned %s; %s", ip, connections)
-        return ip
+        return self.server.ban(address, reason)[0]
 
     def unban_address(self, address: str) -> None:
-        ip = normalize_address(address)
-        self.store.unban(ip)
-        self.ban_model.drop(ip)
-        log.info("Unbanned %s", ip)
+        self.server.unban(address)
+
+    def reload_bans(self) -> None:
+        """Show the bans in force (a temporary one that ran out disappears)."""
+        self.ban_model.load(self.server.bans(), self.server.now())
 
     def unban_selected(self) -> None:
         addresses = [
@@ -607,7 +675,9 @@ class AdminWindow(QMainWindow):
         try:
             self.ban_address(text, self.ban_reason_edit.text().strip())
         except ValueError:
-            self.ban_error.setText(f"“{plain_text(text)}” is not an IP address.")
+            self.ban_error.setText(
+                tr("“{text}” is not an IP address.").format(text=plain_text(text))
+            )
             self.ban_error.show()
             return
         self.ban_error.clear()
@@ -629,32 +699,53 @@ class AdminWindow(QMainWindow):
             self._shown_query = query
         self._files_stale = False
         if query:
-            self.files_view.set_empty_text(f"No file name contains every word of “{query}”.")
+            self.files_view.set_empty_text(
+                tr("No file name contains every word of “{query}”.").format(query=query)
+            )
         else:
-            self.files_view.set_empty_text(EMPTY_FILES)
+            self.files_view.set_empty_text(tr(EMPTY_FILES))
         self.file_note.setText(self._files_note(query, len(files)))
 
     def _files_note(self, query: str, shown: int) -> str:
         model = self.peer_model
-        index = (
-            f"{format_count(model.total_files)} shared files from "
-            f"{format_count(model.rowCount())} peers"
+        index = tr("{files} shared files from {peers} peers").format(
+            files=format_count(model.total_files), peers=format_count(model.rowCount())
         )
         if shown >= FILE_ROWS_SHOWN:
-            which = "matches" if query else "names in alphabetical order"
+            if query:
+                text = tr("Showing the first {count} matches ({index} in the index).")
+            else:
+                text = tr(
+                    "Showing the first {count} names in alphabetical order ({index} in the index)."
+                )
             return (
-                f"Showing the first {format_count(shown)} {which} ({index} in the index). "
-                "Type more words to narrow the list."
+                text.format(count=format_count(shown), index=index)
+                + " "
+                + tr("Type more words to narrow the list.")
             )
         if not shown:
             return ""
-        files = "file" if shown == 1 else "different files"
         if query:
-            return f"{format_count(shown)} {files} match “{query}”. Click a header to sort."
-        return f"{format_count(shown)} {files} in the index ({index}). Click a header to sort."
+            if shown == 1:
+                text = tr("1 file matches “{query}”. Click a header to sort.")
+            else:
+                text = tr("{count} different files match “{query}”. Click a header to sort.")
+            return text.format(count=format_count(shown), query=query)
+        if shown == 1:
+            text = tr("1 file in the index ({index}). Click a header to sort.")
+        else:
+            text = tr("{count} different files in the index ({index}). Click a header to sort.")
+        return text.format(count=format_count(shown), index=index)
 
     def _refresh_files_if_stale(self) -> None:
         if self._files_stale and self.tabs.currentWidget() is self.files_page:
+            self.run_file_search()
+
+    def _on_tab_changed(self, _index: int) -> None:
+        # Opened, the Files tab shows the index as it is now, not as it was at start-up.
+        if self.tabs.currentWidget() is self.files_page and (
+            self._files_stale or not self.file_model.rowCount()
+        ):
             self.run_file_search()
 
     # ------------------------------------------------------------------ closing
@@ -670,6 +761,7 @@ class AdminWindow(QMainWindow):
             self._files_timer,
             self._details_timer,
             self._search_timer,
+            self._bans_timer,
         ):
             timer.stop()
         self._disconnect_server()
@@ -677,6 +769,11 @@ class AdminWindow(QMainWindow):
         self.log_handler.detach()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._shut_down and self.server.isListening():
+            peers = self.server.online_peers()
+            if peers and not self.prompts.confirm_disconnect(peers, quitting=True):
+                event.ignore()
+                return
         self.shutdown()
         super().closeEvent(event)
 

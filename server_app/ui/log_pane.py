@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,10 @@ EMPTY_LOG = "Nothing logged yet. Peers joining, searches, refused connections an
 EMPTY_FILTERED = "No log line matches this level and text."
 
 
+def tr(text: str) -> str:
+    return QCoreApplication.translate("AdminLog", text)
+
+
 class LogPane(QWidget):
     """Shows entries from a ``LogBuffer``; follows new lines unless paused."""
 
@@ -41,18 +45,18 @@ class LogPane(QWidget):
         self.model = LogTableModel(buffer.capacity, self)
         self.proxy = LogFilterProxy(self.model, self)
 
-        title = QLabel("Log")
+        title = QLabel(tr("Log"))
         title.setStyleSheet("font-weight: bold")
         self.level_box = QComboBox()
         for label, level in LEVELS:
-            self.level_box.addItem(label, level)
+            self.level_box.addItem(tr(label), level)
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter log lines by text")
+        self.filter_edit.setPlaceholderText(tr("Filter log lines by text"))
         self.filter_edit.setClearButtonEnabled(True)
-        self.follow_box = QCheckBox("Follow new lines")
+        self.follow_box = QCheckBox(tr("Follow new lines"))
         self.follow_box.setChecked(True)
-        self.follow_box.setToolTip("Untick to stop the log from scrolling while you read it")
-        clear_button = QPushButton("Clear")
+        self.follow_box.setToolTip(tr("Untick to stop the log from scrolling while you read it"))
+        clear_button = QPushButton(tr("Clear"))
         clear_button.clicked.connect(self.model.clear)
 
         bar = QHBoxLayout()
@@ -63,7 +67,7 @@ class LogPane(QWidget):
         bar.addWidget(self.follow_box)
         bar.addWidget(clear_button)
 
-        self.view = TableView(EMPTY_LOG)
+        self.view = TableView(tr(EMPTY_LOG))
         self.view.setModel(self.proxy)
         self.view.setSelectionMode(TableView.SelectionMode.ExtendedSelection)
         self.view.set_column_widths(80, 70, 90)
@@ -98,7 +102,7 @@ class LogPane(QWidget):
     def _apply_filter(self) -> None:
         self.proxy.set_filter(self.level_box.currentData(), self.filter_edit.text())
         filtered = self.proxy.min_level > logging.INFO or bool(self.proxy.text)
-        self.view.set_empty_text(EMPTY_FILTERED if filtered else EMPTY_LOG)
+        self.view.set_empty_text(tr(EMPTY_FILTERED if filtered else EMPTY_LOG))
         if self.follow_box.isChecked():
             self.view.scrollToBottom()
 

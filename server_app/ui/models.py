@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QCoreApplication,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -25,6 +27,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor
 
 from app.network.protocol import FileInfo
+from server_app.index_server import Ban
 from server_app.index_store import IndexedFile, PeerRecord, fold
 from server_app.log_handler import LogEntry
 from server_app.ui.formatting import format_clock, format_count, human_size, plain_text
@@ -84,7 +87,7 @@ class _RowTableModel(QAbstractTableModel):
         self, section: int, orientation: Qt.Orientation, role: int = DISPLAY_ROLE
     ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == DISPLAY_ROLE:
-            return self.HEADERS[section]
+            return QCoreApplication.translate("AdminTables", self.HEADERS[section])
         return None
 
     def data(self, index: AnyIndex, role: int = DISPLAY_ROLE) -> Any:
@@ -365,6 +368,16 @@ class PeerFilesModel(_RowTableModel):
 # ---------------------------------------------------------------------------- bans
 
 
+def format_time_left(seconds: float) -> str:
+    """How long a temporary ban has left: 'in 9 min', 'in 40 s'."""
+    if seconds >= 60:
+        minutes = int((seconds + 59) // 60)
+        return QCoreApplication.translate("AdminTables", "in {minutes} min").format(minutes=minutes)
+    return QCoreApplication.translate("AdminTables", "in {seconds} s").format(
+        seconds=max(int(seconds), 0)
+    )
+
+
 @dataclass(frozen=True)
 class BanRow:
     address: str
@@ -372,27 +385,45 @@ class BanRow:
     sort_keys: tuple[Any, ...]
 
     @classmethod
-    def make(cls, address: str, reason: str, banned_at: float) -> BanRow:
+    def make(cls, ban: Ban, now: float | None = None) -> BanRow:
+        now = time.time() if now is None else now
+        if ban.expires_at is None:
+            ends = QCoreApplication.translate("AdminTables", "when unbanned")
+        else:
+            ends = format_time_left(ban.expires_at - now)
         return cls(
-            address=address,
-            display=(address, plain_text(reason) or "—", format_clock(banned_at)),
-            sort_keys=(address_sort_key(address, 0), fold(reason), banned_at),
+            address=ban.address,
+            display=(ban.address, plain_text(ban.reason) or "—", format_clock(ban.banned_at), ends),
+            sort_keys=(
+                address_sort_key(ban.address, 0),
+                fold(ban.reason),
+                ban.banned_at,
+                float("inf") if ban.expires_at is None else ban.expires_at,
+            ),
         )
 
 
 class BanTableModel(_RowTableModel):
-    """Banned addresses, as kept in the index database."""
+    """Refused addresses: for good (kept in the index database) or for a while (kicks)."""
 
-    HEADERS = ("Address", "Reason", "Banned at")
+    HEADERS = ("Address", "Reason", "Banned at", "Ends")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[BanRow] = []
 
-    def load(self, bans: Sequence[tuple[str, str, float]]) -> None:
-        self.beginResetModel()
-        self._rows = [BanRow.make(*ban) for ban in bans]
-        self.endResetModel()
+    def load(self, bans: Sequence[Ban], now: float | None = None) -> None:
+        """Show these bans as at ``now``: rows are changed, added and removed in place."""
+        now = time.time() if now is None else now
+        new = [BanRow.make(ban, now) for ban in bans]
+        wanted = {row.address: row for row in new}
+        for row in reversed(range(len(self._rows))):
+            if self._rows[row].address not in wanted:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._rows[row]
+                self.endRemoveRows()
+        for row_data in new:
+            self.put(row_data)
 
     def addresses(self) -> list[str]:
         return [row.address for row in self._rows]
@@ -400,10 +431,11 @@ class BanTableModel(_RowTableModel):
     def address_at(self, row: int) -> str:
         return self._rows[row].address
 
-    def put(self, address: str, reason: str, banned_at: float) -> None:
-        new = BanRow.make(address, reason, banned_at)
+    def put(self, new: BanRow) -> None:
         for row, existing in enumerate(self._rows):
-            if existing.address == address:
+            if existing.address == new.address:
+                if existing == new:
+                    return
                 self._rows[row] = new
                 self._changed([row])
                 return
@@ -430,6 +462,8 @@ class LogTableModel(_RowTableModel):
     """The newest ``capacity`` log entries; new ones are appended, the oldest dropped."""
 
     HEADERS = ("Time", "Level", "Source", "Message")
+    #: The level names shown (translated in the AdminTables context).
+    LEVEL_NAMES = ("Debug", "Info", "Warning", "Error", "Critical")
     TIME, LEVEL, SOURCE, MESSAGE = range(4)
 
     def __init__(self, capacity: int, parent: QObject | None = None) -> None:
@@ -454,7 +488,7 @@ class LogTableModel(_RowTableModel):
             if column == self.TIME:
                 return self._times[row]
             if column == self.LEVEL:
-                return entry.level_name.capitalize()
+                return QCoreApplication.translate("AdminTables", entry.level_name.capitalize())
             return entry.source.removeprefix("napster.")
         if role == FOREGROUND_ROLE:
             if entry.level >= logging.ERROR:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QCoreApplication, QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -19,9 +19,13 @@ from server_app.ui.traffic import HISTORY_SECONDS, SAMPLE_SECONDS, TrafficSample
 PEERS_COLOR = QColor("#1e88e5")
 REQUESTS_COLOR = QColor("#ef6c00")
 EMPTY_TEXT = (
-    f"Online peers and requests per minute appear here, one point every {SAMPLE_SECONDS} s, "
+    "Online peers and requests per minute appear here, one point every {seconds} s, "
     "for the last hour."
 )
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("AdminChart", text)
 
 
 def nice_ceiling(value: float) -> float:
@@ -103,15 +107,15 @@ class TrafficChart(QWidget):
             )
         painter.setPen(faint)
         axis = QRectF(plot.left(), plot.bottom() + 2, plot.width(), line_height)
-        painter.drawText(axis, int(Qt.AlignmentFlag.AlignLeft), "60 min ago")
-        painter.drawText(axis, int(Qt.AlignmentFlag.AlignHCenter), "30 min")
-        painter.drawText(axis, int(Qt.AlignmentFlag.AlignRight), "now")
+        painter.drawText(axis, int(Qt.AlignmentFlag.AlignLeft), tr("60 min ago"))
+        painter.drawText(axis, int(Qt.AlignmentFlag.AlignHCenter), tr("30 min"))
+        painter.drawText(axis, int(Qt.AlignmentFlag.AlignRight), tr("now"))
 
         if not has_data:
             painter.drawText(
                 plot.adjusted(8, 0, -8, 0),
                 int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap),
-                EMPTY_TEXT,
+                tr(EMPTY_TEXT).format(seconds=SAMPLE_SECONDS),
             )
             painter.end()
             return
@@ -156,7 +160,10 @@ class TrafficChart(QWidget):
         x = frame.left() + 10
         y = frame.top() + 5
         metrics = painter.fontMetrics()
-        for color, label in ((PEERS_COLOR, "Online peers"), (REQUESTS_COLOR, "Requests / min")):
+        for color, label in (
+            (PEERS_COLOR, tr("Online peers")),
+            (REQUESTS_COLOR, tr("Requests / min")),
+        ):
             painter.fillRect(QRectF(x, y + line_height / 2 - 4, 10, 8), color)
             x += 14
             painter.setPen(text_color)

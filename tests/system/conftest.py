@@ -181,11 +181,20 @@ def verified_pieces(downloads: Path, file_hash: str, size: int) -> int:
         return 0
 
 
+def join_line(sock: socket.socket) -> bytes:
+    """A JOIN sharing nothing; its port is the connection's own (a port two peers of one
+    address both claim is refused)."""
+    return (
+        json.dumps({"op": "JOIN", "id": 1, "port": sock.getsockname()[1], "files": []}).encode()
+        + b"\n"
+    )
+
+
 def search_index(port: int, query: str) -> list[str]:
     """The names a SEARCH finds, asked over a plain socket by a peer that shares nothing."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         reader = sock.makefile("rb")
-        sock.sendall(b'{"op":"JOIN","id":1,"port":9,"files":[]}\n')
+        sock.sendall(join_line(sock))
         reader.readline()
         message = {"op": "SEARCH", "id": 2, "query": query[:256], "limit": 500}
         sock.sendall(json.dumps(message).encode() + b"\n")
@@ -210,7 +219,7 @@ class IndexWatcher:
     def _run(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
             reader = sock.makefile("rb")
-            sock.sendall(b'{"op":"JOIN","id":1,"port":9,"files":[]}\n')
+            sock.sendall(join_line(sock))
             reader.readline()
             request = 2
             while not self._stop.wait(0.1):

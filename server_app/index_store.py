@@ -27,10 +27,13 @@ them, and merges the name index's segments, a few milliseconds at a time. (FTS5'
 automatic merging is off: it runs inside a commit and can take a tenth of a second on a
 million names.)
 
-Search: every whitespace-separated term must be a substring of the folded name.
-Terms of 3+ characters go to the trigram index as quoted phrases; shorter ones are
-GLOB filters on ``name_key``. Both sides are folded in Python and the index is
-case-sensitive, so a match is exactly ``fold(term) in fold(name)``.
+Search: every whitespace-separated term must be a substring of the folded name
+(``server_app.search_terms``: case- and accent-insensitive). All terms of 3+ characters
+go to the trigram index together, as one AND of quoted phrases, so FTS5 steps through
+the rarest one's matches and skips ahead in the others; shorter terms are GLOB filters
+on ``name_key``. No count of examined rows cuts a search short: every matching name can
+be found, whatever each term's frequency. Both sides are folded in Python and the index
+is case-sensitive, so a match is exactly ``fold(term) in fold(name)``.
 """
 
 from __future__ import annotations
@@ -39,19 +42,20 @@ import ipaddress
 import os
 import sqlite3
 import time
-import unicodedata
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.network.protocol import FileInfo, PeerAddress, SearchResult
+from server_app.search_terms import SearchTerms, fold
 
 __all__ = [
     "IndexLimitError",
     "IndexStore",
     "IndexedFile",
     "PeerRecord",
+    "SearchPage",
     "StoreCounters",
     "fold",
     "normalize_address",
@@ -62,19 +66,8 @@ MAX_STORED_INT = 2**63 - 1
 #: Distinct (hash, name) candidates gathered per search, as a multiple of ``limit``.
 CANDIDATE_FACTOR = 3
 MIN_CANDIDATES = 200
-#: The most candidates one search gathers when many are dropped (e.g. held only by the asker).
-MAX_CANDIDATES = 20_000
 #: Values per ``IN (...)`` list; lists are padded to a power of two so few statements exist.
 IN_CHUNK = 512
-TRIGRAM = 3
-#: Rows one candidate query may examine: trigram-index matches, or table rows when
-#: every term is shorter than 3 characters (no index can serve those). Bounds the
-#: time of a query like "mp4 zq" whose terms each match much but together little.
-MAX_INDEX_ROWS = 50_000
-MAX_SCAN_ROWS = 100_000
-#: While departed peers' rows wait for upkeep, a search examines more rows, in proportion
-#: to the share of them in the index, up to this many times the limits above.
-MAX_DEPARTED_SCALE = 4
 #: File rows of departed peers deleted per upkeep transaction.
 PURGE_ROWS = 200
 #: Leaf pages one name-index merge step may write.
@@ -160,6 +153,14 @@ class PeerRecord:
 
 
 @dataclass(frozen=True)
+class SearchPage:
+    """A SEARCH's results and whether more names matched than were returned."""
+
+    results: list[SearchResult]
+    more: bool
+
+
+@dataclass(frozen=True)
 class IndexedFile:
     """One distinct (hash, name) in the index and how many online peers hold that hash."""
 
@@ -167,13 +168,6 @@ class IndexedFile:
     size: int
     hash: str
     peers: int
-
-
-def fold(text: str) -> str:
-    """The form names and search terms are compared in: case-folded, then NFC."""
-    if text.isascii():
-        return text.lower()
-    return unicodedata.normalize("NFC", text.casefold())
 
 
 def normalize_address(address: str) -> str:
@@ -192,34 +186,6 @@ def normalize_address(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
-
-
-@dataclass(frozen=True)
-class _Query:
-    """A search query split into what the database can use."""
-
-    exact_key: str
-    fts_match: str
-    short_terms: tuple[str, ...]
-    matches_nothing: bool = False
-
-    @classmethod
-    def parse(cls, query: str) -> _Query | None:
-        terms = list(dict.fromkeys(fold(term) for term in query.split()))
-        if not terms:
-            return None
-        if any("\x00" in term for term in terms):
-            # No name holds NUL, and SQLite's GLOB and FTS5 would stop reading at it.
-            return cls(exact_key="", fts_match="", short_terms=(), matches_nothing=True)
-        long_terms = [term for term in terms if len(term) >= TRIGRAM]
-        # A short term inside a long one is already implied by it.
-        short_terms = tuple(
-            term
-            for term in terms
-            if len(term) < TRIGRAM and not any(term in other for other in long_terms)
-        )
-        fts_match = " ".join('"' + term.replace('"', '""') + '"' for term in long_terms)
-        return cls(fold(query.strip()), fts_match, short_terms)
 
 
 @dataclass
@@ -601,28 +567,33 @@ class IndexStore:
     def search(
         self, query: str, limit: int = 100, exclude_peer: int | None = None
     ) -> list[SearchResult]:
+        """The results of ``search_page`` (see there)."""
+        return self.search_page(query, limit, exclude_peer).results
+
+    def search_page(
+        self, query: str, limit: int = 100, exclude_peer: int | None = None
+    ) -> SearchPage:
         """Files whose name holds every term of ``query``, one result per (hash, name).
 
         ``peers`` lists every online peer holding the hash (under any name) except
         ``exclude_peer``, by peer id; results no other peer holds are left out. An
-        exact whole-name match ranks first, then more peers, then name.
+        exact whole-name match ranks first, then more peers, then name. ``more`` says
+        that more than ``limit`` results matched.
 
-        The work is bounded so that a term matching a million entries stays fast:
-        ranking looks at the first ``CANDIDATE_FACTOR`` x ``limit`` distinct matches
-        (more when many are dropped for having no other peer) plus the exact ones,
-        found among at most ``MAX_INDEX_ROWS`` index matches, or ``MAX_SCAN_ROWS``
-        entries when no term is 3+ characters long.
+        Every matching name can be found; ranking by peers looks at the first
+        ``CANDIDATE_FACTOR`` x ``limit`` distinct matches plus the exact ones, so a
+        term matching a million entries stays fast.
         """
-        parsed = _Query.parse(query)
-        if parsed is None or limit <= 0:
-            return []
-        exclude = -1 if exclude_peer is None else exclude_peer
-        groups = self._ranked_groups(parsed, limit, exclude)
-        holders = self._holders([group.hash for group in groups], exclude)
-        return [
+        terms = SearchTerms.parse(query)
+        if terms is None or limit <= 0:
+            return SearchPage([], False)
+        groups, more = self._ranked_groups(terms, limit, exclude_peer)
+        holders = self._holders([group.hash for group in groups], exclude_peer)
+        results = [
             SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.hash]))
             for group in groups
         ]
+        return SearchPage(results, more)
 
     def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:
         """For the admin window: like ``search`` but counting every peer; ``""`` lists all.
@@ -631,85 +602,92 @@ class IndexStore:
         """
         if limit <= 0:
             return []
-        parsed = _Query.parse(query)
-        if parsed is not None:
-            groups = self._ranked_groups(parsed, limit, exclude=-1)
+        terms = SearchTerms.parse(query)
+        if terms is not None:
+            groups, _ = self._ranked_groups(terms, limit, None)
         else:
             groups = self._groups_by_name(limit)
         return [
             IndexedFile(group.name, group.size, group.hash.hex(), group.holders) for group in groups
         ]
 
-    def _ranked_groups(self, parsed: _Query, limit: int, exclude: int) -> list[_Group]:
-        """The best ``limit`` (hash, name) groups held by some peer other than ``exclude``."""
-        if parsed.matches_nothing:
-            return []
-        cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
-        counts: dict[bytes, int] = {}
-        while True:
-            groups, complete = self._candidates(parsed, cap)
-            unknown = list({group.hash for group in groups if group.hash not in counts})
-            counts.update(dict.fromkeys(unknown, 0))
-            counts.update(
-                self._select_in(
-                    "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
-                    f" CROSS JOIN peers AS p ON {_ONLINE}"
-                    " WHERE f.hash IN ({marks}) AND f.peer_id != ? GROUP BY f.hash",
-                    unknown,
-                    after=(exclude,),
-                )
-            )
-            held = []
-            for group in groups:
-                group.holders = counts[group.hash]
-                if group.holders:
-                    held.append(group)
-            if len(held) >= limit or complete or cap >= MAX_CANDIDATES:
-                held.sort(key=_Group.rank_key)
-                return held[:limit]
-            cap = min(cap * 4, MAX_CANDIDATES)
+    def _ranked_groups(
+        self, terms: SearchTerms, limit: int, exclude: int | None
+    ) -> tuple[list[_Group], bool]:
+        """The best ``limit`` (hash, name) groups held by a peer other than ``exclude``.
 
-    def _candidates(self, parsed: _Query, cap: int) -> tuple[list[_Group], bool]:
-        """Up to ``cap`` matching groups plus every exact match; True if nothing was cut."""
+        Also True when more groups than ``limit`` matched.
+        """
+        if terms.matches_nothing:
+            return [], False
+        cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES, limit + 1)
+        groups = self._candidates(terms, cap, exclude)
+        excluded = -1 if exclude is None else exclude
+        counts = dict(
+            self._select_in(
+                "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
+                f" CROSS JOIN peers AS p ON {_ONLINE}"
+                " WHERE f.hash IN ({marks}) AND f.peer_id != ? GROUP BY f.hash",
+                list({group.hash for group in groups}),
+                after=(excluded,),
+            )
+        )
+        held = []
+        for group in groups:
+            group.holders = counts.get(group.hash, 0)
+            if group.holders:
+                held.append(group)
+        held.sort(key=_Group.rank_key)
+        return held[:limit], len(held) > limit
+
+    def _candidates(self, terms: SearchTerms, cap: int, exclude: int | None) -> list[_Group]:
+        """Up to ``cap`` matching groups some peer other than ``exclude`` holds, exact ones first.
+
+        Fewer than ``cap`` means these are all of them.
+        """
         db = self._db
+        if exclude is None:
+            held, held_params = "", ()
+        else:
+            # A row of the asker's counts only if another online peer holds its hash (under
+            # any name): filtered here, so the asker's own files never crowd out the rest.
+            held = (
+                " AND (f.peer_id != ? OR EXISTS (SELECT 1 FROM files AS g CROSS JOIN peers AS q"
+                " ON q.peer_id = g.peer_id WHERE g.hash = f.hash AND g.peer_id != ?))"
+            )
+            held_params = (exclude, exclude)
         groups: dict[tuple[bytes, str], _Group] = {}
         exact_rows = db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
-            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ? LIMIT ?",
-            (parsed.exact_key, cap),
+            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ?{held} LIMIT ?",
+            (terms.exact, *held_params, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
-        filters = "".join(" AND f.name_key GLOB ?" for _ in parsed.short_terms)
-        patterns = tuple(_glob_pattern(term) for term in parsed.short_terms)
-        if parsed.fts_match:
+        filters = "".join(" AND f.name_key GLOB ?" for _ in terms.short_terms) + held
+        params: tuple[object, ...] = (
+            *(_glob_pattern(term) for term in terms.short_terms),
+            *held_params,
+            cap,
+        )
+        if terms.long_terms:
+            # Implicit AND: FTS5 walks the phrases' match lists together, skipping ahead.
+            match = " ".join('"' + term.replace('"', '""') + '"' for term in terms.long_terms)
             sql = (
                 "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?) AS m"
+                " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ?) AS m"
                 f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p ON {_ONLINE}"
                 f" WHERE 1{filters} LIMIT ?"
             )
-            examined = round(MAX_INDEX_ROWS * self._departed_scale())
-            params: tuple[object, ...] = (parsed.fts_match, examined, *patterns, cap)
+            params = (match, *params)
         else:
             sql = (
-                "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT peer_id, hash, name, name_key, size FROM files LIMIT ?) AS f"
+                "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
                 f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{filters} LIMIT ?"
             )
-            params = (round(MAX_SCAN_ROWS * self._departed_scale()), *patterns, cap)
-        rows = db.execute(sql, params).fetchall()
-        for hash_, name, size in rows:
+        for hash_, name, size in db.execute(sql, params):
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
-        complete = len(rows) < cap and len(exact_rows) < cap
-        return list(groups.values()), complete
-
-    def _departed_scale(self) -> float:
-        """How many times more rows to examine so departed rows do not crowd out live ones."""
-        if not self._departed_rows:
-            return 1.0
-        live = self._db.execute("SELECT total(files) FROM peers").fetchone()[0]
-        return min(MAX_DEPARTED_SCALE, (live + self._departed_rows) / max(live, 1.0))
+        return list(groups.values())
 
     def _groups_by_name(self, limit: int) -> list[_Group]:
         rows = self._db.execute(
@@ -734,7 +712,9 @@ class IndexStore:
             group.holders = counts.get(group.hash, 0)
         return list(groups.values())
 
-    def _holders(self, hashes: Sequence[bytes], exclude: int) -> dict[bytes, list[PeerAddress]]:
+    def _holders(
+        self, hashes: Sequence[bytes], exclude: int | None
+    ) -> dict[bytes, list[PeerAddress]]:
         """Addresses of the online peers holding each hash, by peer id, without ``exclude``.
 
         An address is listed once even if two peer ids have it (a JOIN on a new
@@ -747,7 +727,7 @@ class IndexStore:
             "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
             " ORDER BY hash, peer_id",
             list(holders),
-            after=(exclude,),
+            after=(-1 if exclude is None else exclude,),
         )
         for hash_, peer_id in rows:
             address = addresses.get(peer_id)  # None: departed, rows not purged yet

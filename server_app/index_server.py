@@ -452,9 +452,9 @@ class PeerSession(QObject):
         self.server.peer_joined.emit(self.peer_id, address, total)
 
     def _on_search(self, message: p.Search) -> None:
-        results = self.server.store.search(message.query, message.limit, exclude_peer=self.peer_id)
-        # Results past the 64 KiB line limit are left out.
-        self.send_line(p.encode_search_ok(message.id, results)[0])
+        page = self.server.store.search_page(message.query, message.limit, self.peer_id)
+        # Results past the 64 KiB line limit are left out (and "more" is sent).
+        self.send_line(p.encode_search_ok(message.id, page.results, more=page.more)[0])
         log.info("Peer %s searched for %s", self.peer_label, p.printable(message.query))
 
     def _on_update(self, message: p.Update) -> Generator[None, None, None] | None:

@@ -426,7 +426,7 @@ class PeerSession(QObject):
         try:
             total = store.replace_files(self.peer_id, message.files)
         except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+            raise p.ProtocolError(exc.code, str(exc), message.id) from None
         self._joined(message, address, total)
         return None
 
@@ -434,13 +434,13 @@ class PeerSession(QObject):
         store = self.server.store
         files = message.files
         try:
-            store.check_file_count(files)
+            store.check_file_count(files, self.ip)
             self.peer_id = store.add_peer(self.ip, message.port, message.agent, files[:STEP_FILES])
             for start in range(STEP_FILES, len(files), STEP_FILES):
                 yield
                 store.update_files(self.peer_id, files[start : start + STEP_FILES], ())
         except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+            raise p.ProtocolError(exc.code, str(exc), message.id) from None
         self._joined(message, address, store.file_count(self.peer_id))
 
     def _joined(self, message: p.Join, address: str, total: int) -> None:
@@ -470,7 +470,7 @@ class PeerSession(QObject):
         try:
             total = store.update_files(self.peer_id, add, message.remove)
         except IndexLimitError as exc:
-            raise p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), message.id) from None
+            raise p.ProtocolError(exc.code, str(exc), message.id) from None
         self._updated(message, total)
         return None
 

@@ -14,7 +14,7 @@ Two databases on one connection:
   - ``peers``: one row per online peer, with its running file count and byte total;
   - ``files``: one row per (peer, hash, name) entry; ``hash`` as 32 raw bytes (half
     the size of hex, in the table and both indexes that hold it), ``name_key`` the
-    name in the form matching compares (``fold()``);
+    name in the form matching compares (``fold()``) followed by ``END``;
   - ``names_fts``: an FTS5 trigram index over ``files.name_key`` (external content).
     This module writes it in the same transaction as ``files``, in rising rowid
     order, never from triggers: FTS5 flushes its pending terms at each statement
@@ -28,12 +28,15 @@ automatic merging is off: it runs inside a commit and can take a tenth of a seco
 million names.)
 
 Search: every whitespace-separated term must be a substring of the folded name
-(``server_app.search_terms``: case- and accent-insensitive). All terms of 3+ characters
-go to the trigram index together, as one AND of quoted phrases, so FTS5 steps through
-the rarest one's matches and skips ahead in the others; shorter terms are GLOB filters
-on ``name_key``. No count of examined rows cuts a search short: every matching name can
-be found, whatever each term's frequency. Both sides are folded in Python and the index
-is case-sensitive, so a match is exactly ``fold(term) in fold(name)``.
+(``server_app.search_terms``: case- and accent-insensitive). Every term goes to the
+trigram index as one AND, so FTS5 steps through the rarest term's matches and skips
+ahead in the others: a 3+ character term as a quoted phrase, a 2-character one as the
+OR of its trigrams with each character that names hold (``END`` after every name makes
+a term at the very end a trigram too). 1-character terms are GLOB filters on
+``name_key`` (a query of only those scans the table until it has enough). No count of
+examined rows cuts a search short: every matching name can be found, whatever each
+term's frequency. Both sides are folded in Python and the index is case-sensitive, so
+a match is exactly ``fold(term) in fold(name)``.
 """
 
 from __future__ import annotations
@@ -42,15 +45,16 @@ import ipaddress
 import os
 import sqlite3
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from app.network.protocol import FileInfo, PeerAddress, SearchResult
+from app.network.protocol import ErrorCode, FileInfo, PeerAddress, SearchResult
 from server_app.search_terms import SearchTerms, fold
 
 __all__ = [
+    "CapacityExceeded",
     "IndexLimitError",
     "IndexStore",
     "IndexedFile",
@@ -68,8 +72,26 @@ CANDIDATE_FACTOR = 3
 MIN_CANDIDATES = 200
 #: Values per ``IN (...)`` list; lists are padded to a power of two so few statements exist.
 IN_CHUNK = 512
+#: Ends every ``name_key``, so a 2-character term at the end of a name is in a trigram.
+#: A control character: never in a name, a search term holding one matches nothing.
+END = "\x01"
+#: Past this many different characters in names, 2-character terms are GLOB filters
+#: (their OR of trigrams would grow too long).
+MAX_ALPHABET = 512
 #: File rows of departed peers deleted per upkeep transaction.
 PURGE_ROWS = 200
+#: Rows a departure must leave behind, at least, before upkeep starts the tables afresh
+#: instead of purging row by row; the online peers' rows are copied over, so only while
+#: they are at most REBUILD_LIVE_ROWS and a quarter of the departed ones.
+REBUILD_MIN_ROWS = 10_000
+REBUILD_LIVE_ROWS = 2_000
+#: After purging at least this many rows (and as many as are online), upkeep merges the
+#: name index into one segment, a step at a time: only a full merge drops the deleted
+#: names' entries from the oldest segments, so their memory can be used again.
+COMPACT_MIN_ROWS = 50_000
+#: Server-wide and per-address (every connection from one IP) limits on indexed files.
+MAX_FILES = 5_000_000
+MAX_FILES_PER_ADDRESS = 1_000_000
 #: Leaf pages one name-index merge step may write.
 MERGE_PAGES = 16
 
@@ -117,10 +139,26 @@ CREATE TABLE IF NOT EXISTS main.bans (
 
 
 class IndexLimitError(Exception):
-    """A peer would share more files than ``max_files_per_peer``; nothing was changed."""
+    """A peer would share more files than ``max_files_per_peer``; nothing was changed.
+
+    ``code`` is the PROTOCOL.md error code to answer with.
+    """
+
+    code: ErrorCode = ErrorCode.TOO_LARGE
 
     def __init__(self, files: int, limit: int) -> None:
         super().__init__(f"{files} files is more than the {limit} files a peer may share")
+        self.files = files
+        self.limit = limit
+
+
+class CapacityExceeded(IndexLimitError):
+    """The index, or the files of one address, would grow past its limit; nothing changed."""
+
+    code = ErrorCode.LIMIT
+
+    def __init__(self, message: str, files: int, limit: int) -> None:
+        Exception.__init__(self, message)
         self.files = files
         self.limit = limit
 
@@ -215,6 +253,11 @@ class IndexStore:
     nothing half done.
     ``hash`` values must be 64 hexadecimal characters (``ValueError`` if not).
     Changing the files of an unknown peer id raises ``KeyError``.
+
+    ``max_files`` bounds the entries of all peers together, ``max_files_per_address``
+    those of every peer at one host; growing past either raises ``CapacityExceeded``.
+    Rows of departed peers never make the tables grow: each change adds no more rows
+    than it first purges while such rows wait, so their memory is used again.
     """
 
     def __init__(
@@ -223,8 +266,19 @@ class IndexStore:
         max_files_per_peer: int = 200_000,
         *,
         cache_mib: int = 512,
+        max_files: int = MAX_FILES,
+        max_files_per_address: int = MAX_FILES_PER_ADDRESS,
     ) -> None:
         self.max_files_per_peer = max_files_per_peer
+        self.max_files = max_files
+        self.max_files_per_address = max_files_per_address
+        #: Entries of the online peers: in all, by host, and by peer id.
+        self._live_files = 0
+        self._files_by_host: Counter[str] = Counter()
+        self._files_of: dict[int, int] = {}
+        #: Rows purged since the name index was last merged into one segment.
+        self._purged_rows = 0
+        self._compact_due = False
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None, cached_statements=256)
         #: Every online peer's address, by peer id.
         self._addresses: dict[int, PeerAddress] = {}
@@ -238,6 +292,8 @@ class IndexStore:
         self._departed: deque[int] = deque()
         self._departed_rows = 0
         self._merge_due = False
+        #: Every character any indexed ``name_key`` ever held (None: more than MAX_ALPHABET).
+        self._alphabet: set[str] | None = set()
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
         except BaseException:
@@ -300,6 +356,8 @@ class IndexStore:
         """Record a peer that has just JOINed with ``files``; returns its new peer id."""
         entries = self._entries(files)
         self._check_limit(len(entries))
+        self._check_capacity(host, None, len(entries))
+        self._keep_pace(len(entries))
         now = time.time() if now is None else now
         with self._transaction() as db:
             cursor = db.execute(
@@ -313,6 +371,7 @@ class IndexStore:
             self._set_totals(peer_id, added, added_bytes)
         address = PeerAddress(host, port)
         self._addresses[peer_id] = address
+        self._count(peer_id, added)
         same = self._ids_by_address.setdefault(address, [])
         same.append(peer_id)
         if len(same) > 1:
@@ -324,6 +383,8 @@ class IndexStore:
         entries = self._entries(files)
         self._check_limit(len(entries))
         self._require_peer(peer_id)
+        self._check_capacity(self._addresses[peer_id].host, peer_id, len(entries))
+        self._keep_pace(len(entries))
         files_total = len(entries)
         bytes_total = sum(size for _, size in entries.values())
         with self._transaction() as db:
@@ -339,6 +400,7 @@ class IndexStore:
             self._delete(stale)
             self._insert(peer_id, entries, ignore_existing=False)
             self._set_totals(peer_id, files_total, bytes_total)
+        self._count(peer_id, files_total)
         return files_total
 
     def update_files(self, peer_id: int, add: Sequence[FileInfo], remove: Sequence[str]) -> int:
@@ -349,6 +411,7 @@ class IndexStore:
         entries = self._entries(add)
         removed_hashes = list(dict.fromkeys(bytes.fromhex(value) for value in remove))
         files_total, bytes_total = self._require_peer(peer_id)
+        self._keep_pace(len(entries))
         with self._transaction():
             removed = list(
                 self._select_in(
@@ -362,8 +425,10 @@ class IndexStore:
             files_total += added - len(removed)
             if files_total > self.max_files_per_peer:
                 raise IndexLimitError(files_total, self.max_files_per_peer)
+            self._check_capacity(self._addresses[peer_id].host, peer_id, files_total)
             bytes_total += added_bytes - sum(size for _, _, size in removed)
             self._set_totals(peer_id, files_total, bytes_total)
+        self._count(peer_id, files_total)
         return files_total
 
     def remove_peer(self, peer_id: int) -> None:
@@ -376,6 +441,8 @@ class IndexStore:
         rows = self.file_count(peer_id)
         self._db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
         self._departed_rows += rows
+        self._count(peer_id, 0)
+        del self._files_of[peer_id]
         address = self._addresses.pop(peer_id)
         same = self._ids_by_address[address]
         same.remove(peer_id)
@@ -389,31 +456,94 @@ class IndexStore:
     @property
     def upkeep_due(self) -> bool:
         """True while departed peers' rows or name-index merges wait for ``upkeep``."""
-        return bool(self._departed) or self._merge_due
+        return bool(self._departed) or self._merge_due or self._compact_due
 
     def upkeep(self, seconds: float) -> bool:
         """Delete departed peers' rows and merge the name index for about ``seconds``.
 
         Works in small transactions (at least one step per call), so it can be called
-        between requests; returns True while more remains (see ``upkeep_due``).
+        between requests; returns True while more remains (see ``upkeep_due``). When
+        the departed rows far outnumber the online ones (everyone left), the tables
+        start afresh at once instead.
         """
         deadline = time.perf_counter() + seconds
         while self.upkeep_due:
             if self._departed:
+                if (
+                    self._departed_rows >= REBUILD_MIN_ROWS
+                    and self._live_files <= REBUILD_LIVE_ROWS
+                    and self._departed_rows >= 4 * self._live_files
+                ):
+                    self._rebuild()
+                    continue
                 self._purge_departed(PURGE_ROWS)
+                if not self._departed and self._purged_rows >= max(
+                    COMPACT_MIN_ROWS, self._live_files
+                ):
+                    self._compact_due = True
             # Merging between purges keeps the segments that deletions add few and cheap.
-            if self._merge_due:
-                before = self._db.total_changes
-                self._db.execute(
-                    "INSERT INTO names_fts (names_fts, rank) VALUES ('merge', ?)", (MERGE_PAGES,)
-                )
-                # SQLite's documented sign that a merge step found nothing left to merge.
-                self._merge_due = self._db.total_changes - before >= 2
+            if self._merge_due or self._compact_due:
+                self._merge_step(MERGE_PAGES)
             if time.perf_counter() >= deadline:
                 break
         return self.upkeep_due
 
-    def _purge_departed(self, limit: int) -> None:
+    def _merge_step(self, pages: int) -> None:
+        """Merge name-index segments, writing about ``pages`` leaf pages."""
+        before = self._db.total_changes
+        # A negative page count merges every segment into one, step by step.
+        self._db.execute(
+            "INSERT INTO names_fts (names_fts, rank) VALUES ('merge', ?)",
+            (-pages if self._compact_due else pages,),
+        )
+        # SQLite's documented sign that a merge step found nothing left to merge.
+        if self._db.total_changes - before < 2:
+            if self._compact_due:
+                self._purged_rows = 0
+            self._merge_due = self._compact_due = False
+
+    def _rebuild(self) -> None:
+        """Empty the live tables and put back the online peers' rows (few, by the caller)."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT f.id, f.peer_id, f.hash, f.name, f.name_key, f.size FROM files AS f"
+                f" CROSS JOIN peers AS p ON {_ONLINE} ORDER BY f.id"
+            ).fetchall()
+            # Whole-table deletes: SQLite frees the pages at once, for the next rows to use.
+            db.execute("DELETE FROM files")
+            db.execute("INSERT INTO names_fts (names_fts) VALUES ('delete-all')")
+            db.executemany(
+                "INSERT INTO files (id, peer_id, hash, name, name_key, size)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO names_fts (rowid, name_key) VALUES (?, ?)",
+                [(row[0], row[4]) for row in rows],
+            )
+        self._departed.clear()
+        self._departed_rows = 0
+        self._purged_rows = 0
+        self._compact_due = False
+        self._merge_due = bool(rows)
+        self._alphabet = set()
+        for row in rows:
+            self._alphabet.update(row[4])
+
+    def _keep_pace(self, rows: int) -> None:
+        """Purge up to ``rows`` departed rows first: while any wait, the tables never grow.
+
+        Merges the name index as much as ``upkeep`` would have for those rows, so its
+        segments do not pile up either.
+        """
+        purged = 0
+        while self._departed and purged < rows:
+            purged += self._purge_departed(min(rows - purged, PURGE_ROWS * 5))
+        for _ in range(-(-purged // PURGE_ROWS)):
+            self._merge_step(MERGE_PAGES)
+
+    def _purge_departed(self, limit: int) -> int:
+        """Delete up to ``limit`` rows of departed peers, oldest first; returns how many."""
         rows: list[tuple[int, str]] = []
         with self._transaction() as db:
             while self._departed and len(rows) < limit:
@@ -427,6 +557,8 @@ class IndexStore:
                     self._departed.popleft()
             self._delete(rows)
         self._departed_rows = max(0, self._departed_rows - len(rows)) if self._departed else 0
+        self._purged_rows += len(rows)
+        return len(rows)
 
     def touch(self, peer_id: int, now: float | None = None) -> None:
         """Note that the peer was heard from (``last_seen``)."""
@@ -443,13 +575,49 @@ class IndexStore:
                 [(when, peer_id) for peer_id, when in seen.items()],
             )
 
-    def check_file_count(self, files: Sequence[FileInfo]) -> None:
-        """Raise ``IndexLimitError`` if ``files`` holds more entries than a peer may share."""
-        self._check_limit(len({(info.hash.lower(), info.name) for info in files}))
+    def check_file_count(self, files: Sequence[FileInfo], host: str | None = None) -> None:
+        """Raise ``IndexLimitError`` if ``files`` holds more entries than a peer may share,
+        or (given the ``host`` of a new peer) ``CapacityExceeded`` if the index or that
+        host's files would grow past their limits."""
+        count = len({(info.hash.lower(), info.name) for info in files})
+        self._check_limit(count)
+        if host is not None:
+            self._check_capacity(host, None, count)
 
     def _check_limit(self, files: int) -> None:
         if files > self.max_files_per_peer:
             raise IndexLimitError(files, self.max_files_per_peer)
+
+    def _check_capacity(self, host: str, peer_id: int | None, files: int) -> None:
+        """Raise ``CapacityExceeded`` unless the peer (None: a new one) may hold ``files``."""
+        growth = files - self._files_of.get(peer_id, 0) if peer_id is not None else files
+        if growth <= 0:
+            return
+        if self._live_files + growth > self.max_files:
+            raise CapacityExceeded(
+                f"the index is full: it holds {self._live_files:,} files of"
+                f" {self.max_files:,}; try again later",
+                self._live_files + growth,
+                self.max_files,
+            )
+        at_host = self._files_by_host[host] + growth
+        if at_host > self.max_files_per_address:
+            raise CapacityExceeded(
+                f"{at_host:,} files from {host} is more than the"
+                f" {self.max_files_per_address:,} files one address may share",
+                at_host,
+                self.max_files_per_address,
+            )
+
+    def _count(self, peer_id: int, files: int) -> None:
+        """Note that an online peer (or one leaving: 0) now holds ``files`` entries."""
+        change = files - self._files_of.get(peer_id, 0)
+        self._files_of[peer_id] = files
+        self._live_files += change
+        host = self._addresses[peer_id].host
+        self._files_by_host[host] += change
+        if not self._files_by_host[host]:
+            del self._files_by_host[host]
 
     def _require_peer(self, peer_id: int) -> tuple[int, int]:
         row = self._db.execute(
@@ -466,7 +634,7 @@ class IndexStore:
         for info in files:
             key = (bytes.fromhex(info.hash), info.name)
             if key not in entries:
-                entries[key] = (fold(info.name), info.size)
+                entries[key] = (fold(info.name) + END, info.size)
         return entries
 
     def _insert(self, peer_id: int, entries: _Entries, ignore_existing: bool) -> tuple[int, int]:
@@ -497,6 +665,12 @@ class IndexStore:
             "INSERT INTO names_fts (rowid, name_key) VALUES (?, ?)",
             [(row[0], row[4]) for row in rows],
         )
+        alphabet = self._alphabet
+        if alphabet is not None:
+            for row in rows:
+                alphabet.update(row[4])
+            if len(alphabet) > MAX_ALPHABET:
+                self._alphabet = None
         return len(rows), sum(row[5] for row in rows)
 
     def _delete(self, rows: Sequence[tuple[int, str]]) -> None:
@@ -585,7 +759,7 @@ class IndexStore:
         term matching a million entries stays fast.
         """
         terms = SearchTerms.parse(query)
-        if terms is None or limit <= 0:
+        if terms is None or limit <= 0 or not self._addresses:
             return SearchPage([], False)
         groups, more = self._ranked_groups(terms, limit, exclude_peer)
         holders = self._holders([group.hash for group in groups], exclude_peer)
@@ -646,6 +820,9 @@ class IndexStore:
         Fewer than ``cap`` means these are all of them.
         """
         db = self._db
+        alphabet = self._alphabet
+        if alphabet is not None and any(c not in alphabet for term in terms.terms for c in term):
+            return []  # no name holds that character
         if exclude is None:
             held, held_params = "", ()
         else:
@@ -660,19 +837,27 @@ class IndexStore:
         exact_rows = db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
             f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ?{held} LIMIT ?",
-            (terms.exact, *held_params, cap),
+            (terms.exact + END, *held_params, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
-        filters = "".join(" AND f.name_key GLOB ?" for _ in terms.short_terms) + held
+        matched = [_phrase(term) for term in terms.long_terms]
+        globbed = []
+        for term in terms.short_terms:
+            if len(term) == 2 and alphabet is not None:
+                # The term followed by any character (or END): one of these trigrams.
+                matched.append("(" + " OR ".join(_phrase(term + c) for c in alphabet) + ")")
+            else:
+                globbed.append(term)
+        filters = "".join(" AND f.name_key GLOB ?" for _ in globbed) + held
         params: tuple[object, ...] = (
-            *(_glob_pattern(term) for term in terms.short_terms),
+            *(_glob_pattern(term) for term in globbed),
             *held_params,
             cap,
         )
-        if terms.long_terms:
-            # Implicit AND: FTS5 walks the phrases' match lists together, skipping ahead.
-            match = " ".join('"' + term.replace('"', '""') + '"' for term in terms.long_terms)
+        if matched:
+            # FTS5 walks the terms' match lists together, skipping ahead in the longer ones.
+            match = " AND ".join(matched)
             sql = (
                 "SELECT DISTINCT f.hash, f.name, f.size"
                 " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ?) AS m"
@@ -780,6 +965,11 @@ class IndexStore:
             "SELECT address, reason, banned_at FROM bans ORDER BY banned_at, address"
         )
         return [(address, reason, banned_at) for address, reason, banned_at in rows]
+
+
+def _phrase(text: str) -> str:
+    """``text`` as an FTS5 string: every character literal, to the trigram tokenizer."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _glob_pattern(term: str) -> str:

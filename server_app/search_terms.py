@@ -37,6 +37,10 @@ def fold(text: str) -> str:
     return text
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in text)
+
+
 def matches(terms: tuple[str, ...], name: str) -> bool:
     """True when every folded term is a substring of the folded ``name``."""
     key = fold(name)
@@ -51,7 +55,7 @@ class SearchTerms:
     more) can use a trigram index; ``short_terms`` cannot, and leave out any short term
     that a long term already contains (it is implied). ``exact`` is the folded whole
     query, which an exactly equal folded name matches. ``matches_nothing`` is set for a
-    query no name can match (a NUL character: names never hold one).
+    query no name can match (a control character: names never hold one).
     """
 
     terms: tuple[str, ...]
@@ -68,7 +72,7 @@ class SearchTerms:
         if not terms:
             return None
         exact = fold(query.strip())
-        if any("\x00" in term for term in terms):
+        if any(_has_control(term) for term in terms):
             return cls(terms, (), (), exact, matches_nothing=True)
         long_terms = tuple(term for term in terms if len(term) >= TRIGRAM)
         short_terms = tuple(

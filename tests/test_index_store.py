@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import server_app.index_store as index_store
-from app.network.protocol import FileInfo, PeerAddress
+from app.network.protocol import ErrorCode, FileInfo, PeerAddress
 from server_app.index_store import (
+    CapacityExceeded,
     IndexedFile,
     IndexLimitError,
     IndexStore,
@@ -303,6 +304,159 @@ def test_update_files_over_the_limit_rolls_back_the_removals_too():
         assert store.update_files(peer_id, add=[info("d")], remove=[digest("a")]) == 3
 
 
+# ---------------------------------------------------------------- capacity and memory
+
+
+def files_named(prefix: str, count: int) -> list[FileInfo]:
+    return [info(f"{prefix} {n:05d}.bin") for n in range(count)]
+
+
+def test_the_index_refuses_to_grow_past_its_server_wide_limit():
+    with IndexStore(max_files=10, max_files_per_address=100) as store:
+        first = store.add_peer("192.0.2.1", 1, "t", files_named("a", 6))
+        with pytest.raises(CapacityExceeded) as refused:
+            store.add_peer("192.0.2.2", 2, "t", files_named("b", 5))
+        assert refused.value.code == ErrorCode.LIMIT
+        assert "the index is full" in str(refused.value)
+        second = store.add_peer("192.0.2.2", 2, "t", files_named("b", 4))  # exactly 10
+        assert store.counters().files == 10
+        with pytest.raises(CapacityExceeded):
+            store.update_files(second, add=[info("one more")], remove=[])
+        with pytest.raises(CapacityExceeded):
+            store.replace_files(first, files_named("a", 7))
+        with pytest.raises(CapacityExceeded):
+            store.check_file_count([info("c")], "192.0.2.3")
+        store.check_file_count([info("c")])  # without a host: the per-peer limit only
+        # A refused change changes nothing; a rename or a smaller list is still fine.
+        assert store.counters().files == 10 and store.file_count(second) == 4
+        assert (
+            store.update_files(second, add=[info("renamed")], remove=[digest("b 00000.bin")]) == 4
+        )
+        assert store.replace_files(first, files_named("a", 2)) == 2
+        assert store.add_peer("192.0.2.3", 3, "t", files_named("c", 4)) > 0
+        store.remove_peer(second)
+        assert store.add_peer("192.0.2.4", 4, "t", files_named("d", 4)) > 0
+        store.check_index()
+
+
+def test_one_address_may_not_share_more_than_its_limit_over_all_its_connections():
+    with IndexStore(max_files=1000, max_files_per_address=8) as store:
+        first = store.add_peer("192.0.2.1", 1, "t", files_named("a", 5))
+        with pytest.raises(CapacityExceeded) as refused:
+            store.add_peer("192.0.2.1", 2, "t", files_named("b", 4))  # another port, same IP
+        assert "192.0.2.1" in str(refused.value)
+        assert isinstance(refused.value, IndexLimitError)  # a server catching that sees it too
+        store.add_peer("192.0.2.1", 2, "t", files_named("b", 3))
+        store.add_peer("192.0.2.9", 3, "t", files_named("c", 8))  # other addresses are not held
+        with pytest.raises(CapacityExceeded):
+            store.update_files(first, add=[info("x")], remove=[])
+        store.remove_peer(first)
+        store.add_peer("192.0.2.1", 4, "t", files_named("d", 5))
+        assert IndexStore().max_files == 5_000_000
+        assert IndexStore().max_files_per_address == 1_000_000
+
+
+def live_pages(store: IndexStore) -> tuple[int, int]:
+    """Pages of the in-memory database in all, and of them free for reuse."""
+    db = store._db
+    return db.execute("PRAGMA live.page_count").fetchone()[0], db.execute(
+        "PRAGMA live.freelist_count"
+    ).fetchone()[0]
+
+
+def index_segments(store: IndexStore) -> int:
+    return store._db.execute("SELECT count(DISTINCT segid) FROM names_fts_idx").fetchone()[0]
+
+
+def test_when_everyone_left_one_upkeep_empties_the_index_and_refilling_reuses_its_memory(
+    monkeypatch,
+):
+    monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 2_000)
+    with IndexStore() as store:
+        flooders = [
+            store.add_peer(f"10.1.0.{n}", 1, "t", files_named(f"flood{n}", 3_000)) for n in range(4)
+        ]
+        while store.upkeep(1.0):
+            pass
+        filled, _ = live_pages(store)
+        for peer_id in flooders:
+            store.remove_peer(peer_id)
+        assert store.search("flood") == [] and store.search_page("flood").more is False
+        store.upkeep(0)  # one step: the tables start afresh rather than 200 rows at a time
+        assert file_rows(store) == 0
+        assert not store.upkeep_due
+        _, free = live_pages(store)
+        assert free > 0.8 * filled  # every page of the old rows is free for the next ones
+        assert index_segments(store) == 0
+        flooders = [
+            store.add_peer(f"10.1.0.{n}", 1, "t", files_named(f"again{n}", 3_000)) for n in range(4)
+        ]
+        while store.upkeep(1.0):
+            pass
+        assert live_pages(store)[0] <= filled * 1.05
+        assert len(store.search("again", limit=500)) == 500
+        store.check_index()
+
+
+def test_a_survivor_is_kept_when_the_tables_start_afresh(monkeypatch):
+    monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 100)
+    with IndexStore() as store:
+        survivor = store.add_peer("10.2.0.1", 1, "t", [info("keep me.mp4"), info("zq here")])
+        gone = store.add_peer("10.2.0.2", 1, "t", files_named("gone", 500))
+        asker = store.add_peer("10.2.0.3", 1, "t", [])
+        store.remove_peer(gone)
+        store.upkeep(0)
+        assert file_rows(store) == 2
+        assert names(store.search("keep", exclude_peer=asker)) == ["keep me.mp4"]
+        assert names(store.search("zq", exclude_peer=asker)) == ["zq here"]
+        assert store.peer_files(survivor) == sorted(
+            [info("keep me.mp4"), info("zq here")], key=lambda f: f.name
+        )
+        store.check_index()
+
+
+def test_departed_rows_waiting_for_upkeep_never_let_the_tables_grow(monkeypatch):
+    monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 10**9)  # purge row by row only
+    with IndexStore() as store:
+        store.add_peer("10.3.0.1", 1, "t", [info("stays")])
+        peer_id = store.add_peer("10.3.0.2", 1, "t", files_named("first", 4_000))
+        filled, _ = live_pages(store)
+        for round_ in range(3):  # no upkeep at all: a flooder leaving and coming back
+            store.remove_peer(peer_id)
+            peer_id = store.add_peer("10.3.0.2", 1, "t", files_named(f"round{round_}", 4_000))
+            assert file_rows(store) <= 4_001
+        assert live_pages(store)[0] <= filled * 1.1
+        store.check_index()
+
+
+def test_after_a_big_purge_the_name_index_is_merged_into_one_segment(monkeypatch):
+    monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 10**9)
+    monkeypatch.setattr(index_store, "COMPACT_MIN_ROWS", 1_000)
+    with IndexStore() as store:
+        store.add_peer("10.4.0.1", 1, "t", files_named("stays", 1_000))
+        gone = [
+            store.add_peer("10.4.0.2", n, "t", files_named(f"gone{n}", 1_000)) for n in range(3)
+        ]
+        while store.upkeep(1.0):
+            pass
+        for peer_id in gone:
+            store.remove_peer(peer_id)
+        while store.upkeep(1.0):
+            pass
+        assert index_segments(store) == 1
+        data = store._db.execute("SELECT sum(length(block)) FROM names_fts_data").fetchone()[0]
+        store.remove_peer(store.peers()[0].peer_id)
+        fresh = IndexStore()
+        fresh.add_peer("10.4.0.1", 1, "t", files_named("stays", 1_000))
+        while fresh.upkeep(1.0):
+            pass
+        fresh_data = fresh._db.execute("SELECT sum(length(block)) FROM names_fts_data").fetchone()[
+            0
+        ]
+        assert data <= fresh_data * 1.2  # nothing of the departed names is left in it
+        fresh.close()
+
+
 # ---------------------------------------------------------------- search
 
 
@@ -473,6 +627,19 @@ def test_search_page_says_when_more_results_matched_than_the_limit(store):
     assert store.search_page("track", limit=30).more
     assert not store.search_page("nothing", limit=1).more
     assert not store.search_page("tr ac", limit=30, exclude_peer=asker).more
+
+
+@pytest.mark.parametrize("max_alphabet", [512, 3])  # 3: too many characters, GLOB filters
+def test_two_character_terms_match_anywhere_in_the_name(max_alphabet, monkeypatch):
+    monkeypatch.setattr(index_store, "MAX_ALPHABET", max_alphabet)
+    with IndexStore() as store:
+        join(store, 1, [info("zq"), info("ab zq"), info("zqab"), info("z q"), info("Q")])
+        assert sorted(names(store.search("zq"))) == ["ab zq", "zq", "zqab"]
+        assert sorted(names(store.search("zq ab"))) == ["ab zq", "zqab"]
+        assert names(store.search("zq", limit=1)) == ["zq"]  # the exact name first
+        assert sorted(names(store.search("q"))) == ["Q", "ab zq", "z q", "zq", "zqab"]
+        assert names(store.search("é")) == []  # a character no name holds
+        assert names(store.search("ab\x01")) == []
 
 
 def test_a_rare_term_is_found_among_60000_names_holding_a_common_one(store):

@@ -28,20 +28,23 @@ automatic merging is off: it runs inside a commit and can take a tenth of a seco
 million names.)
 
 Search: every whitespace-separated term must be a substring of the folded name
-(``server_app.search_terms``: case- and accent-insensitive). Every term goes to the
-trigram index as one AND, so FTS5 steps through the rarest term's matches and skips
-ahead in the others: a 3+ character term as a quoted phrase, a 2-character one as the
-OR of its trigrams with each character that names hold (``END`` after every name makes
-a term at the very end a trigram too). 1-character terms are GLOB filters on
-``name_key`` (a query of only those scans the table until it has enough). No count of
+(``server_app.search_terms``: case- and accent-insensitive). A term of 3+ characters
+is a quoted phrase for the trigram index; a 2-character one is the OR of its trigrams
+with each character that names hold (``END`` after every name makes a term at the
+very end a trigram too); 1-character terms are checked in the names with ``instr``.
+With several indexed terms, the longest one's first ``DRIVER_ROWS`` index matches are
+read and the other terms checked in those names; that answers when they were all of
+its matches or enough matched (reading on when the others match often). Otherwise
+FTS5 gets every term as one AND and steps through the rarest one's list. No count of
 examined rows cuts a search short: every matching name can be found, whatever each
-term's frequency. Both sides are folded in Python and the index is case-sensitive, so
-a match is exactly ``fold(term) in fold(name)``.
+term's frequency. Both sides are folded in Python and the index is case-sensitive,
+so a match is exactly ``fold(term) in fold(name)``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import sqlite3
 import time
@@ -68,14 +71,18 @@ __all__ = [
 SCHEMA_VERSION = 1
 MAX_STORED_INT = 2**63 - 1
 #: Distinct (hash, name) candidates gathered per search, as a multiple of ``limit``.
-CANDIDATE_FACTOR = 3
+CANDIDATE_FACTOR = 2
 MIN_CANDIDATES = 200
 #: Values per ``IN (...)`` list; lists are padded to a power of two so few statements exist.
 IN_CHUNK = 512
+#: Index matches of one term read to check the other terms in (see ``_driven_rows``),
+#: and how many times more are read on when the other terms match often enough.
+DRIVER_ROWS = 1_000
+DRIVER_READ = 8
 #: Ends every ``name_key``, so a 2-character term at the end of a name is in a trigram.
 #: A control character: never in a name, a search term holding one matches nothing.
 END = "\x01"
-#: Past this many different characters in names, 2-character terms are GLOB filters
+#: Past this many different characters in names, 2-character terms are checked with instr
 #: (their OR of trigrams would grow too long).
 MAX_ALPHABET = 512
 #: File rows of departed peers deleted per upkeep transaction.
@@ -761,8 +768,8 @@ class IndexStore:
         terms = SearchTerms.parse(query)
         if terms is None or limit <= 0 or not self._addresses:
             return SearchPage([], False)
-        groups, more = self._ranked_groups(terms, limit, exclude_peer)
-        holders = self._holders([group.hash for group in groups], exclude_peer)
+        groups, more, holder_ids = self._ranked_groups(terms, limit, exclude_peer)
+        holders = self._addresses_of(holder_ids, [group.hash for group in groups])
         results = [
             SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.hash]))
             for group in groups
@@ -778,7 +785,7 @@ class IndexStore:
             return []
         terms = SearchTerms.parse(query)
         if terms is not None:
-            groups, _ = self._ranked_groups(terms, limit, None)
+            groups, _, _ = self._ranked_groups(terms, limit, None)
         else:
             groups = self._groups_by_name(limit)
         return [
@@ -787,32 +794,24 @@ class IndexStore:
 
     def _ranked_groups(
         self, terms: SearchTerms, limit: int, exclude: int | None
-    ) -> tuple[list[_Group], bool]:
+    ) -> tuple[list[_Group], bool, dict[bytes, list[int]]]:
         """The best ``limit`` (hash, name) groups held by a peer other than ``exclude``.
 
-        Also True when more groups than ``limit`` matched.
+        Also True when more groups than ``limit`` matched, and the ids of the online
+        peers other than ``exclude`` holding each candidate's hash.
         """
         if terms.matches_nothing:
-            return [], False
+            return [], False, {}
         cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES, limit + 1)
         groups = self._candidates(terms, cap, exclude)
-        excluded = -1 if exclude is None else exclude
-        counts = dict(
-            self._select_in(
-                "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
-                f" CROSS JOIN peers AS p ON {_ONLINE}"
-                " WHERE f.hash IN ({marks}) AND f.peer_id != ? GROUP BY f.hash",
-                list({group.hash for group in groups}),
-                after=(excluded,),
-            )
-        )
+        holder_ids = self._holder_ids(list({group.hash for group in groups}), exclude)
         held = []
         for group in groups:
-            group.holders = counts.get(group.hash, 0)
+            group.holders = len(holder_ids[group.hash])
             if group.holders:
                 held.append(group)
         held.sort(key=_Group.rank_key)
-        return held[:limit], len(held) > limit
+        return held[:limit], len(held) > limit, holder_ids
 
     def _candidates(self, terms: SearchTerms, cap: int, exclude: int | None) -> list[_Group]:
         """Up to ``cap`` matching groups some peer other than ``exclude`` holds, exact ones first.
@@ -841,38 +840,90 @@ class IndexStore:
         ).fetchall()
         for hash_, name, size in exact_rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
-        matched = [_phrase(term) for term in terms.long_terms]
-        globbed = []
+        # Each term the index can look up, as an FTS5 expression.
+        indexed = [(term, _phrase(term)) for term in terms.long_terms]
+        checked = []
         for term in terms.short_terms:
             if len(term) == 2 and alphabet is not None:
                 # The term followed by any character (or END): one of these trigrams.
-                matched.append("(" + " OR ".join(_phrase(term + c) for c in alphabet) + ")")
+                either = " OR ".join(_phrase(term + char) for char in alphabet)
+                indexed.append((term, f"({either})"))
             else:
-                globbed.append(term)
-        filters = "".join(" AND f.name_key GLOB ?" for _ in globbed) + held
-        params: tuple[object, ...] = (
-            *(_glob_pattern(term) for term in globbed),
-            *held_params,
-            cap,
-        )
-        if matched:
-            # FTS5 walks the terms' match lists together, skipping ahead in the longer ones.
-            match = " AND ".join(matched)
-            sql = (
-                "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ?) AS m"
-                f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p ON {_ONLINE}"
-                f" WHERE 1{filters} LIMIT ?"
-            )
-            params = (match, *params)
-        else:
-            sql = (
-                "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
-                f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{filters} LIMIT ?"
-            )
-        for hash_, name, size in db.execute(sql, params):
+                checked.append(term)
+        rows = self._driven_rows(indexed, checked, held, held_params, cap)
+        if rows is None:
+
+            def filtered(source: str) -> str:
+                checks = "".join(" AND instr(f.name_key, ?)" for _ in checked)
+                return (
+                    f"SELECT DISTINCT f.hash, f.name, f.size FROM {source}"
+                    f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{checks}{held} LIMIT ?"
+                )
+
+            if indexed:
+                # FTS5 walks the terms' match lists together, skipping ahead in the longer.
+                sql = filtered(
+                    "(SELECT rowid FROM names_fts WHERE names_fts MATCH ?) AS m"
+                    " CROSS JOIN files AS f ON f.id = m.rowid"
+                )
+                match = " AND ".join(expression for _, expression in indexed)
+                rows = db.execute(sql, (match, *checked, *held_params, cap)).fetchall()
+            else:
+                sql = filtered("files AS f")
+                rows = db.execute(sql, (*checked, *held_params, cap)).fetchall()
+        for hash_, name, size in rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
         return list(groups.values())
+
+    def _driven_rows(
+        self,
+        indexed: list[tuple[str, str]],
+        checked: list[str],
+        held: str,
+        held_params: tuple[object, ...],
+        cap: int,
+    ) -> list[tuple[bytes, str, int]] | None:
+        """Matches found through one term's index matches, or None if none suits.
+
+        Longest term first, up to ``DRIVER_ROWS + 1`` index matches of one term are read
+        and the other terms checked in their names. That answers when the term has no
+        more matches than that (all of them were read), or when ``cap`` names matched;
+        when they match often enough that reading on would find ``cap`` within
+        ``DRIVER_READ`` times as many, the term's index matches are read on. Stepping
+        through a common term's long index list, as the AND of every term does, costs
+        more than any of these.
+        """
+        if len(indexed) < 2:
+            return None
+        for term, expression in sorted(indexed, key=lambda item: -len(item[0])):
+            row_ids = [
+                row_id
+                for (row_id,) in self._db.execute(
+                    "SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?",
+                    (expression, DRIVER_ROWS + 1),
+                )
+            ]
+            others = [*checked, *(other for other, _ in indexed if other != term)]
+            checks = "".join(" AND instr(f.name_key, ?)" for _ in others)
+            rows = self._db.execute(
+                "SELECT DISTINCT f.hash, f.name, f.size FROM json_each(?) AS m"
+                f" CROSS JOIN files AS f ON f.id = m.value CROSS JOIN peers AS p ON {_ONLINE}"
+                f" WHERE 1{checks}{held} LIMIT ?",
+                (json.dumps(row_ids), *others, *held_params, cap),
+            ).fetchall()
+            if len(row_ids) <= DRIVER_ROWS or len(rows) >= cap:
+                return rows
+            if len(rows) * DRIVER_READ >= cap:
+                # Read on from the last index match read (FTS5 seeks to a rowid range).
+                more = self._db.execute(
+                    "SELECT DISTINCT f.hash, f.name, f.size FROM (SELECT rowid FROM names_fts"
+                    " WHERE names_fts MATCH ? AND rowid > ?) AS m"
+                    f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p"
+                    f" ON {_ONLINE} WHERE 1{checks}{held} LIMIT ?",
+                    (expression, row_ids[-1], *others, *held_params, cap - len(rows)),
+                )
+                return rows + more.fetchall()
+        return None
 
     def _groups_by_name(self, limit: int) -> list[_Group]:
         rows = self._db.execute(
@@ -897,17 +948,10 @@ class IndexStore:
             group.holders = counts.get(group.hash, 0)
         return list(groups.values())
 
-    def _holders(
-        self, hashes: Sequence[bytes], exclude: int | None
-    ) -> dict[bytes, list[PeerAddress]]:
-        """Addresses of the online peers holding each hash, by peer id, without ``exclude``.
-
-        An address is listed once even if two peer ids have it (a JOIN on a new
-        connection before the server noticed the old one drop).
-        """
+    def _holder_ids(self, hashes: Sequence[bytes], exclude: int | None) -> dict[bytes, list[int]]:
+        """The online peers holding each hash, by peer id, without ``exclude``."""
         addresses = self._addresses
-        repeated = self._repeated
-        holders: dict[bytes, list[PeerAddress]] = {hash_: [] for hash_ in hashes}
+        holders: dict[bytes, list[int]] = {hash_: [] for hash_ in hashes}
         rows = self._select_in(
             "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
             " ORDER BY hash, peer_id",
@@ -915,9 +959,27 @@ class IndexStore:
             after=(-1 if exclude is None else exclude,),
         )
         for hash_, peer_id in rows:
-            address = addresses.get(peer_id)  # None: departed, rows not purged yet
-            if address is not None and (peer_id not in repeated or address not in holders[hash_]):
-                holders[hash_].append(address)
+            if peer_id in addresses:  # else departed, its rows not purged yet
+                holders[hash_].append(peer_id)
+        return holders
+
+    def _addresses_of(
+        self, holder_ids: dict[bytes, list[int]], hashes: Sequence[bytes]
+    ) -> dict[bytes, list[PeerAddress]]:
+        """The addresses of each hash's holders, in peer id order.
+
+        An address is listed once even if two peer ids have it (a JOIN on a new
+        connection before the server noticed the old one drop).
+        """
+        addresses = self._addresses
+        repeated = self._repeated
+        holders: dict[bytes, list[PeerAddress]] = {}
+        for hash_ in hashes:
+            listed = holders[hash_] = []
+            for peer_id in holder_ids[hash_]:
+                address = addresses[peer_id]
+                if peer_id not in repeated or address not in listed:
+                    listed.append(address)
         return holders
 
     def _select_in(
@@ -970,12 +1032,6 @@ class IndexStore:
 def _phrase(text: str) -> str:
     """``text`` as an FTS5 string: every character literal, to the trigram tokenizer."""
     return '"' + text.replace('"', '""') + '"'
-
-
-def _glob_pattern(term: str) -> str:
-    """A GLOB pattern matching names that contain ``term`` literally."""
-    literal = "".join(f"[{char}]" if char in "*?[" else char for char in term)
-    return f"*{literal}*"
 
 
 def _peer_record(row: tuple) -> PeerRecord:

@@ -954,13 +954,17 @@ skewed_queries = st.lists(
     query=skewed_queries,
     limit=st.integers(1, 12),
     asker=st.integers(0, 4),
+    driver_rows=st.sampled_from([0, 4, 1000]),  # 0: every term goes to the index together
 )
-def test_search_finds_every_match_whatever_the_term_frequencies(shares, query, limit, asker):
+def test_search_finds_every_match_whatever_the_term_frequencies(
+    shares, query, limit, asker, driver_rows
+):
     # Tiny candidate caps: a ranking pass sees only a few matches, yet none may be missed.
     with (
         IndexStore() as store,
         mock.patch.object(index_store, "MIN_CANDIDATES", 2),
         mock.patch.object(index_store, "CANDIDATE_FACTOR", 1),
+        mock.patch.object(index_store, "DRIVER_ROWS", driver_rows),
     ):
         ids = [
             store.add_peer("10.0.0.1", 1000 + n, "t", [info(name, label) for name, label in files])

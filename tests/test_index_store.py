@@ -19,6 +19,7 @@ from server_app.index_store import (
     IndexLimitError,
     IndexStore,
     PeerRecord,
+    SearchPage,
     StoreCounters,
     fold,
     normalize_address,
@@ -381,7 +382,12 @@ def test_when_everyone_left_one_upkeep_empties_the_index_and_refilling_reuses_it
         filled, _ = live_pages(store)
         for peer_id in flooders:
             store.remove_peer(peer_id)
-        assert store.search("flood") == [] and store.search_page("flood").more is False
+        searcher = store.add_peer("10.1.9.9", 1, "t", [])
+        # Nobody online shares anything: answered without a look at the departed rows.
+        with mock.patch.object(store, "_db") as db:
+            assert store.search_page("flood", exclude_peer=searcher) == SearchPage([], False)
+            assert store.search("00001") == []
+        db.execute.assert_not_called()
         store.upkeep(0)  # one step: the tables start afresh rather than 200 rows at a time
         assert file_rows(store) == 0
         assert not store.upkeep_due

@@ -101,6 +101,8 @@ MAX_FILES = 5_000_000
 MAX_FILES_PER_ADDRESS = 1_000_000
 #: Leaf pages one name-index merge step may write.
 MERGE_PAGES = 16
+#: Inserted names per leaf page of merging done at once (see ``_insert``).
+ROWS_PER_MERGE_PAGE = 8
 
 #: Joins a file row ``f`` to its peer ``p``: rows of departed peers (not purged yet) drop out.
 _ONLINE = "p.peer_id = f.peer_id"
@@ -678,6 +680,9 @@ class IndexStore:
                 alphabet.update(row[4])
             if len(alphabet) > MAX_ALPHABET:
                 self._alphabet = None
+        # Merge as much as the new names' segment will need over its life, now: left
+        # to upkeep after a flood of JOINs, hundreds of small segments slowed every search.
+        self._merge_step(max(MERGE_PAGES, len(rows) // ROWS_PER_MERGE_PAGE))
         return len(rows), sum(row[5] for row in rows)
 
     def _delete(self, rows: Sequence[tuple[int, str]]) -> None:

@@ -314,19 +314,26 @@ class IndexStore:
         if not in_memory:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+        with self._transaction():
+            db.execute(_BANS_SCHEMA)
+            db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
+        self._cache_mib = cache_mib
+        self._attach_live()
+
+    def _attach_live(self) -> None:
+        """Attach a new, empty live database."""
+        db = self._db
         # The live index is a private in-memory database: nothing to clear after a restart,
         # no journal to sync. (A temporary file database made every commit pay for its whole
         # page cache: 3 ms per one-row UPDATE at 300k files, 0.01 ms in memory.)
         db.execute("ATTACH DATABASE ':memory:' AS live")
-        db.execute(f"PRAGMA live.cache_size = {-1024 * cache_mib}")
+        db.execute(f"PRAGMA live.cache_size = {-1024 * self._cache_mib}")
         # The rollback journal is only needed to undo a transaction, never after a crash.
         db.execute("PRAGMA live.journal_mode = MEMORY")
         with self._transaction():
-            db.execute(_BANS_SCHEMA)
             for statement in _LIVE_SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
             # upkeep() merges in small steps; the crisis merge only guards against no upkeep.
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('automerge', 0)")
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('crisismerge', 64)")
@@ -512,15 +519,35 @@ class IndexStore:
             self._merge_due = self._compact_due = False
 
     def _rebuild(self) -> None:
-        """Empty the live tables and put back the online peers' rows (few, by the caller)."""
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT f.id, f.peer_id, f.hash, f.name, f.name_key, f.size FROM files AS f"
-                f" CROSS JOIN peers AS p ON {_ONLINE} ORDER BY f.id"
-            ).fetchall()
-            # Whole-table deletes: SQLite frees the pages at once, for the next rows to use.
-            db.execute("DELETE FROM files")
-            db.execute("INSERT INTO names_fts (names_fts) VALUES ('delete-all')")
+        """Start a new live database with the online peers and their rows (few, by the caller)."""
+        db = self._db
+        peers = db.execute(
+            "SELECT peer_id, host, port, agent, files, bytes, joined_at, last_seen FROM peers"
+        ).fetchall()
+        (sequence,) = db.execute(
+            "SELECT ifnull(max(seq), 0) FROM live.sqlite_sequence WHERE name = 'peers'"
+        ).fetchone()
+        # Through the online peers' ids (an index), not a scan of every row.
+        rows = self._select_in(
+            "SELECT id, peer_id, hash, name, name_key, size FROM files WHERE peer_id IN ({marks})",
+            list(self._addresses),
+        )
+        rows = sorted(set(rows))
+        # Dropping the whole in-memory database frees its pages at once, for the next rows
+        # to use (30 ms for a million rows; a whole-table DELETE took 0.6 s and journaled).
+        db.execute("DETACH DATABASE live")
+        self._attach_live()
+        with self._transaction():
+            db.executemany(
+                "INSERT INTO peers (peer_id, host, port, agent, files, bytes, joined_at, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                peers,
+            )
+            # Peer ids are never given twice.
+            db.execute("DELETE FROM live.sqlite_sequence WHERE name = 'peers'")
+            db.execute(
+                "INSERT INTO live.sqlite_sequence (name, seq) VALUES ('peers', ?)", (sequence,)
+            )
             db.executemany(
                 "INSERT INTO files (id, peer_id, hash, name, name_key, size)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

@@ -949,13 +949,14 @@ class IndexStore:
             if len(row_ids) <= DRIVER_ROWS or len(rows) >= cap:
                 return rows
             if len(rows) * DRIVER_READ >= cap:
-                # Read on from the last index match read (FTS5 seeks to a rowid range).
+                # Read on from the last index match read (FTS5 seeks to a rowid range); a
+                # whole cap, as some of these names may repeat those already found.
                 more = self._db.execute(
                     "SELECT DISTINCT f.hash, f.name, f.size FROM (SELECT rowid FROM names_fts"
                     " WHERE names_fts MATCH ? AND rowid > ?) AS m"
                     f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p"
                     f" ON {_ONLINE} WHERE 1{checks}{held} LIMIT ?",
-                    (expression, row_ids[-1], *others, *held_params, cap - len(rows)),
+                    (expression, row_ids[-1], *others, *held_params, cap),
                 )
                 return rows + more.fetchall()
         return None

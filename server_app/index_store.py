@@ -20,6 +20,7 @@ Two databases on one connection:
     order, never from triggers: FTS5 flushes its pending terms at each statement
     savepoint and at each lower rowid, which makes a per-row trigger about ten
     times slower.
+  - ``names_vocab``: FTS5's vocabulary of ``names_fts`` (which trigrams it holds).
 
 Leaving is cheap: ``remove_peer`` deletes the peer's row at once (searches join ``files``
 to ``peers``, so its files stop matching) and queues its file rows; ``upkeep`` deletes
@@ -29,9 +30,11 @@ million names.)
 
 Search: every whitespace-separated term must be a substring of the folded name
 (``server_app.search_terms``: case- and accent-insensitive). A term of 3+ characters
-is a quoted phrase for the trigram index; a 2-character one is the OR of its trigrams
-with each character that names hold (``END`` after every name makes a term at the
-very end a trigram too); 1-character terms are checked in the names with ``instr``.
+is the AND of trigrams covering it (then checked in the names with ``instr``); a
+2-character one is the OR of its trigrams with each character that names hold
+(``END`` after every name makes every character start a trigram); a 1-character one
+held by few names is the OR of the trigrams it starts, from the index's vocabulary,
+and a commoner one is checked with ``instr``.
 With several indexed terms, the longest one's first ``DRIVER_ROWS`` index matches are
 read and the other terms checked in those names; that answers when they were all of
 its matches or enough matched (reading on when the others match often). Otherwise
@@ -79,12 +82,16 @@ IN_CHUNK = 512
 #: and how many times more are read on when the other terms match often enough.
 DRIVER_ROWS = 1_000
 DRIVER_READ = 8
-#: Ends every ``name_key``, so a 2-character term at the end of a name is in a trigram.
-#: A control character: never in a name, a search term holding one matches nothing.
-END = "\x01"
+#: Ends every ``name_key``, so that every character of a name starts a trigram. Control
+#: characters: never in a name, and a search term holding one matches nothing.
+END = "\x01\x01"
 #: Past this many different characters in names, 2-character terms are checked with instr
 #: (their OR of trigrams would grow too long).
 MAX_ALPHABET = 512
+#: A 1-character term held by at most this many names is looked up in the index (the OR
+#: of the trigrams it starts, listed by the index's vocabulary); a commoner one is checked
+#: with instr, and a name holding it is soon found.
+RARE_CHARACTER_ROWS = 1_000
 #: File rows of departed peers deleted per upkeep transaction.
 PURGE_ROWS = 200
 #: Rows a departure must leave behind, at least, before upkeep starts the tables afresh
@@ -136,6 +143,7 @@ CREATE VIRTUAL TABLE live.names_fts USING fts5 (
     content_rowid = 'id',
     tokenize = 'trigram case_sensitive 1'
 );
+CREATE VIRTUAL TABLE live.names_vocab USING fts5vocab (names_fts, row);
 """
 
 _BANS_SCHEMA = """
@@ -301,8 +309,9 @@ class IndexStore:
         self._departed: deque[int] = deque()
         self._departed_rows = 0
         self._merge_due = False
-        #: Every character any indexed ``name_key`` ever held (None: more than MAX_ALPHABET).
-        self._alphabet: set[str] | None = set()
+        #: How many rows' ``name_key`` holds each character (None: more than MAX_ALPHABET
+        #: characters were seen).
+        self._alphabet: Counter[str] | None = Counter()
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
         except BaseException:
@@ -350,10 +359,13 @@ class IndexStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # The character counts follow the rows: a rolled-back change must not keep its own.
+        alphabet = None if self._alphabet is None else self._alphabet.copy()
         self._db.execute("BEGIN")
         try:
             yield self._db
         except BaseException:
+            self._alphabet = alphabet
             if self._db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
                 self._db.execute("ROLLBACK")
             raise
@@ -562,9 +574,9 @@ class IndexStore:
         self._purged_rows = 0
         self._compact_due = False
         self._merge_due = bool(rows)
-        self._alphabet = set()
+        self._alphabet = Counter()
         for row in rows:
-            self._alphabet.update(row[4])
+            self._alphabet.update(set(row[4]))
 
     def _keep_pace(self, rows: int) -> None:
         """Purge up to ``rows`` departed rows first: while any wait, the tables never grow.
@@ -704,7 +716,7 @@ class IndexStore:
         alphabet = self._alphabet
         if alphabet is not None:
             for row in rows:
-                alphabet.update(row[4])
+                alphabet.update(set(row[4]))
             if len(alphabet) > MAX_ALPHABET:
                 self._alphabet = None
         # Merge as much as the new names' segment will need over its life, now: left
@@ -723,6 +735,10 @@ class IndexStore:
             "INSERT INTO names_fts (names_fts, rowid, name_key) VALUES ('delete', ?, ?)", rows
         )
         self._db.executemany("DELETE FROM files WHERE id = ?", [(row[0],) for row in rows])
+        alphabet = self._alphabet
+        if alphabet is not None:
+            for _, key in rows:
+                alphabet.subtract(set(key))
 
     def _set_totals(self, peer_id: int, files: int, total_bytes: int) -> None:
         stored = max(0, min(total_bytes, MAX_STORED_INT))
@@ -852,7 +868,7 @@ class IndexStore:
         """
         db = self._db
         alphabet = self._alphabet
-        if alphabet is not None and any(c not in alphabet for term in terms.terms for c in term):
+        if alphabet is not None and any(alphabet[c] <= 0 for term in terms.terms for c in term):
             return []  # no name holds that character
         if exclude is None:
             held, held_params = "", ()
@@ -877,10 +893,24 @@ class IndexStore:
         indexed = [(term, _trigram_cover(term)) for term in terms.long_terms]
         checked = list(terms.long_terms)
         for term in terms.short_terms:
-            if len(term) == 2 and alphabet is not None:
+            if alphabet is None:
+                checked.append(term)
+            elif len(term) == 2:
                 # The term followed by any character (or END): one of these trigrams.
-                either = " OR ".join(_phrase(term + char) for char in alphabet)
+                held_by = (char for char, count in alphabet.items() if count > 0)
+                either = " OR ".join(_phrase(term + char) for char in held_by)
                 indexed.append((term, f"({either})"))
+            elif alphabet[term] <= RARE_CHARACTER_ROWS:
+                grams = [
+                    gram
+                    for (gram,) in db.execute(
+                        "SELECT term FROM names_vocab WHERE term >= ? AND term <= ?",
+                        (term, term + "\U0010ffff" * 2),
+                    )
+                ]
+                if not grams:
+                    return []
+                indexed.append((term, "(" + " OR ".join(map(_phrase, grams)) + ")"))
             else:
                 checked.append(term)
         rows = self._driven_rows(indexed, checked, held, held_params, cap)

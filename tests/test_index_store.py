@@ -651,6 +651,35 @@ def test_two_character_terms_match_anywhere_in_the_name(max_alphabet, monkeypatc
         assert names(store.search("ab\x01")) == []
 
 
+def vm_steps(store: IndexStore, search) -> int:
+    """Thousands of SQLite virtual machine steps ``search()`` takes."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    store._db.set_progress_handler(count, 1000)
+    try:
+        search()
+    finally:
+        store._db.set_progress_handler(None, 0)
+    return steps[0]
+
+
+def test_a_rare_one_character_term_is_looked_up_in_the_index_not_scanned(store):
+    join(store, 1, [FileInfo(f"clip {n}.mp4", 1, f"{n:064x}") for n in range(20_000)])
+    join(store, 2, [info("жук.mp3"), info("ends in ж"), info("ж")])
+    asker = join(store, 3, [])
+    for query in ("ж", "Ж mp3", "ж c"):
+        expected = {"ж": ["ends in ж", "ж", "жук.mp3"], "Ж mp3": ["жук.mp3"], "ж c": []}[query]
+        assert sorted(names(store.search(query, exclude_peer=asker))) == expected
+        # Scanning the 20,000 names takes about 100 thousand steps; the index, a few hundred.
+        assert vm_steps(store, lambda q=query: store.search(q, exclude_peer=asker)) < 10
+    assert names(store.search("ж", limit=1, exclude_peer=asker)) == ["ж"]  # exact first
+    assert names(store.search("q", exclude_peer=asker)) == []  # no name holds it
+
+
 def test_a_rare_term_is_found_among_60000_names_holding_a_common_one(store):
     # The finding: the search stopped after 50,000 index matches of one term, so
     # "common zq" missed the one name that "zq" alone found.
@@ -964,9 +993,10 @@ skewed_queries = st.lists(
     limit=st.integers(1, 12),
     asker=st.integers(0, 4),
     driver_rows=st.sampled_from([0, 4, 1000]),  # 0: every term goes to the index together
+    rare_characters=st.sampled_from([0, 1000]),  # 0: 1-character terms are checked in names
 )
 def test_search_finds_every_match_whatever_the_term_frequencies(
-    shares, query, limit, asker, driver_rows
+    shares, query, limit, asker, driver_rows, rare_characters
 ):
     # Tiny candidate caps: a ranking pass sees only a few matches, yet none may be missed.
     with (
@@ -974,6 +1004,7 @@ def test_search_finds_every_match_whatever_the_term_frequencies(
         mock.patch.object(index_store, "MIN_CANDIDATES", 2),
         mock.patch.object(index_store, "CANDIDATE_FACTOR", 1),
         mock.patch.object(index_store, "DRIVER_ROWS", driver_rows),
+        mock.patch.object(index_store, "RARE_CHARACTER_ROWS", rare_characters),
     ):
         ids = [
             store.add_peer("10.0.0.1", 1000 + n, "t", [info(name, label) for name, label in files])

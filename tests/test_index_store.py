@@ -638,7 +638,7 @@ def test_search_page_says_when_more_results_matched_than_the_limit(store):
     assert not store.search_page("tr ac", limit=30, exclude_peer=asker).more
 
 
-@pytest.mark.parametrize("max_alphabet", [512, 3])  # 3: too many characters, GLOB filters
+@pytest.mark.parametrize("max_alphabet", [512, 3])  # 3: too many characters: instr checks
 def test_two_character_terms_match_anywhere_in_the_name(max_alphabet, monkeypatch):
     monkeypatch.setattr(index_store, "MAX_ALPHABET", max_alphabet)
     with IndexStore() as store:

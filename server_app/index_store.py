@@ -933,6 +933,10 @@ class IndexStore:
                 rows = db.execute(sql, (match, *checked, *held_params, cap)).fetchall()
             else:
                 sql = filtered("files AS f")
+                if self._departed_rows > self._live_files:
+                    # Mostly departed rows waiting for upkeep: read the online peers' rows
+                    # through the peer_id index instead (slower per row than a scan).
+                    sql = filtered("peers AS o CROSS JOIN files AS f ON o.peer_id = f.peer_id")
                 rows = db.execute(sql, (*checked, *held_params, cap)).fetchall()
         for hash_, name, size in rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))

@@ -37,7 +37,8 @@ class PeerEntry:
 
 
 def _too_large(exc: IndexLimitError, request_id: int | None) -> p.ProtocolError:
-    return p.ProtocolError(p.ErrorCode.TOO_LARGE, str(exc), request_id)
+    """A refused JOIN or UPDATE: TOO_LARGE for one peer's share, LIMIT for the index's."""
+    return p.ProtocolError(exc.code, str(exc), request_id)
 
 
 class IndexRequests:
@@ -60,7 +61,7 @@ class IndexRequests:
         store = self.store
         files = message.files
         try:
-            store.check_file_count(files)
+            store.check_file_count(files, peer.ip)
             peer.peer_id = store.add_peer(peer.ip, message.port, message.agent, files[:STEP_FILES])
             peer.port = message.port
             for start in range(STEP_FILES, len(files), STEP_FILES):
@@ -74,8 +75,9 @@ class IndexRequests:
 
     def search(self, peer: PeerEntry, message: p.Search) -> bytes:
         """The SEARCH_OK line (results past the 64 KiB line limit are left out)."""
-        results = self.store.search(message.query, message.limit, exclude_peer=peer.peer_id)
-        return p.encode_search_ok(message.id, results)[0]
+        page = self.store.search_page(message.query, message.limit, peer.peer_id)
+        # Results past the 64 KiB line limit are left out (and "more" is sent).
+        return p.encode_search_ok(message.id, page.results, more=page.more)[0]
 
     def update(self, peer: PeerEntry, message: p.Update) -> p.UpdateOk | Job:
         assert peer.peer_id is not None

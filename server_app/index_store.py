@@ -14,12 +14,13 @@ Two databases on one connection:
   - ``peers``: one row per online peer, with its running file count and byte total;
   - ``files``: one row per (peer, hash, name) entry; ``hash`` as 32 raw bytes (half
     the size of hex, in the table and both indexes that hold it), ``name_key`` the
-    name in the form matching compares (``fold()``);
+    name in the form matching compares (``fold()``) followed by ``END``;
   - ``names_fts``: an FTS5 trigram index over ``files.name_key`` (external content).
     This module writes it in the same transaction as ``files``, in rising rowid
     order, never from triggers: FTS5 flushes its pending terms at each statement
     savepoint and at each lower rowid, which makes a per-row trigger about ten
     times slower.
+  - ``names_vocab``: FTS5's vocabulary of ``names_fts`` (which trigrams it holds).
 
 Leaving is cheap: ``remove_peer`` deletes the peer's row at once (searches join ``files``
 to ``peers``, so its files stop matching) and queues its file rows; ``upkeep`` deletes
@@ -27,31 +28,44 @@ them, and merges the name index's segments, a few milliseconds at a time. (FTS5'
 automatic merging is off: it runs inside a commit and can take a tenth of a second on a
 million names.)
 
-Search: every whitespace-separated term must be a substring of the folded name.
-Terms of 3+ characters go to the trigram index as quoted phrases; shorter ones are
-GLOB filters on ``name_key``. Both sides are folded in Python and the index is
-case-sensitive, so a match is exactly ``fold(term) in fold(name)``.
+Search: every whitespace-separated term must be a substring of the folded name
+(``server_app.search_terms``: case- and accent-insensitive). A term of 3+ characters
+is the AND of trigrams covering it (then checked in the names with ``instr``); a
+2-character one is the OR of its trigrams with each character that names hold
+(``END`` after every name makes every character start a trigram); a 1-character one
+held by few names is the OR of the trigrams it starts, from the index's vocabulary,
+and a commoner one is checked with ``instr``.
+With several indexed terms, the longest one's first ``DRIVER_ROWS`` index matches are
+read and the other terms checked in those names; that answers when they were all of
+its matches or enough matched (reading on when the others match often). Otherwise
+FTS5 gets every term as one AND and steps through the rarest one's list. No count of
+examined rows cuts a search short: every matching name can be found, whatever each
+term's frequency. Both sides are folded in Python and the index is case-sensitive,
+so a match is exactly ``fold(term) in fold(name)``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import sqlite3
 import time
-import unicodedata
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from app.network.protocol import FileInfo, PeerAddress, SearchResult
+from app.network.protocol import ErrorCode, FileInfo, PeerAddress, SearchResult
+from server_app.search_terms import TRIGRAM, SearchTerms, fold
 
 __all__ = [
+    "CapacityExceeded",
     "IndexLimitError",
     "IndexStore",
     "IndexedFile",
     "PeerRecord",
+    "SearchPage",
     "StoreCounters",
     "fold",
     "normalize_address",
@@ -60,25 +74,42 @@ __all__ = [
 SCHEMA_VERSION = 1
 MAX_STORED_INT = 2**63 - 1
 #: Distinct (hash, name) candidates gathered per search, as a multiple of ``limit``.
-CANDIDATE_FACTOR = 3
+CANDIDATE_FACTOR = 2
 MIN_CANDIDATES = 200
-#: The most candidates one search gathers when many are dropped (e.g. held only by the asker).
-MAX_CANDIDATES = 20_000
 #: Values per ``IN (...)`` list; lists are padded to a power of two so few statements exist.
 IN_CHUNK = 512
-TRIGRAM = 3
-#: Rows one candidate query may examine: trigram-index matches, or table rows when
-#: every term is shorter than 3 characters (no index can serve those). Bounds the
-#: time of a query like "mp4 zq" whose terms each match much but together little.
-MAX_INDEX_ROWS = 50_000
-MAX_SCAN_ROWS = 100_000
-#: While departed peers' rows wait for upkeep, a search examines more rows, in proportion
-#: to the share of them in the index, up to this many times the limits above.
-MAX_DEPARTED_SCALE = 4
+#: Index matches of one term read to check the other terms in (see ``_driven_rows``),
+#: and how many times more are read on when the other terms match often enough.
+DRIVER_ROWS = 1_000
+DRIVER_READ = 8
+#: Ends every ``name_key``, so that every character of a name starts a trigram. Control
+#: characters: never in a name, and a search term holding one matches nothing.
+END = "\x01\x01"
+#: Past this many different characters in names, 2-character terms are checked with instr
+#: (their OR of trigrams would grow too long).
+MAX_ALPHABET = 512
+#: A 1-character term held by at most this many names is looked up in the index (the OR
+#: of the trigrams it starts, listed by the index's vocabulary); a commoner one is checked
+#: with instr, and a name holding it is soon found.
+RARE_CHARACTER_ROWS = 1_000
 #: File rows of departed peers deleted per upkeep transaction.
 PURGE_ROWS = 200
+#: Rows a departure must leave behind, at least, before upkeep starts the tables afresh
+#: instead of purging row by row; the online peers' rows are copied over, so only while
+#: they are at most REBUILD_LIVE_ROWS and a quarter of the departed ones.
+REBUILD_MIN_ROWS = 10_000
+REBUILD_LIVE_ROWS = 2_000
+#: After purging at least this many rows (and as many as are online), upkeep merges the
+#: name index into one segment, a step at a time: only a full merge drops the deleted
+#: names' entries from the oldest segments, so their memory can be used again.
+COMPACT_MIN_ROWS = 50_000
+#: Server-wide and per-address (every connection from one IP) limits on indexed files.
+MAX_FILES = 5_000_000
+MAX_FILES_PER_ADDRESS = 1_000_000
 #: Leaf pages one name-index merge step may write.
 MERGE_PAGES = 16
+#: Inserted names per leaf page of merging done at once (see ``_insert``).
+ROWS_PER_MERGE_PAGE = 8
 
 #: Joins a file row ``f`` to its peer ``p``: rows of departed peers (not purged yet) drop out.
 _ONLINE = "p.peer_id = f.peer_id"
@@ -112,6 +143,7 @@ CREATE VIRTUAL TABLE live.names_fts USING fts5 (
     content_rowid = 'id',
     tokenize = 'trigram case_sensitive 1'
 );
+CREATE VIRTUAL TABLE live.names_vocab USING fts5vocab (names_fts, row);
 """
 
 _BANS_SCHEMA = """
@@ -124,10 +156,26 @@ CREATE TABLE IF NOT EXISTS main.bans (
 
 
 class IndexLimitError(Exception):
-    """A peer would share more files than ``max_files_per_peer``; nothing was changed."""
+    """A peer would share more files than ``max_files_per_peer``; nothing was changed.
+
+    ``code`` is the PROTOCOL.md error code to answer with.
+    """
+
+    code: ErrorCode = ErrorCode.TOO_LARGE
 
     def __init__(self, files: int, limit: int) -> None:
         super().__init__(f"{files} files is more than the {limit} files a peer may share")
+        self.files = files
+        self.limit = limit
+
+
+class CapacityExceeded(IndexLimitError):
+    """The index, or the files of one address, would grow past its limit; nothing changed."""
+
+    code = ErrorCode.LIMIT
+
+    def __init__(self, message: str, files: int, limit: int) -> None:
+        Exception.__init__(self, message)
         self.files = files
         self.limit = limit
 
@@ -160,6 +208,14 @@ class PeerRecord:
 
 
 @dataclass(frozen=True)
+class SearchPage:
+    """A SEARCH's results and whether more names matched than were returned."""
+
+    results: list[SearchResult]
+    more: bool
+
+
+@dataclass(frozen=True)
 class IndexedFile:
     """One distinct (hash, name) in the index and how many online peers hold that hash."""
 
@@ -167,13 +223,6 @@ class IndexedFile:
     size: int
     hash: str
     peers: int
-
-
-def fold(text: str) -> str:
-    """The form names and search terms are compared in: case-folded, then NFC."""
-    if text.isascii():
-        return text.lower()
-    return unicodedata.normalize("NFC", text.casefold())
 
 
 def normalize_address(address: str) -> str:
@@ -192,34 +241,6 @@ def normalize_address(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
-
-
-@dataclass(frozen=True)
-class _Query:
-    """A search query split into what the database can use."""
-
-    exact_key: str
-    fts_match: str
-    short_terms: tuple[str, ...]
-    matches_nothing: bool = False
-
-    @classmethod
-    def parse(cls, query: str) -> _Query | None:
-        terms = list(dict.fromkeys(fold(term) for term in query.split()))
-        if not terms:
-            return None
-        if any("\x00" in term for term in terms):
-            # No name holds NUL, and SQLite's GLOB and FTS5 would stop reading at it.
-            return cls(exact_key="", fts_match="", short_terms=(), matches_nothing=True)
-        long_terms = [term for term in terms if len(term) >= TRIGRAM]
-        # A short term inside a long one is already implied by it.
-        short_terms = tuple(
-            term
-            for term in terms
-            if len(term) < TRIGRAM and not any(term in other for other in long_terms)
-        )
-        fts_match = " ".join('"' + term.replace('"', '""') + '"' for term in long_terms)
-        return cls(fold(query.strip()), fts_match, short_terms)
 
 
 @dataclass
@@ -249,6 +270,11 @@ class IndexStore:
     nothing half done.
     ``hash`` values must be 64 hexadecimal characters (``ValueError`` if not).
     Changing the files of an unknown peer id raises ``KeyError``.
+
+    ``max_files`` bounds the entries of all peers together, ``max_files_per_address``
+    those of every peer at one host; growing past either raises ``CapacityExceeded``.
+    Rows of departed peers never make the tables grow: each change adds no more rows
+    than it first purges while such rows wait, so their memory is used again.
     """
 
     def __init__(
@@ -257,8 +283,19 @@ class IndexStore:
         max_files_per_peer: int = 200_000,
         *,
         cache_mib: int = 512,
+        max_files: int = MAX_FILES,
+        max_files_per_address: int = MAX_FILES_PER_ADDRESS,
     ) -> None:
         self.max_files_per_peer = max_files_per_peer
+        self.max_files = max_files
+        self.max_files_per_address = max_files_per_address
+        #: Entries of the online peers: in all, by host, and by peer id.
+        self._live_files = 0
+        self._files_by_host: Counter[str] = Counter()
+        self._files_of: dict[int, int] = {}
+        #: Rows purged since the name index was last merged into one segment.
+        self._purged_rows = 0
+        self._compact_due = False
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None, cached_statements=256)
         #: Every online peer's address, by peer id.
         self._addresses: dict[int, PeerAddress] = {}
@@ -272,6 +309,9 @@ class IndexStore:
         self._departed: deque[int] = deque()
         self._departed_rows = 0
         self._merge_due = False
+        #: How many rows' ``name_key`` holds each character (None: more than MAX_ALPHABET
+        #: characters were seen).
+        self._alphabet: Counter[str] | None = Counter()
         try:
             self._open_schema(os.fspath(path) in ("", ":memory:"), cache_mib)
         except BaseException:
@@ -283,19 +323,26 @@ class IndexStore:
         if not in_memory:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
+        with self._transaction():
+            db.execute(_BANS_SCHEMA)
+            db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
+        self._cache_mib = cache_mib
+        self._attach_live()
+
+    def _attach_live(self) -> None:
+        """Attach a new, empty live database."""
+        db = self._db
         # The live index is a private in-memory database: nothing to clear after a restart,
         # no journal to sync. (A temporary file database made every commit pay for its whole
         # page cache: 3 ms per one-row UPDATE at 300k files, 0.01 ms in memory.)
         db.execute("ATTACH DATABASE ':memory:' AS live")
-        db.execute(f"PRAGMA live.cache_size = {-1024 * cache_mib}")
+        db.execute(f"PRAGMA live.cache_size = {-1024 * self._cache_mib}")
         # The rollback journal is only needed to undo a transaction, never after a crash.
         db.execute("PRAGMA live.journal_mode = MEMORY")
         with self._transaction():
-            db.execute(_BANS_SCHEMA)
             for statement in _LIVE_SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
             # upkeep() merges in small steps; the crisis merge only guards against no upkeep.
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('automerge', 0)")
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('crisismerge', 64)")
@@ -312,10 +359,13 @@ class IndexStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # The character counts follow the rows: a rolled-back change must not keep its own.
+        alphabet = None if self._alphabet is None else self._alphabet.copy()
         self._db.execute("BEGIN")
         try:
             yield self._db
         except BaseException:
+            self._alphabet = alphabet
             if self._db.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
                 self._db.execute("ROLLBACK")
             raise
@@ -334,6 +384,8 @@ class IndexStore:
         """Record a peer that has just JOINed with ``files``; returns its new peer id."""
         entries = self._entries(files)
         self._check_limit(len(entries))
+        self._check_capacity(host, None, len(entries))
+        self._keep_pace(len(entries))
         now = time.time() if now is None else now
         with self._transaction() as db:
             cursor = db.execute(
@@ -347,6 +399,7 @@ class IndexStore:
             self._set_totals(peer_id, added, added_bytes)
         address = PeerAddress(host, port)
         self._addresses[peer_id] = address
+        self._count(peer_id, added)
         same = self._ids_by_address.setdefault(address, [])
         same.append(peer_id)
         if len(same) > 1:
@@ -358,6 +411,8 @@ class IndexStore:
         entries = self._entries(files)
         self._check_limit(len(entries))
         self._require_peer(peer_id)
+        self._check_capacity(self._addresses[peer_id].host, peer_id, len(entries))
+        self._keep_pace(len(entries))
         files_total = len(entries)
         bytes_total = sum(size for _, size in entries.values())
         with self._transaction() as db:
@@ -373,6 +428,7 @@ class IndexStore:
             self._delete(stale)
             self._insert(peer_id, entries, ignore_existing=False)
             self._set_totals(peer_id, files_total, bytes_total)
+        self._count(peer_id, files_total)
         return files_total
 
     def update_files(self, peer_id: int, add: Sequence[FileInfo], remove: Sequence[str]) -> int:
@@ -383,6 +439,7 @@ class IndexStore:
         entries = self._entries(add)
         removed_hashes = list(dict.fromkeys(bytes.fromhex(value) for value in remove))
         files_total, bytes_total = self._require_peer(peer_id)
+        self._keep_pace(len(entries))
         with self._transaction():
             removed = list(
                 self._select_in(
@@ -396,8 +453,10 @@ class IndexStore:
             files_total += added - len(removed)
             if files_total > self.max_files_per_peer:
                 raise IndexLimitError(files_total, self.max_files_per_peer)
+            self._check_capacity(self._addresses[peer_id].host, peer_id, files_total)
             bytes_total += added_bytes - sum(size for _, _, size in removed)
             self._set_totals(peer_id, files_total, bytes_total)
+        self._count(peer_id, files_total)
         return files_total
 
     def remove_peer(self, peer_id: int) -> None:
@@ -410,6 +469,8 @@ class IndexStore:
         rows = self.file_count(peer_id)
         self._db.execute("DELETE FROM peers WHERE peer_id = ?", (peer_id,))
         self._departed_rows += rows
+        self._count(peer_id, 0)
+        del self._files_of[peer_id]
         address = self._addresses.pop(peer_id)
         same = self._ids_by_address[address]
         same.remove(peer_id)
@@ -423,31 +484,114 @@ class IndexStore:
     @property
     def upkeep_due(self) -> bool:
         """True while departed peers' rows or name-index merges wait for ``upkeep``."""
-        return bool(self._departed) or self._merge_due
+        return bool(self._departed) or self._merge_due or self._compact_due
 
     def upkeep(self, seconds: float) -> bool:
         """Delete departed peers' rows and merge the name index for about ``seconds``.
 
         Works in small transactions (at least one step per call), so it can be called
-        between requests; returns True while more remains (see ``upkeep_due``).
+        between requests; returns True while more remains (see ``upkeep_due``). When
+        the departed rows far outnumber the online ones (everyone left), the tables
+        start afresh at once instead.
         """
         deadline = time.perf_counter() + seconds
         while self.upkeep_due:
             if self._departed:
+                if (
+                    self._departed_rows >= REBUILD_MIN_ROWS
+                    and self._live_files <= REBUILD_LIVE_ROWS
+                    and self._departed_rows >= 4 * self._live_files
+                ):
+                    self._rebuild()
+                    continue
                 self._purge_departed(PURGE_ROWS)
+                if not self._departed and self._purged_rows >= max(
+                    COMPACT_MIN_ROWS, self._live_files
+                ):
+                    self._compact_due = True
             # Merging between purges keeps the segments that deletions add few and cheap.
-            if self._merge_due:
-                before = self._db.total_changes
-                self._db.execute(
-                    "INSERT INTO names_fts (names_fts, rank) VALUES ('merge', ?)", (MERGE_PAGES,)
-                )
-                # SQLite's documented sign that a merge step found nothing left to merge.
-                self._merge_due = self._db.total_changes - before >= 2
+            if self._merge_due or self._compact_due:
+                self._merge_step(MERGE_PAGES)
             if time.perf_counter() >= deadline:
                 break
         return self.upkeep_due
 
-    def _purge_departed(self, limit: int) -> None:
+    def _merge_step(self, pages: int) -> None:
+        """Merge name-index segments, writing about ``pages`` leaf pages."""
+        before = self._db.total_changes
+        # A negative page count merges every segment into one, step by step.
+        self._db.execute(
+            "INSERT INTO names_fts (names_fts, rank) VALUES ('merge', ?)",
+            (-pages if self._compact_due else pages,),
+        )
+        # SQLite's documented sign that a merge step found nothing left to merge.
+        if self._db.total_changes - before < 2:
+            if self._compact_due:
+                self._purged_rows = 0
+            self._merge_due = self._compact_due = False
+
+    def _rebuild(self) -> None:
+        """Start a new live database with the online peers and their rows (few, by the caller)."""
+        db = self._db
+        peers = db.execute(
+            "SELECT peer_id, host, port, agent, files, bytes, joined_at, last_seen FROM peers"
+        ).fetchall()
+        (sequence,) = db.execute(
+            "SELECT ifnull(max(seq), 0) FROM live.sqlite_sequence WHERE name = 'peers'"
+        ).fetchone()
+        # Through the online peers' ids (an index), not a scan of every row.
+        rows = self._select_in(
+            "SELECT id, peer_id, hash, name, name_key, size FROM files WHERE peer_id IN ({marks})",
+            list(self._addresses),
+        )
+        rows = sorted(set(rows))
+        # Dropping the whole in-memory database frees its pages at once, for the next rows
+        # to use (30 ms for a million rows; a whole-table DELETE took 0.6 s and journaled).
+        db.execute("DETACH DATABASE live")
+        self._attach_live()
+        with self._transaction():
+            db.executemany(
+                "INSERT INTO peers (peer_id, host, port, agent, files, bytes, joined_at, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                peers,
+            )
+            # Peer ids are never given twice.
+            db.execute("DELETE FROM live.sqlite_sequence WHERE name = 'peers'")
+            db.execute(
+                "INSERT INTO live.sqlite_sequence (name, seq) VALUES ('peers', ?)", (sequence,)
+            )
+            db.executemany(
+                "INSERT INTO files (id, peer_id, hash, name, name_key, size)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO names_fts (rowid, name_key) VALUES (?, ?)",
+                [(row[0], row[4]) for row in rows],
+            )
+        self._departed.clear()
+        self._departed_rows = 0
+        self._purged_rows = 0
+        self._compact_due = False
+        self._merge_due = bool(rows)
+        self._alphabet = Counter()
+        for row in rows:
+            self._alphabet.update(set(row[4]))
+
+    def _keep_pace(self, rows: int) -> None:
+        """Purge up to ``rows`` departed rows first: while any wait, the tables never grow.
+
+        Merges the name index as much as ``upkeep`` would have for those rows, so its
+        segments do not pile up either.
+        """
+        purged = 0
+        while self._departed and purged < rows:
+            purged += self._purge_departed(min(rows - purged, PURGE_ROWS * 5))
+        for _ in range(-(-purged // PURGE_ROWS)):
+            self._merge_step(MERGE_PAGES)
+
+    def _purge_departed(self, limit: int) -> int:
+        """Delete up to ``limit`` rows of departed peers, oldest first; returns how many."""
         rows: list[tuple[int, str]] = []
         with self._transaction() as db:
             while self._departed and len(rows) < limit:
@@ -461,6 +605,8 @@ class IndexStore:
                     self._departed.popleft()
             self._delete(rows)
         self._departed_rows = max(0, self._departed_rows - len(rows)) if self._departed else 0
+        self._purged_rows += len(rows)
+        return len(rows)
 
     def touch(self, peer_id: int, now: float | None = None) -> None:
         """Note that the peer was heard from (``last_seen``)."""
@@ -477,13 +623,49 @@ class IndexStore:
                 [(when, peer_id) for peer_id, when in seen.items()],
             )
 
-    def check_file_count(self, files: Sequence[FileInfo]) -> None:
-        """Raise ``IndexLimitError`` if ``files`` holds more entries than a peer may share."""
-        self._check_limit(len({(info.hash.lower(), info.name) for info in files}))
+    def check_file_count(self, files: Sequence[FileInfo], host: str | None = None) -> None:
+        """Raise ``IndexLimitError`` if ``files`` holds more entries than a peer may share,
+        or (given the ``host`` of a new peer) ``CapacityExceeded`` if the index or that
+        host's files would grow past their limits."""
+        count = len({(info.hash.lower(), info.name) for info in files})
+        self._check_limit(count)
+        if host is not None:
+            self._check_capacity(host, None, count)
 
     def _check_limit(self, files: int) -> None:
         if files > self.max_files_per_peer:
             raise IndexLimitError(files, self.max_files_per_peer)
+
+    def _check_capacity(self, host: str, peer_id: int | None, files: int) -> None:
+        """Raise ``CapacityExceeded`` unless the peer (None: a new one) may hold ``files``."""
+        growth = files - self._files_of.get(peer_id, 0) if peer_id is not None else files
+        if growth <= 0:
+            return
+        if self._live_files + growth > self.max_files:
+            raise CapacityExceeded(
+                f"the index is full: it holds {self._live_files:,} files of"
+                f" {self.max_files:,}; try again later",
+                self._live_files + growth,
+                self.max_files,
+            )
+        at_host = self._files_by_host[host] + growth
+        if at_host > self.max_files_per_address:
+            raise CapacityExceeded(
+                f"{at_host:,} files from {host} is more than the"
+                f" {self.max_files_per_address:,} files one address may share",
+                at_host,
+                self.max_files_per_address,
+            )
+
+    def _count(self, peer_id: int, files: int) -> None:
+        """Note that an online peer (or one leaving: 0) now holds ``files`` entries."""
+        change = files - self._files_of.get(peer_id, 0)
+        self._files_of[peer_id] = files
+        self._live_files += change
+        host = self._addresses[peer_id].host
+        self._files_by_host[host] += change
+        if not self._files_by_host[host]:
+            del self._files_by_host[host]
 
     def _require_peer(self, peer_id: int) -> tuple[int, int]:
         row = self._db.execute(
@@ -500,7 +682,7 @@ class IndexStore:
         for info in files:
             key = (bytes.fromhex(info.hash), info.name)
             if key not in entries:
-                entries[key] = (fold(info.name), info.size)
+                entries[key] = (fold(info.name) + END, info.size)
         return entries
 
     def _insert(self, peer_id: int, entries: _Entries, ignore_existing: bool) -> tuple[int, int]:
@@ -531,6 +713,15 @@ class IndexStore:
             "INSERT INTO names_fts (rowid, name_key) VALUES (?, ?)",
             [(row[0], row[4]) for row in rows],
         )
+        alphabet = self._alphabet
+        if alphabet is not None:
+            for row in rows:
+                alphabet.update(set(row[4]))
+            if len(alphabet) > MAX_ALPHABET:
+                self._alphabet = None
+        # Merge as much as the new names' segment will need over its life, now: left
+        # to upkeep after a flood of JOINs, hundreds of small segments slowed every search.
+        self._merge_step(max(MERGE_PAGES, len(rows) // ROWS_PER_MERGE_PAGE))
         return len(rows), sum(row[5] for row in rows)
 
     def _delete(self, rows: Sequence[tuple[int, str]]) -> None:
@@ -544,6 +735,10 @@ class IndexStore:
             "INSERT INTO names_fts (names_fts, rowid, name_key) VALUES ('delete', ?, ?)", rows
         )
         self._db.executemany("DELETE FROM files WHERE id = ?", [(row[0],) for row in rows])
+        alphabet = self._alphabet
+        if alphabet is not None:
+            for _, key in rows:
+                alphabet.subtract(set(key))
 
     def _set_totals(self, peer_id: int, files: int, total_bytes: int) -> None:
         stored = max(0, min(total_bytes, MAX_STORED_INT))
@@ -601,28 +796,33 @@ class IndexStore:
     def search(
         self, query: str, limit: int = 100, exclude_peer: int | None = None
     ) -> list[SearchResult]:
+        """The results of ``search_page`` (see there)."""
+        return self.search_page(query, limit, exclude_peer).results
+
+    def search_page(
+        self, query: str, limit: int = 100, exclude_peer: int | None = None
+    ) -> SearchPage:
         """Files whose name holds every term of ``query``, one result per (hash, name).
 
         ``peers`` lists every online peer holding the hash (under any name) except
         ``exclude_peer``, by peer id; results no other peer holds are left out. An
-        exact whole-name match ranks first, then more peers, then name.
+        exact whole-name match ranks first, then more peers, then name. ``more`` says
+        that more than ``limit`` results matched.
 
-        The work is bounded so that a term matching a million entries stays fast:
-        ranking looks at the first ``CANDIDATE_FACTOR`` x ``limit`` distinct matches
-        (more when many are dropped for having no other peer) plus the exact ones,
-        found among at most ``MAX_INDEX_ROWS`` index matches, or ``MAX_SCAN_ROWS``
-        entries when no term is 3+ characters long.
+        Every matching name can be found; ranking by peers looks at the first
+        ``CANDIDATE_FACTOR`` x ``limit`` distinct matches plus the exact ones, so a
+        term matching a million entries stays fast.
         """
-        parsed = _Query.parse(query)
-        if parsed is None or limit <= 0:
-            return []
-        exclude = -1 if exclude_peer is None else exclude_peer
-        groups = self._ranked_groups(parsed, limit, exclude)
-        holders = self._holders([group.hash for group in groups], exclude)
-        return [
+        terms = SearchTerms.parse(query)
+        if terms is None or limit <= 0 or not self._live_files:
+            return SearchPage([], False)
+        groups, more, holder_ids = self._ranked_groups(terms, limit, exclude_peer)
+        holders = self._addresses_of(holder_ids, [group.hash for group in groups])
+        results = [
             SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.hash]))
             for group in groups
         ]
+        return SearchPage(results, more)
 
     def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:
         """For the admin window: like ``search`` but counting every peer; ``""`` lists all.
@@ -631,85 +831,169 @@ class IndexStore:
         """
         if limit <= 0:
             return []
-        parsed = _Query.parse(query)
-        if parsed is not None:
-            groups = self._ranked_groups(parsed, limit, exclude=-1)
+        terms = SearchTerms.parse(query)
+        if terms is not None:
+            groups, _, _ = self._ranked_groups(terms, limit, None)
         else:
             groups = self._groups_by_name(limit)
         return [
             IndexedFile(group.name, group.size, group.hash.hex(), group.holders) for group in groups
         ]
 
-    def _ranked_groups(self, parsed: _Query, limit: int, exclude: int) -> list[_Group]:
-        """The best ``limit`` (hash, name) groups held by some peer other than ``exclude``."""
-        if parsed.matches_nothing:
-            return []
-        cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES)
-        counts: dict[bytes, int] = {}
-        while True:
-            groups, complete = self._candidates(parsed, cap)
-            unknown = list({group.hash for group in groups if group.hash not in counts})
-            counts.update(dict.fromkeys(unknown, 0))
-            counts.update(
-                self._select_in(
-                    "SELECT f.hash, count(DISTINCT f.peer_id) FROM files AS f"
-                    f" CROSS JOIN peers AS p ON {_ONLINE}"
-                    " WHERE f.hash IN ({marks}) AND f.peer_id != ? GROUP BY f.hash",
-                    unknown,
-                    after=(exclude,),
-                )
-            )
-            held = []
-            for group in groups:
-                group.holders = counts[group.hash]
-                if group.holders:
-                    held.append(group)
-            if len(held) >= limit or complete or cap >= MAX_CANDIDATES:
-                held.sort(key=_Group.rank_key)
-                return held[:limit]
-            cap = min(cap * 4, MAX_CANDIDATES)
+    def _ranked_groups(
+        self, terms: SearchTerms, limit: int, exclude: int | None
+    ) -> tuple[list[_Group], bool, dict[bytes, list[int]]]:
+        """The best ``limit`` (hash, name) groups held by a peer other than ``exclude``.
 
-    def _candidates(self, parsed: _Query, cap: int) -> tuple[list[_Group], bool]:
-        """Up to ``cap`` matching groups plus every exact match; True if nothing was cut."""
+        Also True when more groups than ``limit`` matched, and the ids of the online
+        peers other than ``exclude`` holding each candidate's hash.
+        """
+        if terms.matches_nothing:
+            return [], False, {}
+        cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES, limit + 1)
+        groups = self._candidates(terms, cap, exclude)
+        holder_ids = self._holder_ids(list({group.hash for group in groups}), exclude)
+        held = []
+        for group in groups:
+            group.holders = len(holder_ids[group.hash])
+            if group.holders:
+                held.append(group)
+        held.sort(key=_Group.rank_key)
+        return held[:limit], len(held) > limit, holder_ids
+
+    def _candidates(self, terms: SearchTerms, cap: int, exclude: int | None) -> list[_Group]:
+        """Up to ``cap`` matching groups some peer other than ``exclude`` holds, exact ones first.
+
+        Fewer than ``cap`` means these are all of them.
+        """
         db = self._db
+        alphabet = self._alphabet
+        if alphabet is not None and any(alphabet[c] <= 0 for term in terms.terms for c in term):
+            return []  # no name holds that character
+        if exclude is None:
+            held, held_params = "", ()
+        else:
+            # A row of the asker's counts only if another online peer holds its hash (under
+            # any name): filtered here, so the asker's own files never crowd out the rest.
+            held = (
+                " AND (f.peer_id != ? OR EXISTS (SELECT 1 FROM files AS g CROSS JOIN peers AS q"
+                " ON q.peer_id = g.peer_id WHERE g.hash = f.hash AND g.peer_id != ?))"
+            )
+            held_params = (exclude, exclude)
         groups: dict[tuple[bytes, str], _Group] = {}
         exact_rows = db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
-            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ? LIMIT ?",
-            (parsed.exact_key, cap),
+            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ?{held} LIMIT ?",
+            (terms.exact + END, *held_params, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
-        filters = "".join(" AND f.name_key GLOB ?" for _ in parsed.short_terms)
-        patterns = tuple(_glob_pattern(term) for term in parsed.short_terms)
-        if parsed.fts_match:
-            sql = (
-                "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?) AS m"
-                f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p ON {_ONLINE}"
-                f" WHERE 1{filters} LIMIT ?"
-            )
-            examined = round(MAX_INDEX_ROWS * self._departed_scale())
-            params: tuple[object, ...] = (parsed.fts_match, examined, *patterns, cap)
-        else:
-            sql = (
-                "SELECT DISTINCT f.hash, f.name, f.size"
-                " FROM (SELECT peer_id, hash, name, name_key, size FROM files LIMIT ?) AS f"
-                f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{filters} LIMIT ?"
-            )
-            params = (round(MAX_SCAN_ROWS * self._departed_scale()), *patterns, cap)
-        rows = db.execute(sql, params).fetchall()
+        # Each term the index can look up, as an FTS5 expression; the long terms' are
+        # not exact (see _trigram_cover), so they are checked in the names too.
+        indexed = [(term, _trigram_cover(term)) for term in terms.long_terms]
+        checked = list(terms.long_terms)
+        for term in terms.short_terms:
+            if alphabet is None:
+                checked.append(term)
+            elif len(term) == 2:
+                # The term followed by any character (or END): one of these trigrams.
+                held_by = (char for char, count in alphabet.items() if count > 0)
+                either = " OR ".join(_phrase(term + char) for char in held_by)
+                indexed.append((term, f"({either})"))
+            elif alphabet[term] <= RARE_CHARACTER_ROWS:
+                grams = [
+                    gram
+                    for (gram,) in db.execute(
+                        "SELECT term FROM names_vocab WHERE term >= ? AND term <= ?",
+                        (term, term + "\U0010ffff" * 2),
+                    )
+                ]
+                if not grams:
+                    return []
+                indexed.append((term, "(" + " OR ".join(map(_phrase, grams)) + ")"))
+            else:
+                checked.append(term)
+        rows = self._driven_rows(indexed, checked, held, held_params, cap)
+        if rows is None:
+
+            def filtered(source: str) -> str:
+                checks = "".join(" AND instr(f.name_key, ?)" for _ in checked)
+                return (
+                    f"SELECT DISTINCT f.hash, f.name, f.size FROM {source}"
+                    f" CROSS JOIN peers AS p ON {_ONLINE} WHERE 1{checks}{held} LIMIT ?"
+                )
+
+            if indexed:
+                # FTS5 walks the terms' match lists together, skipping ahead in the longer.
+                sql = filtered(
+                    "(SELECT rowid FROM names_fts WHERE names_fts MATCH ?) AS m"
+                    " CROSS JOIN files AS f ON f.id = m.rowid"
+                )
+                match = " AND ".join(expression for _, expression in indexed)
+                rows = db.execute(sql, (match, *checked, *held_params, cap)).fetchall()
+            else:
+                sql = filtered("files AS f")
+                if self._departed_rows > self._live_files:
+                    # Mostly departed rows waiting for upkeep: read the online peers' rows
+                    # through the peer_id index instead (slower per row than a scan).
+                    sql = filtered("peers AS o CROSS JOIN files AS f ON o.peer_id = f.peer_id")
+                rows = db.execute(sql, (*checked, *held_params, cap)).fetchall()
         for hash_, name, size in rows:
             groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
-        complete = len(rows) < cap and len(exact_rows) < cap
-        return list(groups.values()), complete
+        return list(groups.values())
 
-    def _departed_scale(self) -> float:
-        """How many times more rows to examine so departed rows do not crowd out live ones."""
-        if not self._departed_rows:
-            return 1.0
-        live = self._db.execute("SELECT total(files) FROM peers").fetchone()[0]
-        return min(MAX_DEPARTED_SCALE, (live + self._departed_rows) / max(live, 1.0))
+    def _driven_rows(
+        self,
+        indexed: list[tuple[str, str]],
+        checked: list[str],
+        held: str,
+        held_params: tuple[object, ...],
+        cap: int,
+    ) -> list[tuple[bytes, str, int]] | None:
+        """Matches found through one term's index matches, or None if none suits.
+
+        Longest term first, up to ``DRIVER_ROWS + 1`` index matches of one term are read
+        and the other terms checked in their names. That answers when the term has no
+        more matches than that (all of them were read), or when ``cap`` names matched;
+        when they match often enough that reading on would find ``cap`` within
+        ``DRIVER_READ`` times as many, the term's index matches are read on. Stepping
+        through a common term's long index list, as the AND of every term does, costs
+        more than any of these.
+        """
+        if len(indexed) < 2:
+            return None
+        for term, expression in sorted(indexed, key=lambda item: -len(item[0])):
+            row_ids = [
+                row_id
+                for (row_id,) in self._db.execute(
+                    "SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT ?",
+                    (expression, DRIVER_ROWS + 1),
+                )
+            ]
+            others = list(
+                dict.fromkeys([*checked, *(other for other, _ in indexed if other != term)])
+            )
+            checks = "".join(" AND instr(f.name_key, ?)" for _ in others)
+            rows = self._db.execute(
+                "SELECT DISTINCT f.hash, f.name, f.size FROM json_each(?) AS m"
+                f" CROSS JOIN files AS f ON f.id = m.value CROSS JOIN peers AS p ON {_ONLINE}"
+                f" WHERE 1{checks}{held} LIMIT ?",
+                (json.dumps(row_ids), *others, *held_params, cap),
+            ).fetchall()
+            if len(row_ids) <= DRIVER_ROWS or len(rows) >= cap:
+                return rows
+            if len(rows) * DRIVER_READ >= cap:
+                # Read on from the last index match read (FTS5 seeks to a rowid range); a
+                # whole cap, as some of these names may repeat those already found.
+                more = self._db.execute(
+                    "SELECT DISTINCT f.hash, f.name, f.size FROM (SELECT rowid FROM names_fts"
+                    " WHERE names_fts MATCH ? AND rowid > ?) AS m"
+                    f" CROSS JOIN files AS f ON f.id = m.rowid CROSS JOIN peers AS p"
+                    f" ON {_ONLINE} WHERE 1{checks}{held} LIMIT ?",
+                    (expression, row_ids[-1], *others, *held_params, cap),
+                )
+                return rows + more.fetchall()
+        return None
 
     def _groups_by_name(self, limit: int) -> list[_Group]:
         rows = self._db.execute(
@@ -734,25 +1018,38 @@ class IndexStore:
             group.holders = counts.get(group.hash, 0)
         return list(groups.values())
 
-    def _holders(self, hashes: Sequence[bytes], exclude: int) -> dict[bytes, list[PeerAddress]]:
-        """Addresses of the online peers holding each hash, by peer id, without ``exclude``.
+    def _holder_ids(self, hashes: Sequence[bytes], exclude: int | None) -> dict[bytes, list[int]]:
+        """The online peers holding each hash, by peer id, without ``exclude``."""
+        addresses = self._addresses
+        holders: dict[bytes, list[int]] = {hash_: [] for hash_ in hashes}
+        rows = self._select_in(
+            "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
+            " ORDER BY hash, peer_id",
+            list(holders),
+            after=(-1 if exclude is None else exclude,),
+        )
+        for hash_, peer_id in rows:
+            if peer_id in addresses:  # else departed, its rows not purged yet
+                holders[hash_].append(peer_id)
+        return holders
+
+    def _addresses_of(
+        self, holder_ids: dict[bytes, list[int]], hashes: Sequence[bytes]
+    ) -> dict[bytes, list[PeerAddress]]:
+        """The addresses of each hash's holders, in peer id order.
 
         An address is listed once even if two peer ids have it (a JOIN on a new
         connection before the server noticed the old one drop).
         """
         addresses = self._addresses
         repeated = self._repeated
-        holders: dict[bytes, list[PeerAddress]] = {hash_: [] for hash_ in hashes}
-        rows = self._select_in(
-            "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
-            " ORDER BY hash, peer_id",
-            list(holders),
-            after=(exclude,),
-        )
-        for hash_, peer_id in rows:
-            address = addresses.get(peer_id)  # None: departed, rows not purged yet
-            if address is not None and (peer_id not in repeated or address not in holders[hash_]):
-                holders[hash_].append(address)
+        holders: dict[bytes, list[PeerAddress]] = {}
+        for hash_ in hashes:
+            listed = holders[hash_] = []
+            for peer_id in holder_ids[hash_]:
+                address = addresses[peer_id]
+                if peer_id not in repeated or address not in listed:
+                    listed.append(address)
         return holders
 
     def _select_in(
@@ -802,10 +1099,23 @@ class IndexStore:
         return [(address, reason, banned_at) for address, reason, banned_at in rows]
 
 
-def _glob_pattern(term: str) -> str:
-    """A GLOB pattern matching names that contain ``term`` literally."""
-    literal = "".join(f"[{char}]" if char in "*?[" else char for char in term)
-    return f"*{literal}*"
+def _trigram_cover(term: str) -> str:
+    """An FTS5 expression every name holding ``term`` (3+ characters) matches: the AND of
+    trigrams that cover it, without overlap where they can.
+
+    Not exact (the trigrams may sit apart in a name), but about twice as fast as the
+    phrase of every trigram; the caller checks the term itself in the matched names.
+    """
+    starts = list(range(0, len(term) - TRIGRAM + 1, TRIGRAM))
+    if starts[-1] != len(term) - TRIGRAM:
+        starts.append(len(term) - TRIGRAM)
+    grams = dict.fromkeys(term[start : start + TRIGRAM] for start in starts)
+    return "(" + " AND ".join(_phrase(gram) for gram in grams) + ")"
+
+
+def _phrase(text: str) -> str:
+    """``text`` as an FTS5 string: every character literal, to the trigram tokenizer."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _peer_record(row: tuple) -> PeerRecord:

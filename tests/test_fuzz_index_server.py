@@ -90,8 +90,15 @@ def wait_until(qtbot, predicate, timeout: float = 3.0) -> None:
 
 
 def fold(text: str) -> str:
-    """Case-insensitive comparison form, as PROTOCOL.md's SEARCH asks (casefold, then NFC)."""
-    return unicodedata.normalize("NFC", text.casefold())
+    """The comparison form PROTOCOL.md's SEARCH asks: NFKD, no combining marks, casefolded."""
+    for _ in range(4):
+        folded = "".join(
+            char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
+        ).casefold()
+        if folded == text:
+            break
+        text = folded
+    return text
 
 
 def file_entry(hash_: str, name: str) -> dict:
@@ -272,7 +279,7 @@ class IndexServerMachine(RuleBasedStateMachine):
     def _model_search(self, conn: Conn, query: str, request_id) -> Expect:
         if not conn.joined:
             return Expect(error="NOT_JOINED", error_id=request_id)
-        terms = [fold(term) for term in query.split()]
+        terms = [term for term in map(fold, query.split()) if term]  # a lone mark: no term
         results = set()
         if terms:
             others = [c for c in self._joined() if c is not conn]

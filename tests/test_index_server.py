@@ -489,7 +489,7 @@ def test_a_big_join_goes_in_by_steps_and_others_are_served_in_between(
     join(qtbot, other, 7002, [])
     store = server.store
     calls: list[str] = []
-    for name in ("add_peer", "update_files", "search"):
+    for name in ("add_peer", "update_files", "search_page"):
         method = getattr(store, name)
         monkeypatch.setattr(
             store, name, lambda *a, _m=method, _n=name, **k: calls.append(_n) or _m(*a, **k)
@@ -507,7 +507,7 @@ def test_a_big_join_goes_in_by_steps_and_others_are_served_in_between(
     assert other.reply(qtbot)["id"] == 2
     assert big.reply(qtbot) == {"op": "JOIN_OK", "id": 1, "peer": "127.0.0.1:7001", "files": 95}
     assert calls.count("add_peer") == 1 and calls.count("update_files") == 19
-    assert calls.index("search") < len(calls) - 1  # answered between two steps
+    assert calls.index("search_page") < len(calls) - 1  # answered between two steps
     reply = other.request(qtbot, {"op": "SEARCH", "id": 3, "query": "clip", "limit": 500})
     assert len(reply["results"]) == 95
 
@@ -673,7 +673,7 @@ def test_a_fault_of_the_server_in_a_request_is_an_error_and_a_close(
 
     client = connect()
     join(qtbot, client, 7001, [])
-    monkeypatch.setattr(server.store, "search", broken)
+    monkeypatch.setattr(server.store, "search_page", broken)
     with caplog.at_level(logging.ERROR, logger="napster.server"):
         reply = client.request(qtbot, {"op": "SEARCH", "id": 2, "query": "x"})
     assert (reply["op"], reply["code"], reply["id"]) == ("ERROR", "BAD_REQUEST", 2)

@@ -333,6 +333,7 @@ messages = st.one_of(
             st.builds(p.SearchResult, names, sizes, hashes, st.lists(peers, max_size=3).map(tuple)),
             max_size=4,
         ).map(tuple),
+        more=st.booleans(),
         id=ids,
     ),
     st.builds(
@@ -431,14 +432,17 @@ search_results = st.lists(
 )
 
 
-@given(ids, search_results, st.integers(0, 2000))
-def test_encode_search_ok_is_encode_of_the_results_that_fit(request_id, results, room):
-    empty = len(p.encode(p.SearchOk(id=request_id)))
-    line, kept = p.encode_search_ok(request_id, results, max_line=empty + room)
-    assert line == p.encode(p.SearchOk(id=request_id, results=tuple(results[:kept])))
+@given(ids, search_results, st.integers(0, 2000), st.booleans())
+def test_encode_search_ok_is_encode_of_the_results_that_fit(request_id, results, room, more):
+    empty = len(p.encode(p.SearchOk(id=request_id, more=True)))
+    line, kept = p.encode_search_ok(request_id, results, max_line=empty + room, more=more)
+    trimmed = kept < len(results)
+    assert line == p.encode(
+        p.SearchOk(id=request_id, results=tuple(results[:kept]), more=more or trimmed)
+    )
     assert len(line) <= empty + room
-    if kept < len(results):  # the next one would not have fitted
-        longer = p.encode(p.SearchOk(id=request_id, results=tuple(results[: kept + 1])))
+    if trimmed:  # the next one would not have fitted
+        longer = p.encode(p.SearchOk(id=request_id, results=tuple(results[: kept + 1]), more=True))
         assert len(longer) > empty + room
 
 
@@ -491,3 +495,14 @@ def test_a_record_built_in_code_cannot_carry_a_lone_surrogate():
     with pytest.raises(p.ProtocolError):
         p.Search.parse({"op": "SEARCH", "query": "\ud800"})
     assert p.name_problem("a\udc00") is not None
+
+
+def test_search_ok_sends_more_only_when_true_and_checks_its_type():
+    assert p.encode(p.SearchOk(id=1)) == b'{"op":"SEARCH_OK","id":1,"results":[]}\n'
+    line = p.encode(p.SearchOk(id=1, more=True))
+    assert line == b'{"op":"SEARCH_OK","id":1,"results":[],"more":true}\n'
+    assert p.decode_line(line) == p.SearchOk(id=1, more=True)
+    assert p.decode_line(b'{"op":"SEARCH_OK","results":[],"more":false}') == p.SearchOk()
+    with pytest.raises(p.ProtocolError) as error:
+        p.decode_line(b'{"op":"SEARCH_OK","id":3,"results":[],"more":1}')
+    assert error.value.code == p.ErrorCode.BAD_REQUEST

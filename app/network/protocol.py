@@ -357,14 +357,26 @@ class Search(Message):
 class SearchOk(Message):
     OP: ClassVar[str] = "SEARCH_OK"
     results: tuple[SearchResult, ...] = ()
+    #: More names matched than were sent (a hint: sent only when true).
+    more: bool = False
 
     def body(self) -> dict[str, Any]:
-        return {"results": [r.to_json() for r in self.results]}
+        body: dict[str, Any] = {"results": [r.to_json() for r in self.results]}
+        if self.more:
+            body["more"] = True
+        return body
 
     @classmethod
     def parse(cls, obj: dict[str, Any]) -> SearchOk:
         results = _check_list(_require(obj, "results"), "results")
-        return cls(id=obj.get("id"), results=tuple(SearchResult.from_json(r) for r in results))
+        more = obj.get("more", False)
+        if not isinstance(more, bool):
+            raise _bad("more must be true or false", obj.get("id"))
+        return cls(
+            id=obj.get("id"),
+            results=tuple(SearchResult.from_json(r) for r in results),
+            more=more,
+        )
 
 
 @dataclass(frozen=True)
@@ -596,23 +608,31 @@ def _result_json(result: SearchResult) -> str:
 
 
 def encode_search_ok(
-    request_id: int | None, results: Iterable[SearchResult], max_line: int = MAX_LINE
+    request_id: int | None,
+    results: Iterable[SearchResult],
+    max_line: int = MAX_LINE,
+    *,
+    more: bool = False,
 ) -> tuple[bytes, int]:
     """``encode(SearchOk(...))`` of the leading results that fit in ``max_line`` bytes.
 
+    ``more`` is sent when given, and also when results were left out for room.
     Returns the line and how many results it holds. Written out by hand because a
     SEARCH_OK is the server's most frequent and largest reply.
     """
-    head, tail = encode(SearchOk(id=request_id)).split(b"[]", 1)
-    budget = max_line - len(head) - len(tail) - 2  # the brackets
+    head, tail = encode(SearchOk(id=request_id, more=True)).split(b"[]", 1)
+    budget = max_line - len(head) - len(tail) - 2  # the brackets; room for "more" kept
     parts: list[bytes] = []
     for result in results:
         part = _result_json(result).encode("utf-8")
         cost = len(part) + (1 if parts else 0)
         if cost > budget:
+            more = True
             break
         budget -= cost
         parts.append(part)
+    if not more:
+        tail = encode(SearchOk(id=request_id)).split(b"[]", 1)[1]
     return head + b"[" + b",".join(parts) + b"]" + tail, len(parts)
 
 

@@ -245,13 +245,18 @@ def normalize_address(address: str) -> str:
 
 @dataclass
 class _Group:
-    """A distinct (hash, name) candidate while a search is ranked."""
+    """A distinct (hash, size, name) candidate while a search is ranked."""
 
     hash: bytes
     name: str
     size: int
     exact: bool
     holders: int = 0
+
+    @property
+    def key(self) -> tuple[bytes, int]:
+        """The file: its hash and its size together."""
+        return (self.hash, self.size)
 
     def rank_key(self) -> tuple[bool, int, str, str, bytes]:
         return (not self.exact, -self.holders, fold(self.name), self.name, self.hash)
@@ -802,9 +807,12 @@ class IndexStore:
     def search_page(
         self, query: str, limit: int = 100, exclude_peer: int | None = None
     ) -> SearchPage:
-        """Files whose name holds every term of ``query``, one result per (hash, name).
+        """Files whose name holds every term of ``query``, one result per (hash, size, name).
 
-        ``peers`` lists every online peer holding the hash (under any name) except
+        A file is its hash and its size together: a peer that announces a real file's hash
+        with another size announces another file, listed apart, so a false size never hides
+        the real one. ``peers`` lists every online peer holding that hash and size (under any
+        name) except
         ``exclude_peer``, by peer id; results no other peer holds are left out. An
         exact whole-name match ranks first, then more peers, then name. ``more`` says
         that more than ``limit`` results matched.
@@ -817,9 +825,9 @@ class IndexStore:
         if terms is None or limit <= 0 or not self._live_files:
             return SearchPage([], False)
         groups, more, holder_ids = self._ranked_groups(terms, limit, exclude_peer)
-        holders = self._addresses_of(holder_ids, [group.hash for group in groups])
+        holders = self._addresses_of(holder_ids, [group.key for group in groups])
         results = [
-            SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.hash]))
+            SearchResult(group.name, group.size, group.hash.hex(), tuple(holders[group.key]))
             for group in groups
         ]
         return SearchPage(results, more)
@@ -852,10 +860,10 @@ class IndexStore:
             return [], False, {}
         cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES, limit + 1)
         groups = self._candidates(terms, cap, exclude)
-        holder_ids = self._holder_ids(list({group.hash for group in groups}), exclude)
+        holder_ids = self._holder_ids(list({group.key for group in groups}), exclude)
         held = []
         for group in groups:
-            group.holders = len(holder_ids[group.hash])
+            group.holders = len(holder_ids[group.key])
             if group.holders:
                 held.append(group)
         held.sort(key=_Group.rank_key)
@@ -880,14 +888,14 @@ class IndexStore:
                 " ON q.peer_id = g.peer_id WHERE g.hash = f.hash AND g.peer_id != ?))"
             )
             held_params = (exclude, exclude)
-        groups: dict[tuple[bytes, str], _Group] = {}
+        groups: dict[tuple[bytes, int, str], _Group] = {}
         exact_rows = db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
             f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ?{held} LIMIT ?",
             (terms.exact + END, *held_params, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
-            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=True))
+            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=True))
         # Each term the index can look up, as an FTS5 expression; the long terms' are
         # not exact (see _trigram_cover), so they are checked in the names too.
         indexed = [(term, _trigram_cover(term)) for term in terms.long_terms]
@@ -939,7 +947,7 @@ class IndexStore:
                     sql = filtered("peers AS o CROSS JOIN files AS f ON o.peer_id = f.peer_id")
                 rows = db.execute(sql, (*checked, *held_params, cap)).fetchall()
         for hash_, name, size in rows:
-            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
+            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=False))
         return list(groups.values())
 
     def _driven_rows(
@@ -1002,9 +1010,9 @@ class IndexStore:
             " ORDER BY f.name_key, f.name, f.hash LIMIT ?",
             (limit,),
         ).fetchall()
-        groups: dict[tuple[bytes, str], _Group] = {}
+        groups: dict[tuple[bytes, int, str], _Group] = {}
         for hash_, name, size in rows:
-            groups.setdefault((hash_, name), _Group(hash_, name, size, exact=False))
+            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=False))
         hashes = list({group.hash for group in groups.values()})
         counts = dict(
             self._select_in(
@@ -1018,35 +1026,38 @@ class IndexStore:
             group.holders = counts.get(group.hash, 0)
         return list(groups.values())
 
-    def _holder_ids(self, hashes: Sequence[bytes], exclude: int | None) -> dict[bytes, list[int]]:
-        """The online peers holding each hash, by peer id, without ``exclude``."""
+    def _holder_ids(
+        self, keys: Sequence[tuple[bytes, int]], exclude: int | None
+    ) -> dict[tuple[bytes, int], list[int]]:
+        """The online peers holding each (hash, size), by peer id, without ``exclude``."""
         addresses = self._addresses
-        holders: dict[bytes, list[int]] = {hash_: [] for hash_ in hashes}
+        holders: dict[tuple[bytes, int], list[int]] = {key: [] for key in keys}
         rows = self._select_in(
-            "SELECT DISTINCT hash, peer_id FROM files WHERE hash IN ({marks}) AND peer_id != ?"
-            " ORDER BY hash, peer_id",
-            list(holders),
+            "SELECT DISTINCT hash, size, peer_id FROM files WHERE hash IN ({marks})"
+            " AND peer_id != ? ORDER BY hash, size, peer_id",
+            list({hash_ for hash_, _size in holders}),
             after=(-1 if exclude is None else exclude,),
         )
-        for hash_, peer_id in rows:
-            if peer_id in addresses:  # else departed, its rows not purged yet
-                holders[hash_].append(peer_id)
+        for hash_, size, peer_id in rows:
+            listed = holders.get((hash_, size))
+            if listed is not None and peer_id in addresses:  # else departed, not purged yet
+                listed.append(peer_id)
         return holders
 
     def _addresses_of(
-        self, holder_ids: dict[bytes, list[int]], hashes: Sequence[bytes]
-    ) -> dict[bytes, list[PeerAddress]]:
-        """The addresses of each hash's holders, in peer id order.
+        self, holder_ids: dict[tuple[bytes, int], list[int]], keys: Sequence[tuple[bytes, int]]
+    ) -> dict[tuple[bytes, int], list[PeerAddress]]:
+        """The addresses of each file's holders, in peer id order.
 
         An address is listed once even if two peer ids have it (a JOIN on a new
         connection before the server noticed the old one drop).
         """
         addresses = self._addresses
         repeated = self._repeated
-        holders: dict[bytes, list[PeerAddress]] = {}
-        for hash_ in hashes:
-            listed = holders[hash_] = []
-            for peer_id in holder_ids[hash_]:
+        holders: dict[tuple[bytes, int], list[PeerAddress]] = {}
+        for key in keys:
+            listed = holders[key] = []
+            for peer_id in holder_ids[key]:
                 address = addresses[peer_id]
                 if peer_id not in repeated or address not in listed:
                     listed.append(address)

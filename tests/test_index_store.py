@@ -1042,3 +1042,14 @@ def test_normalize_address_drops_an_ipv6_zone_and_the_ipv4_mapping():
     assert normalize_address("fe80::1%eth0") == "fe80::1"
     assert normalize_address("[fe80::1%2]") == "fe80::1"
     assert normalize_address(" not an ip ") == "not an ip"
+
+
+def test_a_false_size_is_another_file_and_never_hides_the_real_one(store):
+    """The finding: under one name, whoever announced first set the size everybody saw,
+    and the honest holder was listed under the liar's size."""
+    real = FileInfo("aula.mp4", 1_000_000, "a" * 64)
+    lie = FileInfo("aula.mp4", 5, "a" * 64)
+    join(store, 1, [lie])  # the liar announces first
+    join(store, 2, [real])
+    results = {(r.size, tuple(str(peer) for peer in r.peers)) for r in store.search("aula")}
+    assert results == {(5, ("10.0.0.1:1",)), (1_000_000, ("10.0.0.1:2",))}

@@ -79,7 +79,10 @@ class OneShotDownload(QObject):
         self._join_timer.stop()
         if self.transfer_id is None:
             self.say(f"Joined the index as {address}; searching for {self.query!r}")
-            self.node.search(self.query[: p.MAX_QUERY_CHARS], p.MAX_SEARCH_LIMIT)
+            if _HASH.match(self.query) and self.node.client.sources_supported:
+                self.node.client.sources(self.query)  # who holds it, under any name
+            else:
+                self.node.search(self.query[: p.MAX_QUERY_CHARS], p.MAX_SEARCH_LIMIT)
 
     def _join_too_slow(self) -> None:
         if self.transfer_id is None:

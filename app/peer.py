@@ -10,12 +10,13 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QStandardPaths, Signal
+from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 from app.config import PeerConfig, parse_host_port
 from app.download.manager import TransferManager
 from app.download.problems import Problem, writable_folder_problem
 from app.download.source import Timeouts
+from app.download.transfer import TransferState
 from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
 from app.network.index_client import IndexClient
@@ -28,6 +29,10 @@ from app.sharing.policy import private_folder
 from app.streaming.server import StreamServer, StreamTarget
 
 log = logging.getLogger("napster.peer")
+
+#: How often running downloads ask the index for new holders (a peer that finished the
+#: same file meanwhile becomes a source).
+SOURCES_INTERVAL_MS = 3 * 60 * 1000
 
 __all__ = ["PeerConfig", "PeerNode", "SessionTotals", "default_data_dir", "parse_host_port"]
 
@@ -145,6 +150,11 @@ class PeerNode(QObject):
         self.transfers.transfer_finished.connect(self._on_transfer_done_for_streams)
         self.transfers.transfer_removed.connect(lambda tid: self.streams.withdraw(f"t-{tid}"))
         self.transfers.sources_wanted.connect(self._on_sources_wanted)
+        self.transfers.transfer_added.connect(self._on_transfer_added)
+        self._sources_timer = QTimer(self)
+        self._sources_timer.setInterval(SOURCES_INTERVAL_MS)
+        self._sources_timer.timeout.connect(self._ask_for_more_sources)
+        self.client.joined.connect(lambda *_: self._ask_for_more_sources())
         self.client.search_finished.connect(self._on_search_finished)
         self.client.search_failed.connect(self._on_search_failed)
 
@@ -162,6 +172,7 @@ class PeerNode(QObject):
         Returns the listen port; raises OSError when the port cannot be used.
         """
         port = self.uploads.start(self.config.listen_host, self.config.listen_port)
+        self._sources_timer.start()
         self.client.set_listen_port(port)
         self.library.start()
         self.client.start()
@@ -177,6 +188,7 @@ class PeerNode(QObject):
         if self._stopped:
             return
         self._stopped = True
+        self._sources_timer.stop()
         self.transfers.shutdown()
         self.streams.stop()
         self.client.stop_and_wait(2000)
@@ -288,11 +300,28 @@ class PeerNode(QObject):
         # A verified download is shared at once, without hashing it again.
         self.library.add_downloaded(Path(path), digest)
 
+    def _on_transfer_added(self, transfer_id: str) -> None:
+        transfer = self.transfers.get(transfer_id)
+        if transfer is not None:
+            self._on_sources_wanted(transfer.hash, transfer.size, transfer.remote_name)
+
     def _on_sources_wanted(self, file_hash: str, size: int, name: str) -> None:
-        query = name[: p.MAX_QUERY_CHARS]
-        if self.client.state == "joined" and query.strip():
-            request_id = self.client.search(query, p.MAX_SEARCH_LIMIT)
-            self._source_searches[request_id] = (file_hash, size)
+        """Ask the index who holds the file (SOURCES), or search its name on an older one."""
+        if self.client.state != "joined":
+            return
+        if self.client.sources_supported:
+            request_id = self.client.sources(file_hash, size)
+        elif name[: p.MAX_QUERY_CHARS].strip():
+            request_id = self.client.search(name[: p.MAX_QUERY_CHARS], p.MAX_SEARCH_LIMIT)
+        else:
+            return
+        self._source_searches[request_id] = (file_hash, size)
+
+    def _ask_for_more_sources(self) -> None:
+        """Every few minutes, and when a download starts: new holders join at once."""
+        for transfer in self.transfers.transfers():
+            if transfer.state.is_active or transfer.state is TransferState.WAITING:
+                self._on_sources_wanted(transfer.hash, transfer.size, transfer.remote_name)
 
     def _on_search_finished(self, request_id: int, results: list) -> None:
         wanted = self._source_searches.pop(request_id, None)

@@ -79,6 +79,11 @@ class IndexRequests:
         # Results past the 64 KiB line limit are left out (and "more" is sent).
         return p.encode_search_ok(message.id, page.results, more=page.more)[0]
 
+    def sources(self, peer: PeerEntry, message: p.Sources) -> p.SourcesOk:
+        """Who holds a file (by hash, and size when given); the asker is left out."""
+        results = self.store.sources(message.hash, message.size, peer.peer_id)
+        return p.SourcesOk(id=message.id, results=tuple(results))
+
     def update(self, peer: PeerEntry, message: p.Update) -> p.UpdateOk | Job:
         assert peer.peer_id is not None
         store = self.store

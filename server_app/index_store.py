@@ -155,6 +155,10 @@ CREATE TABLE IF NOT EXISTS main.bans (
 """
 
 
+#: Results one SOURCES answer holds at most (names a file is shared under).
+MAX_SOURCE_RESULTS = 20
+
+
 class IndexLimitError(Exception):
     """A peer would share more files than ``max_files_per_peer``; nothing was changed.
 
@@ -831,6 +835,31 @@ class IndexStore:
             for group in groups
         ]
         return SearchPage(results, more)
+
+    def sources(
+        self, file_hash: str, size: int | None = None, exclude_peer: int | None = None
+    ) -> list[SearchResult]:
+        """Who holds the file with this hash (and size, when given): one result per
+        (size, name), each listing its online holders but ``exclude_peer``; at most
+        ``MAX_SOURCE_RESULTS`` results, those most peers hold first."""
+        hash_ = bytes.fromhex(file_hash)
+        sql = (
+            "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
+            f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.hash = ?"
+        )
+        params: tuple[object, ...] = (hash_,)
+        if size is not None:
+            sql += " AND f.size = ?"
+            params += (size,)
+        rows = self._db.execute(sql + " LIMIT ?", (*params, MAX_SOURCE_RESULTS * 4)).fetchall()
+        groups = [_Group(h, name, s, exact=False) for h, name, s in rows]
+        holder_ids = self._holder_ids(list({group.key for group in groups}), exclude_peer)
+        for group in groups:
+            group.holders = len(holder_ids[group.key])
+        held = sorted((g for g in groups if g.holders), key=_Group.rank_key)
+        held = held[:MAX_SOURCE_RESULTS]
+        addresses = self._addresses_of(holder_ids, [group.key for group in held])
+        return [SearchResult(g.name, g.size, g.hash.hex(), tuple(addresses[g.key])) for g in held]
 
     def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:
         """For the admin window: like ``search`` but counting every peer; ``""`` lists all.

@@ -1053,3 +1053,21 @@ def test_a_false_size_is_another_file_and_never_hides_the_real_one(store):
     join(store, 2, [real])
     results = {(r.size, tuple(str(peer) for peer in r.peers)) for r in store.search("aula")}
     assert results == {(5, ("10.0.0.1:1",)), (1_000_000, ("10.0.0.1:2",))}
+
+
+def test_sources_lists_who_holds_a_file_by_hash_and_size(store):
+    real = FileInfo("aula.mp4", 1_000_000, "b" * 64)
+    renamed = FileInfo("lecture.mp4", 1_000_000, "b" * 64)
+    lie = FileInfo("aula.mp4", 5, "b" * 64)
+    one, _two, _three = join(store, 1, [real]), join(store, 2, [renamed]), join(store, 3, [lie])
+    exact = store.sources("b" * 64, 1_000_000)
+    both = ("10.0.0.1:1", "10.0.0.1:2")  # the file's holders, whatever they call it
+    assert {(r.name, tuple(str(x) for x in r.peers)) for r in exact} == {
+        ("aula.mp4", both),
+        ("lecture.mp4", both),
+    }
+    assert {r.size for r in store.sources("b" * 64)} == {5, 1_000_000}
+    assert {str(x) for r in store.sources("b" * 64, 1_000_000, one) for x in r.peers} == {
+        "10.0.0.1:2"
+    }
+    assert store.sources("c" * 64) == []

@@ -143,3 +143,43 @@ def test_file_changed_while_shared_is_refused_and_reindexed(qtbot, index_server,
         lambda: [r.hash for r in index_server.store.search("clip.mp4", 10)] == [new_hash],
         timeout=10000,
     )
+
+
+def test_a_new_holder_is_found_by_sources_during_the_download(qtbot, index_server, make_peer):
+    """Issue 14: sources found during a download. C starts from A alone (slow); B comes
+    online with the same file meanwhile; C's next SOURCES question finds B, and B sends C
+    pieces (a peer that finishes a download announces it the same way)."""
+    import shutil
+
+    a = make_peer("a", {"film.mkv": 10 * PIECE + 5})
+    a.uploads.limiter.set_rate(PIECE // 2)  # two seconds a piece
+    qtbot.waitUntil(lambda: indexed(index_server, "film.mkv") == 1, timeout=10000)
+    c = make_peer("c")
+    qtbot.waitUntil(lambda: c.client.state == "joined", timeout=5000)
+    (result,) = search(qtbot, c, "film.mkv")
+    c._sources_timer.setInterval(300)  # "every few minutes", in a test's time
+    c.download(result)
+    b = make_peer("b")
+    shutil.copyfile(a.config.share_dir / "film.mkv", b.config.share_dir / "film.mkv")
+    b.library.rescan()
+    qtbot.waitUntil(lambda: indexed(index_server, "film.mkv") == 2, timeout=10000)
+    with qtbot.waitSignal(c.transfers.transfer_finished, timeout=30000) as done:
+        pass
+    assert hash_file(done.args[1]).hash == result.hash
+    (transfer,) = c.transfers.transfers()
+    assert any(peer.port == b.listen_port for peer in transfer.sources)
+    assert b.totals.uploaded > 0  # B did send C pieces
+
+
+def test_sources_before_join_is_not_joined_and_after_lists_holders(
+    qtbot, index_server, make_peer
+):
+    a = make_peer("a", {"clip.mp4": 1000})
+    qtbot.waitUntil(lambda: indexed(index_server, "clip.mp4") == 1, timeout=10000)
+    digest = hash_file(a.config.share_dir / "clip.mp4")
+    c = make_peer("c")
+    qtbot.waitUntil(lambda: c.client.state == "joined", timeout=5000)
+    with qtbot.waitSignal(c.client.search_finished, timeout=5000) as found:
+        c.client.sources(digest.hash, digest.size)
+    (result,) = found.args[1]
+    assert result.name == "clip.mp4" and [x.port for x in result.peers] == [a.listen_port]

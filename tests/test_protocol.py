@@ -506,3 +506,14 @@ def test_search_ok_sends_more_only_when_true_and_checks_its_type():
     with pytest.raises(p.ProtocolError) as error:
         p.decode_line(b'{"op":"SEARCH_OK","id":3,"results":[],"more":1}')
     assert error.value.code == p.ErrorCode.BAD_REQUEST
+
+
+def test_sources_round_trip_and_size_is_optional():
+    ask = p.Sources(id=4, hash=H1, size=10)
+    assert p.encode(ask) == ('{"op":"SOURCES","id":4,"hash":"' + H1 + '","size":10}\n').encode()
+    assert p.decode_line(p.encode(ask)) == ask
+    assert p.decode_line(p.encode(p.Sources(id=5, hash=H1))).size is None
+    reply = p.SourcesOk(id=4, results=(p.SearchResult("a.mp4", 10, H1, (p.PeerAddress("h", 1),)),))
+    assert p.decode_line(p.encode(reply)) == reply
+    with pytest.raises(p.ProtocolError):
+        p.decode_line(b'{"op":"SOURCES","id":1,"hash":"nothex"}')

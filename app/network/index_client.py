@@ -173,6 +173,8 @@ class IndexClient(QObject):
         self._requests: dict[int, _Request] = {}
         self._next_request_id = 1
         self._next_search_id = 1
+        #: False once the index server refused SOURCES (an older server)
+        self.sources_supported = True
         self._join_request_id: int | None = None
         self._peer_address = ""
         self._attempt = 0
@@ -309,6 +311,22 @@ class IndexClient(QObject):
         limit = max(1, min(limit, p.MAX_SEARCH_LIMIT))
         self._request(
             p.Search(id=self._take_request_id(), query=query, limit=limit), search_id=search_id
+        )
+        return search_id
+
+    def sources(self, file_hash: str, size: int | None = None) -> int:
+        """Ask who holds a file (SOURCES); the answer comes like a search's, with this id.
+
+        An index server too old for SOURCES answers BAD_REQUEST and closes; then
+        ``sources_supported`` turns False and callers search by name instead.
+        """
+        search_id = self._next_search_id
+        self._next_search_id += 1
+        if self._state != ClientState.JOINED or not self._connected():
+            self._search_failed_later.emit(search_id, self._not_joined_text())
+            return search_id
+        self._request(
+            p.Sources(id=self._take_request_id(), hash=file_hash, size=size), search_id=search_id
         )
         return search_id
 
@@ -541,7 +559,7 @@ class IndexClient(QObject):
             self._on_server_error(message, request)
         elif isinstance(message, p.Pong | p.LeaveOk):
             pass
-        elif not isinstance(message, p.JoinOk | p.SearchOk | p.UpdateOk):
+        elif not isinstance(message, p.JoinOk | p.SearchOk | p.SourcesOk | p.UpdateOk):
             self._protocol_failure(
                 p.ProtocolError(p.ErrorCode.BAD_REQUEST, f"unexpected {message.OP}")
             )
@@ -549,7 +567,7 @@ class IndexClient(QObject):
             log.warning("Ignoring %s with id %s: no such request waits", message.OP, message.id)
         elif isinstance(message, p.JoinOk):
             self._on_join_ok(message)
-        elif isinstance(message, p.SearchOk):
+        elif isinstance(message, p.SearchOk | p.SourcesOk):
             assert request.search_id is not None
             self.search_finished.emit(request.search_id, list(message.results))
         elif isinstance(message, p.UpdateOk):
@@ -568,6 +586,12 @@ class IndexClient(QObject):
 
     def _on_server_error(self, error: p.Error, request: _Request | None) -> None:
         text = p.printable(error.message)
+        if (
+            request is not None
+            and request.op == "SOURCES"
+            and (error.code is p.ErrorCode.BAD_REQUEST)
+        ):
+            self.sources_supported = False
         if request is not None and request.search_id is not None:
             self.search_failed.emit(
                 request.search_id, f"The index server refused the search: {text}"
@@ -596,4 +620,9 @@ class IndexClient(QObject):
         return "Not connected to the index server"
 
 
-_REQUEST_OF_REPLY = {"JOIN_OK": "JOIN", "SEARCH_OK": "SEARCH", "UPDATE_OK": "UPDATE"}
+_REQUEST_OF_REPLY = {
+    "JOIN_OK": "JOIN",
+    "SEARCH_OK": "SEARCH",
+    "SOURCES_OK": "SOURCES",
+    "UPDATE_OK": "UPDATE",
+}

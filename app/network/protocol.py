@@ -380,6 +380,46 @@ class SearchOk(Message):
 
 
 @dataclass(frozen=True)
+class Sources(Message):
+    """Who holds this file: by hash, and by size too when given (a file is both)."""
+
+    OP: ClassVar[str] = "SOURCES"
+    hash: str
+    size: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"hash": self.hash}
+        if self.size is not None:
+            body["size"] = self.size
+        return body
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Sources:
+        size = obj.get("size")
+        return cls(
+            id=obj.get("id"),
+            hash=check_hash(_require(obj, "hash")),
+            size=None if size is None else check_int(size, "size"),
+        )
+
+
+@dataclass(frozen=True)
+class SourcesOk(Message):
+    """One RESULT per (size, name) of that hash, each with its holders (the asker left out)."""
+
+    OP: ClassVar[str] = "SOURCES_OK"
+    results: tuple[SearchResult, ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        return {"results": [r.to_json() for r in self.results]}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> SourcesOk:
+        results = _check_list(_require(obj, "results"), "results")
+        return cls(id=obj.get("id"), results=tuple(SearchResult.from_json(r) for r in results))
+
+
+@dataclass(frozen=True)
 class Update(Message):
     OP: ClassVar[str] = "UPDATE"
     add: tuple[FileInfo, ...] = ()
@@ -562,6 +602,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JoinOk,
         Search,
         SearchOk,
+        Sources,
+        SourcesOk,
         Update,
         UpdateOk,
         Ping,

@@ -171,9 +171,7 @@ def test_a_new_holder_is_found_by_sources_during_the_download(qtbot, index_serve
     assert b.totals.uploaded > 0  # B did send C pieces
 
 
-def test_sources_before_join_is_not_joined_and_after_lists_holders(
-    qtbot, index_server, make_peer
-):
+def test_sources_before_join_is_not_joined_and_after_lists_holders(qtbot, index_server, make_peer):
     a = make_peer("a", {"clip.mp4": 1000})
     qtbot.waitUntil(lambda: indexed(index_server, "clip.mp4") == 1, timeout=10000)
     digest = hash_file(a.config.share_dir / "clip.mp4")

@@ -76,7 +76,7 @@ class PeerNode(QObject):
     #: the listen port actually used (after port 0 picked one)
     listening = Signal(int)
     #: a search's request id and its results, with this peer's own files left out
-    search_finished = Signal(int, list)
+    search_finished = Signal(int, object)
     search_failed = Signal(int, str)
 
     def __init__(

@@ -181,3 +181,18 @@ def test_sources_before_join_is_not_joined_and_after_lists_holders(qtbot, index_
         c.client.sources(digest.hash, digest.size)
     (result,) = found.args[1]
     assert result.name == "clip.mp4" and [x.port for x in result.peers] == [a.listen_port]
+
+
+def test_the_server_saying_there_are_more_results_reaches_the_peer(
+    qtbot, index_server, make_peer
+):
+    make_peer("a", {f"aula {i}.mp4": 10 + i for i in range(5)})
+    qtbot.waitUntil(lambda: indexed(index_server, "aula 4.mp4") == 1, timeout=10000)
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+    with qtbot.waitSignal(b.search_finished, timeout=5000) as few:
+        b.search("aula", limit=3)
+    assert len(few.args[1]) == 3 and few.args[1].more is True
+    with qtbot.waitSignal(b.search_finished, timeout=5000) as all_of_them:
+        b.search("aula", limit=10)
+    assert len(all_of_them.args[1]) == 5 and all_of_them.args[1].more is False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -124,7 +124,7 @@ class IndexClient(QObject):
     #: seconds until the next connection attempt
     reconnect_scheduled = Signal(float)
     #: search id, list[protocol.SearchResult]
-    search_finished = Signal(int, list)
+    search_finished = Signal(int, object)
     #: search id, human message
     search_failed = Signal(int, str)
     #: files total reported by UPDATE_OK
@@ -569,7 +569,8 @@ class IndexClient(QObject):
             self._on_join_ok(message)
         elif isinstance(message, p.SearchOk | p.SourcesOk):
             assert request.search_id is not None
-            self.search_finished.emit(request.search_id, list(message.results))
+            more = isinstance(message, p.SearchOk) and message.more
+            self.search_finished.emit(request.search_id, SearchResults(message.results, more))
         elif isinstance(message, p.UpdateOk):
             self.update_finished.emit(message.files)
 
@@ -618,6 +619,14 @@ class IndexClient(QObject):
         if self._state == ClientState.WAITING:
             return f"Not connected to the index server at {self.server_address} (retrying)"
         return "Not connected to the index server"
+
+
+class SearchResults(list):
+    """A search's results, and whether the server said more matched than it sent."""
+
+    def __init__(self, results: Iterable[p.SearchResult] = (), more: bool = False) -> None:
+        super().__init__(results)
+        self.more = more
 
 
 _REQUEST_OF_REPLY = {

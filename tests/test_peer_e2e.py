@@ -183,9 +183,7 @@ def test_sources_before_join_is_not_joined_and_after_lists_holders(qtbot, index_
     assert result.name == "clip.mp4" and [x.port for x in result.peers] == [a.listen_port]
 
 
-def test_the_server_saying_there_are_more_results_reaches_the_peer(
-    qtbot, index_server, make_peer
-):
+def test_the_server_saying_there_are_more_results_reaches_the_peer(qtbot, index_server, make_peer):
     make_peer("a", {f"aula {i}.mp4": 10 + i for i in range(5)})
     qtbot.waitUntil(lambda: indexed(index_server, "aula 4.mp4") == 1, timeout=10000)
     b = make_peer("b")

@@ -217,6 +217,10 @@ class PeerNode(QObject):
     def search(self, query: str, limit: int = p.DEFAULT_SEARCH_LIMIT) -> int:
         return self.client.search(query, limit)
 
+    def browse(self, address: p.PeerAddress) -> int:
+        """Ask the index for everything one peer shares; answered through search_finished."""
+        return self.client.browse(address)
+
     def download(self, result: p.SearchResult) -> str:
         """Queue a search result with all its peers as sources; returns the transfer id."""
         return self.transfers.add(result.hash, result.size, result.name, list(result.peers))

@@ -84,6 +84,11 @@ class IndexRequests:
         results = self.store.sources(message.hash, message.size, peer.peer_id)
         return p.SourcesOk(id=message.id, results=tuple(results))
 
+    def browse(self, _peer: PeerEntry, message: p.Browse) -> p.BrowseOk:
+        """Everything one online peer shares."""
+        page = self.store.browse(message.host, message.port, message.limit)
+        return p.BrowseOk(id=message.id, results=tuple(page.results), more=page.more)
+
     def update(self, peer: PeerEntry, message: p.Update) -> p.UpdateOk | Job:
         assert peer.peer_id is not None
         store = self.store

@@ -53,9 +53,9 @@ DROP_SLICE = 0.010
 #: of pending connections): the rest wait for the next pass, so a burst never stalls it.
 ACCEPT_BATCH = 30
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
-INDEX_OPS = (p.Join, p.Search, p.Sources, p.Update)
+INDEX_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update)
 #: The requests the index server answers; any other op is BAD_REQUEST.
-SERVER_OPS = (p.Join, p.Search, p.Sources, p.Update, p.Ping, p.Leave)
+SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Ping, p.Leave)
 #: A kicked peer's address is refused for this many seconds.
 KICK_BAN_SECONDS = 600.0
 KICK_REASON = "kicked from the admin window"
@@ -481,6 +481,8 @@ class PeerSession(QObject):
             return requests.search(self.entry, message)
         if isinstance(message, p.Sources):
             return requests.sources(self.entry, message)
+        if isinstance(message, p.Browse):
+            return requests.browse(self.entry, message)
         if isinstance(message, p.Update):
             return requests.update(self.entry, message)
         if isinstance(message, p.Ping):

@@ -861,6 +861,21 @@ class IndexStore:
         addresses = self._addresses_of(holder_ids, [group.key for group in held])
         return [SearchResult(g.name, g.size, g.hash.hex(), tuple(addresses[g.key])) for g in held]
 
+    def browse(self, host: str, port: int, limit: int = 500) -> SearchPage:
+        """Everything the online peer at ``host:port`` shares, by name (at most ``limit``)."""
+        address = PeerAddress(normalize_address(host), port)
+        peer_ids = [pid for pid, known in self._addresses.items() if known == address]
+        if not peer_ids:
+            return SearchPage([], False)
+        rows = self._select_in(
+            "SELECT DISTINCT f.name, f.size, f.hash FROM files AS f WHERE f.peer_id IN ({marks})"
+            " ORDER BY f.name_key, f.name LIMIT ?",
+            peer_ids,
+            after=(limit + 1,),
+        )
+        results = [SearchResult(name, size, hash_.hex(), (address,)) for name, size, hash_ in rows]
+        return SearchPage(results[:limit], len(results) > limit)
+
     def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:
         """For the admin window: like ``search`` but counting every peer; ``""`` lists all.
 

@@ -1071,3 +1071,16 @@ def test_sources_lists_who_holds_a_file_by_hash_and_size(store):
         "10.0.0.1:2"
     }
     assert store.sources("c" * 64) == []
+
+
+def test_browse_lists_everything_one_online_peer_shares(store):
+    join(store, 1, [FileInfo("b.mp4", 2, "d" * 64), FileInfo("A.mp4", 1, "e" * 64)])
+    join(store, 2, [FileInfo("other.mp4", 3, "f" * 64)])
+    page = store.browse("10.0.0.1", 1)
+    assert [(r.name, [str(x) for x in r.peers]) for r in page.results] == [
+        ("A.mp4", ["10.0.0.1:1"]),
+        ("b.mp4", ["10.0.0.1:1"]),
+    ]
+    assert not page.more
+    assert store.browse("10.0.0.1", 1, limit=1).more
+    assert store.browse("10.0.0.9", 1).results == []

@@ -924,3 +924,23 @@ def test_play_without_a_player_shows_the_address_to_copy(qtbot, make_window, tmp
     window.actions["play"].trigger()
     ((_kind, url),) = [a for a in window.prompts.asked if a[0] == "stream_url"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/clip.mp4")
+
+
+def test_browse_a_peer_lists_its_files_and_downloads_from_the_list(qtbot, window, source_peer):
+    model = search(qtbot, window, "movie")
+    (peer,) = model.result_at(0).peers
+    page = window.search_page
+    with qtbot.waitSignal(window.node.search_finished, timeout=5000):
+        page.browse(peer)
+    names = sorted(model.result_at(row).name for row in range(model.rowCount()))
+    assert names == ["lecture one.mp4", "movie.mkv", "song.mp3"]
+    assert page.count_text() == f"3 files shared by {peer}"
+    song = next(
+        model.result_at(r)
+        for r in range(model.rowCount())
+        if r is not None and model.result_at(r).name == "song.mp3"
+    )
+    (transfer_id,) = window.queue_downloads([song])
+    qtbot.waitUntil(
+        lambda: window.node.transfers.get(transfer_id).state is TransferState.DONE, timeout=20000
+    )

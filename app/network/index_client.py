@@ -330,6 +330,19 @@ class IndexClient(QObject):
         )
         return search_id
 
+    def browse(self, address: p.PeerAddress, limit: int = p.MAX_SEARCH_LIMIT) -> int:
+        """List what one peer shares (BROWSE); the answer comes like a search's, with this id."""
+        search_id = self._next_search_id
+        self._next_search_id += 1
+        if self._state != ClientState.JOINED or not self._connected():
+            self._search_failed_later.emit(search_id, self._not_joined_text())
+            return search_id
+        message = p.Browse(
+            id=self._take_request_id(), host=address.host, port=address.port, limit=limit
+        )
+        self._request(message, search_id=search_id)
+        return search_id
+
     def announce(self, add: Sequence[p.FileInfo], remove: Sequence[str]) -> None:
         """Send library changes as UPDATE batches; dropped when not connected (JOIN resends all)."""
         if not self._connected() or self._state not in (ClientState.JOINING, ClientState.JOINED):
@@ -559,7 +572,7 @@ class IndexClient(QObject):
             self._on_server_error(message, request)
         elif isinstance(message, p.Pong | p.LeaveOk):
             pass
-        elif not isinstance(message, p.JoinOk | p.SearchOk | p.SourcesOk | p.UpdateOk):
+        elif not isinstance(message, p.JoinOk | p.SearchOk | p.SourcesOk | p.BrowseOk | p.UpdateOk):
             self._protocol_failure(
                 p.ProtocolError(p.ErrorCode.BAD_REQUEST, f"unexpected {message.OP}")
             )
@@ -567,9 +580,9 @@ class IndexClient(QObject):
             log.warning("Ignoring %s with id %s: no such request waits", message.OP, message.id)
         elif isinstance(message, p.JoinOk):
             self._on_join_ok(message)
-        elif isinstance(message, p.SearchOk | p.SourcesOk):
+        elif isinstance(message, p.SearchOk | p.SourcesOk | p.BrowseOk):
             assert request.search_id is not None
-            more = isinstance(message, p.SearchOk) and message.more
+            more = isinstance(message, p.SearchOk | p.BrowseOk) and message.more
             self.search_finished.emit(request.search_id, SearchResults(message.results, more))
         elif isinstance(message, p.UpdateOk):
             self.update_finished.emit(message.files)
@@ -633,5 +646,6 @@ _REQUEST_OF_REPLY = {
     "JOIN_OK": "JOIN",
     "SEARCH_OK": "SEARCH",
     "SOURCES_OK": "SOURCES",
+    "BROWSE_OK": "BROWSE",
     "UPDATE_OK": "UPDATE",
 }

@@ -420,6 +420,53 @@ class SourcesOk(Message):
 
 
 @dataclass(frozen=True)
+class Browse(Message):
+    """Everything one online peer shares (the index already knows)."""
+
+    OP: ClassVar[str] = "BROWSE"
+    host: str
+    port: int
+    limit: int = MAX_SEARCH_LIMIT
+
+    def body(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "limit": self.limit}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Browse:
+        return cls(
+            id=obj.get("id"),
+            host=_check_str(_require(obj, "host"), "host", 255),
+            port=check_int(_require(obj, "port"), "port", 1, 65535),
+            limit=check_int(obj.get("limit", MAX_SEARCH_LIMIT), "limit", 1, MAX_SEARCH_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class BrowseOk(Message):
+    """The peer's files by name, each RESULT listing that peer; ``more`` as in SEARCH_OK."""
+
+    OP: ClassVar[str] = "BROWSE_OK"
+    results: tuple[SearchResult, ...] = ()
+    more: bool = False
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"results": [r.to_json() for r in self.results]}
+        if self.more:
+            body["more"] = True
+        return body
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> BrowseOk:
+        results = _check_list(_require(obj, "results"), "results")
+        more = obj.get("more", False)
+        if not isinstance(more, bool):
+            raise _bad("more must be true or false", obj.get("id"))
+        return cls(
+            id=obj.get("id"), results=tuple(SearchResult.from_json(r) for r in results), more=more
+        )
+
+
+@dataclass(frozen=True)
 class Update(Message):
     OP: ClassVar[str] = "UPDATE"
     add: tuple[FileInfo, ...] = ()
@@ -604,6 +651,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         SearchOk,
         Sources,
         SourcesOk,
+        Browse,
+        BrowseOk,
         Update,
         UpdateOk,
         Ping,

@@ -488,7 +488,16 @@ class MainWindow(QMainWindow):
         menu.popup(table.viewport().mapToGlobal(position))
 
     def _search_menu(self, position) -> None:
-        self._popup(self.search_page.table, ["download", None, "details", "copy_sources"], position)
+        menu = self._context_menu()
+        for name in ("download", None, "details", "copy_sources"):
+            add_to(menu, self.actions, name)
+        results = self.search_page.selected_results()
+        peers = list(dict.fromkeys(peer for r in results[:1] for peer in r.peers))[:20]
+        if peers:
+            browse = menu.addMenu(self.tr("Browse a Peer's Files"))
+            for peer in peers:
+                browse.addAction(str(peer), lambda peer=peer: self.search_page.browse(peer))
+        menu.popup(self.search_page.table.viewport().mapToGlobal(position))
 
     def _downloads_menu(self, position) -> None:
         self._popup(

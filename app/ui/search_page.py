@@ -126,6 +126,8 @@ class SearchPage(QWidget):
         self._asked_limit = p.DEFAULT_SEARCH_LIMIT  # what the running search asks for
         self._more = False
         self._reconnected = False
+        #: the peer whose shared files are listed (Browse), else None for a search
+        self._browsing: p.PeerAddress | None = None
 
         self.field = QLineEdit(self)
         self.field.setObjectName("search_field")
@@ -205,6 +207,13 @@ class SearchPage(QWidget):
         return self._search_id is not None
 
     def hint_text(self) -> str:
+        if self._browsing is not None:
+            if self.searching:
+                return self.tr("Asking the server what {peer} shares…").format(peer=self._browsing)
+            if not self.model.rowCount():
+                return self.tr("{peer} shares nothing right now, or has left.").format(
+                    peer=self._browsing
+                )
         if self.searching:
             return self.tr("Searching for “{query}”…").format(query=self._query)
         if self._error and not self.model.rowCount():
@@ -261,6 +270,13 @@ class SearchPage(QWidget):
         if not self._query or (self.searching and not self.model.rowCount()):
             return ""
         count = self.model.rowCount()
+        if self._browsing is not None and not self.searching:
+            text = self.tr("{count} files shared by {peer}").format(
+                count=count, peer=self._browsing
+            )
+            if self._more:
+                text += " " + self.tr("(the first {count})").format(count=count)
+            return text
         if self._more:
             if self._limit >= p.MAX_SEARCH_LIMIT:
                 return self.tr(
@@ -284,6 +300,7 @@ class SearchPage(QWidget):
             self._show_state()
             return
         self._query = query
+        self._browsing = None
         self._error = ""
         self._reconnected = False
         self._more = False
@@ -292,9 +309,23 @@ class SearchPage(QWidget):
         self._search_id = self.node.search(query, self._asked_limit)
         self._show_state()
 
+    def browse(self, peer: p.PeerAddress) -> None:
+        """List everything ``peer`` shares (the index knows); download from the list."""
+        self._browsing = peer
+        self._query = str(peer)
+        self._error = ""
+        self._reconnected = False
+        self._more = False
+        self._limit = self._asked_limit = p.MAX_SEARCH_LIMIT
+        self.model.set_results([])
+        self._search_id = self.node.browse(peer)
+        self._show_state()
+
     def show_more(self) -> None:
         """Ask again for more results; the ones shown stay until the answer comes."""
         if not self._query or self.searching or self._limit >= p.MAX_SEARCH_LIMIT:
+            return
+        if self._browsing is not None:
             return
         self._asked_limit = next_limit(self._limit)
         self._error = ""

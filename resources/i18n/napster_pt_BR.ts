@@ -1971,4 +1971,30 @@ Napster P2P
             <translation>Encontrado automaticamente (mpv, VLC, ...)</translation>
         </message>
     </context>
+    <context>
+        <name>MainWindow</name>
+        <message>
+            <source>Browse a Peer&apos;s Files</source>
+            <translation>Ver os arquivos de um peer</translation>
+        </message>
+    </context>
+    <context>
+        <name>SearchPage</name>
+        <message>
+            <source>Asking the server what {peer} shares…</source>
+            <translation>Perguntando ao servidor o que {peer} compartilha…</translation>
+        </message>
+        <message>
+            <source>{peer} shares nothing right now, or has left.</source>
+            <translation>{peer} não compartilha nada agora, ou saiu.</translation>
+        </message>
+        <message>
+            <source>{count} files shared by {peer}</source>
+            <translation>{count} arquivos compartilhados por {peer}</translation>
+        </message>
+        <message>
+            <source>(the first {count})</source>
+            <translation>(os primeiros {count})</translation>
+        </message>
+    </context>
 </TS>

@@ -42,7 +42,13 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
 
 
 class Program:
-    """A napster-peer process with its own profile; output lines are collected."""
+    """A napster-peer process with its own profile; output lines are collected.
+
+    Every program a test starts is stopped when the test ends (``stop_programs``), whatever
+    the test did: none outlives it.
+    """
+
+    running: list[Program] = []
 
     def __init__(self, profile: Path, *args: str, stdin: bool = False) -> None:
         profile.mkdir(parents=True, exist_ok=True)
@@ -65,6 +71,7 @@ class Program:
             text=True,
             env=env,
         )
+        Program.running.append(self)
         self.out: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -237,6 +244,22 @@ class IndexWatcher:
         self._stop.set()
         self._thread.join(10)
         return self.seen
+
+
+@pytest.fixture(autouse=True)
+def stop_programs():
+    """Stop every program the test started (SIGTERM, then SIGKILL)."""
+    yield
+    for program in Program.running:
+        if program.proc.poll() is None:
+            program.proc.terminate()
+    for program in Program.running:
+        try:
+            program.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            program.proc.kill()
+            program.proc.wait(timeout=10)
+    Program.running.clear()
 
 
 @pytest.fixture

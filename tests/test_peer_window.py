@@ -944,3 +944,17 @@ def test_browse_a_peer_lists_its_files_and_downloads_from_the_list(qtbot, window
     qtbot.waitUntil(
         lambda: window.node.transfers.get(transfer_id).state is TransferState.DONE, timeout=20000
     )
+
+
+def test_why_the_server_cannot_be_reached_is_told_in_portuguese(qtbot, make_window):
+    window = make_window()
+    window.set_language("pt_BR")
+    try:
+        window.node.client.connection_problem.emit(
+            "cannot_reach", "10.0.0.9:1099", "Connection refused"
+        )
+        assert window.status._last_problem == (
+            "Não foi possível alcançar o servidor de índice em 10.0.0.9:1099: Connection refused"
+        )
+    finally:
+        window.set_language("en")

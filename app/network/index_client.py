@@ -121,6 +121,9 @@ class IndexClient(QObject):
     joined = Signal(str, int)
     #: one human sentence saying the server went away or could not be reached
     connection_lost = Signal(str)
+    #: the same as a code for the window to put in words: "cannot_reach" (never got there)
+    #: or "connection_lost" (it was connected), the server "host:port", the OS's reason
+    connection_problem = Signal(str, str, str)
     #: seconds until the next connection attempt
     reconnect_scheduled = Signal(float)
     #: search id, list[protocol.SearchResult]
@@ -409,8 +412,12 @@ class IndexClient(QObject):
         if self._socket is None:
             return
         if self._reached:
-            message = f"Lost the connection to {self.server_address}: {reason}"
+            code, message = (
+                "connection_lost",
+                f"Lost the connection to {self.server_address}: {reason}",
+            )
         else:
+            code = "cannot_reach"
             message = f"Cannot reach the index server at {self.server_address}: {reason}"
         log.warning("%s", message)
         failed = self._discard_socket()
@@ -424,6 +431,7 @@ class IndexClient(QObject):
             self._set_state(ClientState.OFFLINE)
         self._fail_searches(failed, "Lost the connection to the index server before it answered")
         self.connection_lost.emit(message)
+        self.connection_problem.emit(code, self.server_address, reason)
         # A slot above may have called stop() or set_server(); then no retry is pending.
         if delay is not None and self._reconnect_timer.isActive():
             log.info("Reconnecting in %.1f s", delay)

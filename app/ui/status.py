@@ -59,7 +59,7 @@ class StatusArea(QObject):
         client = node.client
         client.state_changed.connect(self._on_state_changed)
         client.reconnect_scheduled.connect(self._on_reconnect_scheduled)
-        client.connection_lost.connect(self._on_connection_lost)
+        client.connection_problem.connect(self._on_connection_problem)
         client.joined.connect(lambda *_: self.refresh())
         library = node.library
         library.files_added.connect(self._count_shared_later)
@@ -120,8 +120,13 @@ class StatusArea(QObject):
         self._retry_at = time.monotonic() + delay
         self.refresh()
 
-    def _on_connection_lost(self, message: str) -> None:
-        self._last_problem = message
+    def _on_connection_problem(self, code: str, server: str, reason: str) -> None:
+        """The client's problem code, in the user's language (the tooltip shows it)."""
+        if code == "connection_lost":
+            text = self.tr("Lost the connection to {server}: {reason}")
+        else:
+            text = self.tr("Cannot reach the index server at {server}: {reason}")
+        self._last_problem = text.format(server=server, reason=reason)
         self.refresh()
 
     def _on_hashing_progress(self, done: int, total: int, _name: str) -> None:

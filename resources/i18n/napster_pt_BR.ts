@@ -1997,4 +1997,15 @@ Napster P2P
             <translation>(os primeiros {count})</translation>
         </message>
     </context>
+    <context>
+        <name>StatusArea</name>
+        <message>
+            <source>Lost the connection to {server}: {reason}</source>
+            <translation>A conexão com {server} caiu: {reason}</translation>
+        </message>
+        <message>
+            <source>Cannot reach the index server at {server}: {reason}</source>
+            <translation>Não foi possível alcançar o servidor de índice em {server}: {reason}</translation>
+        </message>
+    </context>
 </TS>

@@ -144,6 +144,13 @@ def window(make_window, source_peer):
     return make_window()
 
 
+def only_these_sources(window: MainWindow) -> None:
+    """Keep a download on the sources it was given: the peer otherwise asks the index who
+    else holds the file (SOURCES) as it starts, and the honest source would finish it at once
+    (these tests need a download that keeps running)."""
+    window.node.transfers.transfer_added.disconnect(window.node._on_transfer_added)
+
+
 def indexed(server: IndexServer, name: str) -> int:
     """How many online peers the index lists for a file name."""
     return sum(len(r.peers) for r in server.store.search(name, 10) if r.name == name)
@@ -298,6 +305,7 @@ def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
     original = source_peer.config.share_dir / "movie.mkv"
     # A first source that sends one piece and then stalls keeps the download running.
     stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    only_these_sources(window)
     try:
         with_stalling_source = p.SearchResult(
             result.name, result.size, result.hash, (stalling.address,)
@@ -350,6 +358,7 @@ def test_quit_clicked_during_a_download_stops_its_pump_and_saves(qtbot, window, 
     result = model.result_at(0)
     original = source_peer.config.share_dir / "movie.mkv"
     stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    only_these_sources(window)
     try:
         slow = p.SearchResult(result.name, result.size, result.hash, (stalling.address,))
         (transfer_id,) = window.queue_downloads([slow])
@@ -873,6 +882,7 @@ def test_play_opens_the_download_in_the_player_while_it_downloads(
     result = model.result_at(0)
     original = source_peer.config.share_dir / "movie.mkv"
     stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
+    only_these_sources(window)
     try:
         slow = p.SearchResult(result.name, result.size, result.hash, (stalling.address,))
         (transfer_id,) = window.queue_downloads([slow])

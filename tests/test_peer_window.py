@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -299,61 +299,18 @@ def test_a_full_page_of_results_offers_to_show_more(qtbot, make_window, index_se
         sharer.stop()
 
 
-def test_pause_and_resume_a_running_download(qtbot, window, source_peer):
-    model = search(qtbot, window, "movie")
-    result = model.result_at(0)
-    original = source_peer.config.share_dir / "movie.mkv"
-    # A first source that sends one piece and then stalls keeps the download running.
-    stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
-    only_these_sources(window)
-    try:
-        with_stalling_source = p.SearchResult(
-            result.name, result.size, result.hash, (stalling.address,)
-        )
-        (transfer_id,) = window.queue_downloads([with_stalling_source])
-        transfers = window.node.transfers
-        qtbot.waitUntil(
-            lambda: (
-                transfers.get(transfer_id).state is TransferState.DOWNLOADING
-                and transfers.get(transfer_id).current_source == str(stalling.address)
-            ),
-            timeout=10000,
-        )
-        assert state_of(window, transfer_id) == "Downloading"
-        part = transfers.get(transfer_id).part_path
-        assert part.exists()
-
-        # Closing now asks first; saying no keeps everything running.
-        window.prompts.quit_answer = False
-        window.close()
-        assert window.isVisible()
-        assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
-        assert window.node.client.state == "joined"
-
-        window.show_page(window.transfers_page)
-        window.transfers_page.select_transfer(transfer_id)
-        assert window.actions["pause"].isEnabled()
-        assert not window.actions["resume"].isEnabled()
-        window.actions["pause"].trigger()
-        assert state_of(window, transfer_id) == "Paused"
-        assert window.actions["resume"].isEnabled()
-        assert not window.actions["pause"].isEnabled()
-        qtbot.waitUntil(lambda: not transfers._pumps, timeout=5000)
-        assert part.exists()
-        assert not (window.node.config.download_dir / "movie.mkv").exists()
-    finally:
-        stalling.close()
-
-    transfers.add_sources(result.hash, result.size, list(result.peers))  # a search finds more
-    window.actions["resume"].trigger()
-    qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
-    assert (window.node.config.download_dir / "movie.mkv").read_bytes() == original.read_bytes()
-    assert not part.exists()
+@dataclass
+class StalledDownload:
+    result: p.SearchResult  # the movie as the search found it (the honest peer)
+    original: Path
+    stalling: FakeSource  # sends one piece, then nothing
+    transfer_id: str
 
 
-def test_quit_clicked_during_a_download_stops_its_pump_and_saves(qtbot, window, source_peer):
-    """The finding: Quit during a download ended in SIGABRT ("QThread: Destroyed while
-    thread 'pump ...' is still running")."""
+@pytest.fixture
+def stalled_download(qtbot, window, source_peer):
+    """A download of the movie that keeps running: its only source sends one piece and
+    stalls (and the peer asks nobody else, see only_these_sources)."""
     model = search(qtbot, window, "movie")
     result = model.result_at(0)
     original = source_peer.config.share_dir / "movie.mkv"
@@ -366,18 +323,62 @@ def test_quit_clicked_during_a_download_stops_its_pump_and_saves(qtbot, window, 
         qtbot.waitUntil(
             lambda: transfers.get(transfer_id).state is TransferState.DOWNLOADING, timeout=10000
         )
-        pumps = list(transfers._pumps.values())
-        assert pumps and pumps[0].is_running()
-        window.prompts.quit_answer = True
-        window.actions["quit"].trigger()  # what the menu item and Ctrl+Q do
-        assert not window.isVisible()
-        assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
-        assert not pumps[0].is_running()  # stopped and waited for, before anything goes
-        assert transfers.get(transfer_id).state is TransferState.QUEUED
-        state = transfers.get(transfer_id).part_path.with_suffix(".part.napster-state")
-        assert state.exists()
+        yield StalledDownload(result, original, stalling, transfer_id)
     finally:
         stalling.close()
+
+
+def test_pause_and_resume_a_running_download(qtbot, window, stalled_download):
+    transfer_id, stalling = stalled_download.transfer_id, stalled_download.stalling
+    result, original = stalled_download.result, stalled_download.original
+    transfers = window.node.transfers
+    assert transfers.get(transfer_id).current_source == str(stalling.address)
+    assert state_of(window, transfer_id) == "Downloading"
+    part = transfers.get(transfer_id).part_path
+    assert part.exists()
+
+    # Closing now asks first; saying no keeps everything running.
+    window.prompts.quit_answer = False
+    window.close()
+    assert window.isVisible()
+    assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
+    assert window.node.client.state == "joined"
+
+    window.show_page(window.transfers_page)
+    window.transfers_page.select_transfer(transfer_id)
+    assert window.actions["pause"].isEnabled()
+    assert not window.actions["resume"].isEnabled()
+    window.actions["pause"].trigger()
+    assert state_of(window, transfer_id) == "Paused"
+    assert window.actions["resume"].isEnabled()
+    assert not window.actions["pause"].isEnabled()
+    qtbot.waitUntil(lambda: not transfers._pumps, timeout=5000)
+    assert part.exists()
+    assert not (window.node.config.download_dir / "movie.mkv").exists()
+    stalling.close()
+
+    transfers.add_sources(result.hash, result.size, list(result.peers))  # a search finds more
+    window.actions["resume"].trigger()
+    qtbot.waitUntil(lambda: state_of(window, transfer_id) == "Done", timeout=20000)
+    assert (window.node.config.download_dir / "movie.mkv").read_bytes() == original.read_bytes()
+    assert not part.exists()
+
+
+def test_quit_clicked_during_a_download_stops_its_pump_and_saves(qtbot, window, stalled_download):
+    """The finding: Quit during a download ended in SIGABRT ("QThread: Destroyed while
+    thread 'pump ...' is still running")."""
+    transfer_id = stalled_download.transfer_id
+    transfers = window.node.transfers
+    pumps = list(transfers._pumps.values())
+    assert pumps and pumps[0].is_running()
+    window.prompts.quit_answer = True
+    window.actions["quit"].trigger()  # what the menu item and Ctrl+Q do
+    assert not window.isVisible()
+    assert window.prompts.asked[-1] == ("quit", 1, 0, 0)
+    assert not pumps[0].is_running()  # stopped and waited for, before anything goes
+    assert transfers.get(transfer_id).state is TransferState.QUEUED
+    state = transfers.get(transfer_id).part_path.with_suffix(".part.napster-state")
+    assert state.exists()
 
 
 def test_cancel_asks_first_and_quitting_leaves_the_index(qtbot, window, index_server, tmp_path):
@@ -873,52 +874,40 @@ def test_download_problems_are_told_in_portuguese(qapp, isolated_home):
 
 
 def test_play_opens_the_download_in_the_player_while_it_downloads(
-    qtbot, window, source_peer, monkeypatch
+    qtbot, window, stalled_download, monkeypatch
 ):
     import http.client
     import threading
 
-    model = search(qtbot, window, "movie")
-    result = model.result_at(0)
-    original = source_peer.config.share_dir / "movie.mkv"
-    stalling = FakeSource(original, hash_file(original), "movie.mkv", stall_after=PIECE + 1000)
-    only_these_sources(window)
-    try:
-        slow = p.SearchResult(result.name, result.size, result.hash, (stalling.address,))
-        (transfer_id,) = window.queue_downloads([slow])
-        transfers = window.node.transfers
-        qtbot.waitUntil(
-            lambda: transfers.get(transfer_id).state is TransferState.DOWNLOADING, timeout=10000
-        )
-        launched = []
-        window.launch_player = lambda command, url: launched.append((command, url)) or True
-        window.settings.player = "mpv --force-window"  # the user's choice in Settings
-        chosen = []
-        monkeypatch.setattr(
-            "app.ui.main_window.player_command",
-            lambda setting: chosen.append(setting) or ["/usr/bin/mpv", "--force-window"],
-        )
-        window.show_page(window.transfers_page)
-        window.transfers_page.select_transfer(transfer_id)
-        assert window.actions["play"].isEnabled()
-        window.actions["play"].trigger()
-        ((command, url),) = launched
-        assert chosen == ["mpv --force-window"] and command[1:] == ["--force-window"]
-        assert url.startswith("http://127.0.0.1:") and url.endswith("/movie.mkv")
-        got = {}
+    transfer_id = stalled_download.transfer_id
+    launched = []
+    window.launch_player = lambda command, url: launched.append((command, url)) or True
+    window.settings.player = "mpv --force-window"  # the user's choice in Settings
+    chosen = []
+    monkeypatch.setattr(
+        "app.ui.main_window.player_command",
+        lambda setting: chosen.append(setting) or ["/usr/bin/mpv", "--force-window"],
+    )
+    window.show_page(window.transfers_page)
+    window.transfers_page.select_transfer(transfer_id)
+    assert window.actions["play"].isEnabled()
+    window.actions["play"].trigger()
+    ((command, url),) = launched
+    assert chosen == ["mpv --force-window"] and command[1:] == ["--force-window"]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/movie.mkv")
+    got = {}
 
-        def read_start():
-            host_port = url.split("/")[2]
-            conn = http.client.HTTPConnection(*host_port.split(":"), timeout=20)
-            conn.request("GET", url.split(host_port, 1)[1], headers={"Range": "bytes=0-999"})
-            got["body"] = conn.getresponse().read()
+    def read_start():
+        host_port = url.split("/")[2]
+        conn = http.client.HTTPConnection(*host_port.split(":"), timeout=20)
+        conn.request("GET", url.split(host_port, 1)[1], headers={"Range": "bytes=0-999"})
+        got["body"] = conn.getresponse().read()
 
-        reader = threading.Thread(target=read_start, daemon=True)
-        reader.start()
-        qtbot.waitUntil(lambda: not reader.is_alive(), timeout=20000)
-        assert got["body"] == original.read_bytes()[:1000]  # the piece that did arrive
-    finally:
-        stalling.close()
+    reader = threading.Thread(target=read_start, daemon=True)
+    reader.start()
+    qtbot.waitUntil(lambda: not reader.is_alive(), timeout=20000)
+    # The piece that did arrive; the Transfers row says a stream reads it.
+    assert got["body"] == stalled_download.original.read_bytes()[:1000]
 
 
 def test_play_without_a_player_shows_the_address_to_copy(qtbot, make_window, tmp_path):

@@ -442,28 +442,10 @@ class Browse(Message):
 
 
 @dataclass(frozen=True)
-class BrowseOk(Message):
+class BrowseOk(SearchOk):
     """The peer's files by name, each RESULT listing that peer; ``more`` as in SEARCH_OK."""
 
     OP: ClassVar[str] = "BROWSE_OK"
-    results: tuple[SearchResult, ...] = ()
-    more: bool = False
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"results": [r.to_json() for r in self.results]}
-        if self.more:
-            body["more"] = True
-        return body
-
-    @classmethod
-    def parse(cls, obj: dict[str, Any]) -> BrowseOk:
-        results = _check_list(_require(obj, "results"), "results")
-        more = obj.get("more", False)
-        if not isinstance(more, bool):
-            raise _bad("more must be true or false", obj.get("id"))
-        return cls(
-            id=obj.get("id"), results=tuple(SearchResult.from_json(r) for r in results), more=more
-        )
 
 
 @dataclass(frozen=True)

@@ -366,6 +366,8 @@ class PieceDownloader:
             if not force and elapsed < PROGRESS_INTERVAL:
                 return
             samples = self._samples
+            if samples and samples[0][1] == samples[-1][1] == self.done_bytes:
+                samples.clear()  # nothing arrived yet (connecting): not part of the speed
             samples.append((now, self.done_bytes))
             while samples and samples[0][0] < now - SPEED_WINDOW:
                 samples.popleft()

@@ -454,8 +454,6 @@ class TransferManager(QObject):
         pump.setParent(None)  # its thread has ended (FilePump.done): safe to let go
         pump.deleteLater()
         transfer = self._transfers.get(transfer_id)
-        if transfer is not None:
-            transfer.source_stats = []
         if transfer is not None and transfer.state.is_active:
             # Stopped without pause or cancel: run again later.
             transfer.state = TransferState.QUEUED

@@ -181,6 +181,7 @@ class Swarm:
                     break
                 self._drop_slow()
                 self._report_details()
+                engine._report()  # a piece's progress skipped as too soon is told now
                 with self.lock:
                     self.lock.wait(TICK)
         finally:

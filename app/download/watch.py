@@ -92,6 +92,10 @@ class PieceWatch:
             tail = max(1, round(self.count * TAIL_SHARE))
             wanted.extend([first, 0, *range(self.count - tail, self.count)])
             wanted.extend(range(first + 1, min(self.count, first + window)))
+        if not readers and self.count:
+            # No stream yet: the first and the last piece first, the rest in order (what a
+            # player reads before anything else), so Play starts at once when pressed.
+            wanted = [0, self.count - 1]
         seen: set[int] = set()
         return [i for i in wanted if not verified[i] and not (i in seen or seen.add(i))]
 

@@ -84,13 +84,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=500)
     parser.add_argument("--sources", type=int, default=1)
     parser.add_argument("--decode-seconds", type=float, default=60)
+    parser.add_argument(
+        "--faststart", action="store_true", help="the video's index at its start, not its end"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         root = Path(tmp)
         share = root / "share"
         share.mkdir()
         video = share / "long lecture.mp4"
-        make_video(video, args.seconds)
+        make_video(video, args.seconds, args.faststart)
         size = video.stat().st_size
         bitrate = size / args.seconds
         cap = int(bitrate * 1.5 / args.sources)
@@ -107,7 +110,11 @@ def main() -> int:
         first = first_frame_seconds(url)
         stalls, stalled = realtime_stalls(url, args.decode_seconds)
         seek = seek_seconds(url, size)
-        print(f"video {size / 1e9:.2f} GB, {bitrate * 8 / 1e6:.1f} Mbit/s, {args.seconds} s")
+        index = "at the start" if args.faststart else "at the end"
+        print(
+            f"video {size / 1e9:.2f} GB, {bitrate * 8 / 1e6:.1f} Mbit/s, {args.seconds} s,"
+            f" its index {index}"
+        )
         print(f"{args.sources} source(s), {cap * args.sources / 1e6:.2f} MB/s in all (1.5x)")
         print(f"first decoded frame after Play: {first:.2f} s (target <= 1.5 s)")
         print(

@@ -14,13 +14,15 @@ from tests.system.conftest import Program, Sharer, get_args
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def make_video(path, seconds: int = 12) -> None:
-    """An H.264 MP4 of about 2 MB a second, its index at the end (as most files have it)."""
+def make_video(path, seconds: int = 12, faststart: bool = False) -> None:
+    """An H.264 MP4 of about 2 MB a second, its index at the end (as most files have it),
+    or at the start with ``faststart``."""
     subprocess.run(
         [
             FFMPEG, "-v", "error", "-y", "-f", "lavfi",
             "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "16M", "-pix_fmt", "yuv420p",
+            *(["-movflags", "+faststart"] if faststart else []),
             str(path),
         ],
         check=True,

@@ -182,3 +182,23 @@ def test_the_player_is_the_one_chosen_or_the_first_usual_one_found(tmp_path, mon
     installed.clear()
     monkeypatch.setattr(player.sys, "platform", "linux")
     assert player.player_command("") is None
+
+
+def test_what_a_stream_needs_comes_first():
+    from app.download.watch import PieceWatch
+    from app.network import protocol as p
+
+    # 10 whole pieces and a short last one: the index of a video sits in the last two.
+    watch = PieceWatch("a" * 64, 10 * PIECE + 100)
+    assert watch.priority() == [0, 10, 9]  # before Play: the start and the very end
+    reader = watch.open_reader(5 * PIECE + 7)
+    assert watch.priority()[:4] == [5, 0, 10, 9]  # what it reads, then start and end
+    assert watch.priority()[4:] == [6, 7, 8]  # then the window ahead (at least 4 pieces)
+    watch.piece_verified(5)
+    watch.move_reader(reader, 6 * PIECE)  # a seek (or reading on) moves the window
+    assert watch.priority()[0] == 6 and 5 not in watch.priority()
+    watch.set_rate(p.PIECE_SIZE)  # a piece a second: 20 s of rate, capped by the file
+    assert sorted(watch.priority()) == [0, 6, 7, 8, 9, 10]
+    assert watch.stream_lead() == 0
+    watch.close_reader(reader)
+    assert watch.stream_lead() is None

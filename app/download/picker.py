@@ -64,17 +64,21 @@ class PiecePicker:
         source: Hashable,
         endgame: bool = True,
         worth_copying: Callable[[int], bool] | None = None,
+        urgent: bool = True,
+        help_late: bool = True,
     ) -> int | None:
         """The piece ``source`` should ask for next, or None when it has nothing to do.
 
         In the endgame only pieces ``worth_copying`` says yes to are copied (the swarm knows
-        who is faster).
+        who is faster). Without ``urgent`` the priority pieces are left to others (a source
+        whose pipeline is already busy would only deliver them late); ``help_late`` copies
+        a priority piece another source is late with (only worth it while a stream waits).
         """
-        for index in self._priority:
+        for index in self._priority if urgent else ():
             if not self._done[index] and index not in self._in_flight:
                 return self._assign(index, source)
         # A stream's piece another source is late with: help (the streaming endgame).
-        for index in self._priority:
+        for index in self._priority if urgent and help_late else ():
             who = self._in_flight.get(index)
             if (
                 who is not None
@@ -88,9 +92,10 @@ class PiecePicker:
             self._done[self._missing[self._next]] or self._missing[self._next] in self._in_flight
         ):
             self._next += 1
+        later = set() if urgent else set(self._priority)
         for position in range(self._next, len(self._missing)):
             index = self._missing[position]
-            if index not in self._in_flight:
+            if index not in self._in_flight and index not in later:
                 return self._assign(index, source)
         if not endgame:
             return None

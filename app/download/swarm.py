@@ -144,8 +144,9 @@ class _Worker:
                 conn.read_exact(piece)
                 pipeline.pop(0)
                 now = time.monotonic()
-                instant = length / max(now - last, 1e-6)
-                self.rate = instant if not self.rate else 0.7 * self.rate + 0.3 * instant
+                if length >= p.PIECE_SIZE // 4:  # a tiny last piece says nothing of the rate
+                    instant = length / max(now - last, 1e-6)
+                    self.rate = instant if not self.rate else 0.7 * self.rate + 0.3 * instant
                 last = now
                 if not swarm.deliver(self, index, offset, piece):
                     return  # only copies others already delivered were left: cancelled
@@ -251,12 +252,19 @@ class Swarm:
             if watch is not None and watch.version != self._watch_version:
                 self._watch_version = watch.version
                 self.picker.set_priority(watch.priority())
+            alone = len(self._live()) <= 1
+            streaming = watch is not None and watch.readers() > 0
             chosen = []
             while in_pipeline + len(chosen) < worker.depth():
+                idle = in_pipeline + len(chosen) == 0
                 index = self.picker.next_for(
                     worker.address,
-                    endgame=in_pipeline + len(chosen) == 0,
+                    endgame=idle,
                     worth_copying=lambda piece: self._worth_copying(worker, piece),
+                    # The urgent pieces (first, last, a stream's) each go to a source with
+                    # nothing queued, so they come in parallel, not one behind another.
+                    urgent=idle or alone,
+                    help_late=streaming,
                 )
                 if index is None:
                     break

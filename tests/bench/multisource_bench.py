@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.network.rate_limit import parse_rate  # noqa: E402
 from tests.bench.transfer_bench import make_source  # noqa: E402
-from tests.system.conftest import Program, Sharer, get_args  # noqa: E402
+from tests.system.conftest import Program, Sharer, get_args, wait_for_holders  # noqa: E402
 from tests.test_server_cli import ServerProcess  # noqa: E402
 
 
@@ -45,6 +45,7 @@ def one_run(root: Path, server: ServerProcess, source: Path, rates: list[int]) -
         Sharer(root / f"sharer-{len(rates)}-{i}", server.port, share, str(rate))
         for i, rate in enumerate(rates)
     ]
+    wait_for_holders(server.port, source.name, len(sharers))
     downloads = root / f"downloads-{len(rates)}-{sum(rates)}"
     run = Program(
         root / f"downloader-{len(rates)}-{sum(rates)}",

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.system.conftest import Program, Sharer, get_args  # noqa: E402
+from tests.system.conftest import Program, Sharer, get_args, wait_for_holders  # noqa: E402
 from tests.system.test_streaming import FFMPEG, make_video  # noqa: E402
 from tests.test_server_cli import ServerProcess  # noqa: E402
 
@@ -107,6 +107,7 @@ def main() -> int:
         sharers = [
             Sharer(root / f"sharer{i}", server.port, share, str(cap)) for i in range(args.sources)
         ]
+        wait_for_holders(server.port, video.name, len(sharers))
         get = Program(
             root / "viewer",
             *get_args(server.port, video.name, root / "downloads", root / "state", "--play"),

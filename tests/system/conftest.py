@@ -208,6 +208,23 @@ def search_index(port: int, query: str) -> list[str]:
         return [result["name"] for result in json.loads(reader.readline()).get("results", [])]
 
 
+def holders(port: int, name: str) -> int:
+    """How many peers the index lists for the file called exactly ``name``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(join_line(sock))
+        reader.readline()
+        message = {"op": "SEARCH", "id": 2, "query": name[:256], "limit": 500}
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        results = json.loads(reader.readline()).get("results", [])
+    return max((len(r["peers"]) for r in results if r["name"] == name), default=0)
+
+
+def wait_for_holders(port: int, name: str, count: int, timeout: float = 600) -> None:
+    """Until ``count`` peers have announced ``name`` (each hashes it first)."""
+    wait_until(lambda: holders(port, name) >= count, timeout, f"{count} holders of {name}")
+
+
 class IndexWatcher:
     """A plain-socket client that keeps searching the index for names that must never be
     there (unfinished data), for as long as the test runs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.system.conftest import PIECE, Program, Sharer, get_args
+from tests.system.conftest import PIECE, Program, Sharer, get_args, wait_for_holders
 from tests.test_transfer import make_file
 
 RATE = 6_000_000  # each sharer's --max-upload-rate
@@ -19,6 +19,7 @@ def test_three_capped_peers_each_send_pieces_and_the_download_beats_any_one_of_t
     sharers = [
         Sharer(tmp_path / f"sharer{i}", index_server.port, share, str(RATE)) for i in range(3)
     ]
+    wait_for_holders(index_server.port, source.name, len(sharers))
     downloads = tmp_path / "downloads"
     started = time.monotonic()
     run = Program(

@@ -167,6 +167,13 @@ class PieceDownloader:
 
     # ------------------------------------------------------------- public
 
+    def detach_callbacks(self) -> None:
+        """Forget every callback (the pump's signals) once the run is over."""
+        self._on_progress = lambda done, total, speed, received: None
+        self._on_phase = lambda phase, detail: None
+        self._on_bad_source = lambda source, reason: None
+        self._on_details = lambda states, sources, known: None
+
     def run(self) -> Path:
         """Download, verify and finalize; return the final path.
 

@@ -50,23 +50,36 @@ class QueueWriter:
         self._lock = threading.Condition()
         self._pending: str | None = None
         self._busy = False
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="queue writer", daemon=True)
         self._thread.start()
 
     def write(self, text: str) -> None:
         with self._lock:
-            self._pending = text
-            self._lock.notify_all()
+            if not self._closing:
+                self._pending = text
+                self._lock.notify_all()
+                return
+        self._write(text)  # after close (a download that finished as the app quit): at once
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything handed over is on disk."""
         with self._lock:
             self._lock.wait_for(lambda: self._pending is None and not self._busy, timeout)
 
+    def close(self) -> None:
+        """Write what is pending, then end the thread."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(10)
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._pending is not None)
+                self._lock.wait_for(lambda: self._pending is not None or self._closing)
+                if self._pending is None:
+                    return
                 text, self._pending = self._pending, None
                 self._busy = True
             try:
@@ -320,6 +333,7 @@ class TransferManager(QObject):
                 transfer.speed = 0.0
         self._pumps.clear()
         self._save(wait=True)
+        self._writer.close()
         return all_stopped
 
     # ------------------------------------------------------------ running

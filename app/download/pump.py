@@ -62,6 +62,11 @@ class _PumpWorker(QObject):
             self.failed.emit(DownloadFailed(Problem.UNEXPECTED, error=str(exc)))
         else:
             self.finished.emit(str(final), self.downloader.digest)
+        finally:
+            # The engine's callbacks are this object's signals: drop them, so no reference
+            # cycle is left for the garbage collector to free (on whatever thread it runs,
+            # where destroying a QObject crashes).
+            self.downloader.detach_callbacks()
 
 
 class FilePump(QObject):

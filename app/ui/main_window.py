@@ -56,6 +56,7 @@ from app.ui.shared_page import SharedPage
 from app.ui.status import StatusArea
 from app.ui.transfers_page import TransfersPage
 from app.ui.window_actions import (
+    DOWNLOAD_COMMANDS,
     add_to,
     make_actions,
     make_menus_and_toolbar,
@@ -500,22 +501,7 @@ class MainWindow(QMainWindow):
         menu.popup(self.search_page.table.viewport().mapToGlobal(position))
 
     def _downloads_menu(self, position) -> None:
-        self._popup(
-            self.transfers_page.downloads_table,
-            [
-                "pause",
-                "resume",
-                "retry",
-                "cancel",
-                None,
-                "play",
-                "open_file",
-                "show_in_folder",
-                None,
-                "clear_finished",
-            ],
-            position,
-        )
+        self._popup(self.transfers_page.downloads_table, list(DOWNLOAD_COMMANDS), position)
 
     def _uploads_menu(self, position) -> None:
         menu = self._context_menu()

@@ -16,6 +16,20 @@ if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
 
 SP = QStyle.StandardPixmap
+#: The commands on the selected downloads, as the Transfers menu and the downloads' context
+#: menu list them (None: a separator).
+DOWNLOAD_COMMANDS = (
+    "pause",
+    "resume",
+    "retry",
+    "cancel",
+    None,
+    "play",
+    "open_file",
+    "show_in_folder",
+    None,
+    "clear_finished",
+)
 
 
 def make_actions(window: MainWindow) -> dict[str, QAction]:
@@ -82,23 +96,7 @@ def make_menus_and_toolbar(window: MainWindow) -> None:
     for name in ("page_search", "page_transfers", "page_shared", None, "find"):
         add_to(window.view_menu, window.actions, name)
     window.transfers_menu = bar.addMenu("")
-    for name in (
-        "download",
-        "details",
-        None,
-        "pause",
-        "resume",
-        "retry",
-        "cancel",
-        None,
-        "play",
-        "open_file",
-        "show_in_folder",
-        None,
-        "clear_finished",
-        None,
-        "alt_limits",
-    ):
+    for name in ("download", "details", None, *DOWNLOAD_COMMANDS, None, "alt_limits"):
         add_to(window.transfers_menu, window.actions, name)
     window.help_menu = bar.addMenu("")
     window.help_menu.addAction(a["about"])

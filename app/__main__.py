@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_headless(args: argparse.Namespace) -> int:
     from app.config import config_from_args
-    from app.download.problems import describe
+    from app.download.problems import describe_folder_problem
     from app.peer import PeerNode
     from app.quit_signals import QuitOnSignals
 
@@ -101,7 +101,7 @@ def run_headless(args: argparse.Namespace) -> int:
     node = PeerNode(config_from_args(args))
     for problem, folder, error in node.folder_problems():
         print(
-            f"napster-peer: {describe(problem, {'folder': str(folder), 'error': error})}",
+            f"napster-peer: {describe_folder_problem(problem, folder, error)}",
             file=sys.stderr,
             flush=True,
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QObject, Signal
 
 from app.config import PeerConfig, parse_host_port
+from app.download.problems import describe_folder_problem
 from app.download.transfer import Transfer, TransferState
 from app.network import protocol as p
 from app.peer import PeerNode
@@ -180,9 +181,7 @@ class ConsoleMenu(QObject):
         node.transfers.transfer_finished.connect(self._on_downloaded)
         node.transfers.transfer_changed.connect(self._on_transfer_changed)
         for problem, folder, error in node.folder_problems():
-            from app.download.problems import describe
-
-            self.say(describe(problem, {"folder": str(folder), "error": error}))
+            self.say(describe_folder_problem(problem, folder, error))
         try:
             port = node.uploads.start(self.config.listen_host, self.config.listen_port)
         except OSError as exc:

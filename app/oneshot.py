@@ -15,6 +15,7 @@ from typing import TextIO
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
+from app.download.problems import describe_folder_problem
 from app.download.transfer import Transfer, TransferState
 from app.network import protocol as p
 from app.peer import PeerConfig, PeerNode
@@ -207,7 +208,7 @@ def run_get(config: PeerConfig, query: str, play: bool = False) -> int:
     node = PeerNode(config)
     problems = node.folder_problems()
     for problem, folder, error in problems:
-        print(f"napster-peer: {describe_folder(problem, folder, error)}", file=sys.stderr)
+        print(f"napster-peer: {describe_folder_problem(problem, folder, error)}", file=sys.stderr)
     if problems:
         return EXIT_FAILED
     try:
@@ -233,9 +234,3 @@ def run_get(config: PeerConfig, query: str, play: bool = False) -> int:
     if stopped_by_signal:
         print("napster-peer: stopped; the same command resumes the download", file=sys.stderr)
     return code
-
-
-def describe_folder(problem, folder, error: str) -> str:
-    from app.download.problems import describe
-
-    return describe(problem, {"folder": str(folder), "error": error})

@@ -200,9 +200,9 @@ class PeerNode(QObject):
         found = []
         share = self.config.share_dir
         if not share.is_dir():
-            found.append((Problem.FOLDER_MISSING, share, ""))
+            found.append((Problem.SHARE_MISSING, share, ""))
         elif not os.access(share, os.R_OK | os.X_OK):
-            found.append((Problem.FOLDER_NOT_WRITABLE, share, "cannot be read"))
+            found.append((Problem.SHARE_UNREADABLE, share, ""))
         problem = writable_folder_problem(self.config.download_dir)
         if problem is not None:
             found.append((problem[0], self.config.download_dir, problem[1]))

@@ -231,3 +231,25 @@ def test_a_false_size_is_another_file_that_fails_alone(qtbot, setup):
     assert (downloads / "real.mp4").read_bytes() == shared.path.read_bytes()
     with qtbot.waitSignal(transfers.transfer_removed, timeout=5000):
         transfers.cancel(lie, delete_partial=True)  # and the lie can always be cancelled
+
+
+def test_a_shared_folder_that_cannot_exist_is_told_as_the_shared_folder(qtbot, tmp_path):
+    from app.config import PeerConfig
+    from app.download.problems import describe_folder_problem
+    from app.peer import PeerNode
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    config = PeerConfig(
+        share_dir=blocker / "share",  # cannot be made: its parent is a file
+        download_dir=tmp_path / "downloads",
+        listen_port=0,
+        data_dir=tmp_path / "data",
+    )
+    node = PeerNode(config)
+    try:
+        ((problem, folder, error),) = node.folder_problems()
+        assert problem is Problem.SHARE_MISSING and folder == blocker / "share"
+        assert describe_folder_problem(problem, folder, error).startswith("The shared folder")
+    finally:
+        node.stop()

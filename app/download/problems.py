@@ -32,6 +32,8 @@ class Problem(str, Enum):
     WRITE_FAILED = "write_failed"
     NO_FREE_NAME = "no_free_name"
     UNEXPECTED = "unexpected"
+    SHARE_MISSING = "share_missing"
+    SHARE_UNREADABLE = "share_unreadable"
 
     @property
     def is_folder_problem(self) -> bool:
@@ -71,6 +73,12 @@ _SENTENCES = {
     Problem.WRITE_FAILED: "Cannot write the file: {error}.",
     Problem.NO_FREE_NAME: "Could not find a free name for the finished file.",
     Problem.UNEXPECTED: "Unexpected error: {error}",
+    Problem.SHARE_MISSING: (
+        "The shared folder {folder} does not exist. Create it or choose another one in Settings."
+    ),
+    Problem.SHARE_UNREADABLE: (
+        "The shared folder {folder} cannot be read: other peers get nothing from it."
+    ),
 }
 
 
@@ -84,6 +92,11 @@ def describe(problem: Problem, params: dict[str, Any] | None = None) -> str:
         return _SENTENCES[problem].format(**values)
     except (KeyError, IndexError):
         return _SENTENCES[problem]
+
+
+def describe_folder_problem(problem: Problem, folder: Path, error: str = "") -> str:
+    """The English sentence for a configured folder that cannot be used."""
+    return describe(problem, {"folder": str(folder), "error": error})
 
 
 def folder_problem(exc: OSError) -> Problem:

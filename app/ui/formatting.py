@@ -104,6 +104,15 @@ def problem_text(code: str, params: dict, fallback: str = "") -> str:
         "write_failed": translate("Problems", "Cannot write the file: {error}."),
         "no_free_name": translate("Problems", "Could not find a free name for the finished file."),
         "unexpected": translate("Problems", "Unexpected error: {error}"),
+        "share_missing": translate(
+            "Problems",
+            "The shared folder {folder} does not exist. Create it or choose another one in "
+            "Settings.",
+        ),
+        "share_unreadable": translate(
+            "Problems",
+            "The shared folder {folder} cannot be read: other peers get nothing from it.",
+        ),
     }
     text = texts.get(code)
     if text is None:

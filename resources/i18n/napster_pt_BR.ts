@@ -2008,4 +2008,15 @@ Napster P2P
             <translation>Não foi possível alcançar o servidor de índice em {server}: {reason}</translation>
         </message>
     </context>
+    <context>
+        <name>Problems</name>
+        <message>
+            <source>The shared folder {folder} does not exist. Create it or choose another one in Settings.</source>
+            <translation>A pasta compartilhada {folder} não existe. Crie-a ou escolha outra em Configurações.</translation>
+        </message>
+        <message>
+            <source>The shared folder {folder} cannot be read: other peers get nothing from it.</source>
+            <translation>A pasta compartilhada {folder} não pode ser lida: os outros peers não recebem nada dela.</translation>
+        </message>
+    </context>
 </TS>

@@ -32,7 +32,7 @@ from app.ui.search_page import has_more, next_limit
 from server_app.index_server import IndexServer
 from server_app.index_store import IndexStore
 from tests.fake_source import FakeSource
-from tests.test_transfer import PIECE, make_file
+from tests.test_transfer import PIECE, in_thread, make_file
 
 # The offscreen platform says this once per shown main window; it is not about our code.
 pytestmark = pytest.mark.qt_log_ignore(
@@ -877,7 +877,6 @@ def test_play_opens_the_download_in_the_player_while_it_downloads(
     qtbot, window, stalled_download, monkeypatch
 ):
     import http.client
-    import threading
 
     transfer_id = stalled_download.transfer_id
     launched = []
@@ -895,19 +894,16 @@ def test_play_opens_the_download_in_the_player_while_it_downloads(
     ((command, url),) = launched
     assert chosen == ["mpv --force-window"] and command[1:] == ["--force-window"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/movie.mkv")
-    got = {}
 
     def read_start():
         host_port = url.split("/")[2]
         conn = http.client.HTTPConnection(*host_port.split(":"), timeout=20)
         conn.request("GET", url.split(host_port, 1)[1], headers={"Range": "bytes=0-999"})
-        got["body"] = conn.getresponse().read()
+        return conn.getresponse().read()
 
-    reader = threading.Thread(target=read_start, daemon=True)
-    reader.start()
-    qtbot.waitUntil(lambda: not reader.is_alive(), timeout=20000)
-    # The piece that did arrive; the Transfers row says a stream reads it.
-    assert got["body"] == stalled_download.original.read_bytes()[:1000]
+    # The piece that did arrive.
+    body = in_thread(qtbot, read_start, 20000)
+    assert body == stalled_download.original.read_bytes()[:1000]
 
 
 def test_play_without_a_player_shows_the_address_to_copy(qtbot, make_window, tmp_path):

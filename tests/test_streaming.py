@@ -4,7 +4,6 @@ real sockets, while a real download runs from a rate-limited source."""
 from __future__ import annotations
 
 import http.client
-import threading
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from tests.test_transfer import (
     PIECE,
     address,
     folders,  # noqa: F401 (fixture)
+    in_thread,
     make_file,
     uploads,  # noqa: F401 (fixture)
 )
@@ -89,24 +89,6 @@ def test_parse_range():
     assert parse_range("bytes=5-2", 10) == "unsatisfiable"
     assert parse_range("bytes=0-1,5-6", 10) is None  # several ranges: the whole file
     assert parse_range(None, 10) is None
-
-
-def in_thread(qtbot, work, timeout=30000):
-    """Run a blocking client in a thread while Qt's loop runs (the upload server needs it)."""
-    result: dict = {}
-
-    def run():
-        try:
-            result["value"] = work()
-        except BaseException as exc:  # handed to the test
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=timeout)
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 @pytest.fixture

@@ -75,22 +75,28 @@ def spec_for(entry, downloads: Path, sources, name: str | None = None) -> fp.Dow
     )
 
 
-def run_download(qtbot, downloader: fp.PieceDownloader, timeout: int = 30000):
-    """Run the blocking engine on a thread while the Qt loop serves uploads."""
-    outcome: dict = {}
+def in_thread(qtbot, work, timeout: int = 30000):
+    """Run blocking ``work`` on a thread while the Qt loop runs (upload servers need it);
+    its result, or its exception raised here."""
+    result: dict = {}
 
-    def target():
+    def run():
         try:
-            outcome["path"] = downloader.run()
-        except BaseException as exc:
-            outcome["error"] = exc
+            result["value"] = work()
+        except BaseException as exc:  # handed to the test
+            result["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     qtbot.waitUntil(lambda: not thread.is_alive(), timeout=timeout)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["path"]
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def run_download(qtbot, downloader: fp.PieceDownloader, timeout: int = 30000):
+    """Run the blocking engine on a thread while the Qt loop serves uploads."""
+    return in_thread(qtbot, downloader.run, timeout)
 
 
 def same_bytes(a: Path, b: Path) -> bool:
@@ -466,24 +472,6 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def in_thread(qtbot, function):
-    """Run a blocking client step on a thread while the Qt loop accepts connections."""
-    result = {}
-
-    def target():
-        try:
-            result["value"] = function()
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=15000)
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 @pytest.fixture

@@ -68,6 +68,7 @@ class _Worker:
         self.outstanding: set[int] = set()  # pieces asked of it (guarded by the swarm lock)
         self.stats = SourceStats(str(address))
         self.rate = 0.0
+        self.started_at = time.monotonic()  # when it began fetching (connected)
         self.slow_since: float | None = None
         self.ended = False
         self.outcome = ""  # "done", "failed", "dropped", "stopped", "corrupt"
@@ -122,6 +123,7 @@ class _Worker:
         state = engine.state
         swarm.set_stats(self, state="connecting", detail="")
         conn = engine._connect(self.address, engine.timeouts, self.halt, engine.limiter)
+        self.started_at = time.monotonic()
         try:
             swarm.set_stats(self, state="downloading")
             swarm.report_downloading()
@@ -252,10 +254,15 @@ class Swarm:
             if watch is not None and watch.version != self._watch_version:
                 self._watch_version = watch.version
                 self.picker.set_priority(watch.priority())
-            alone = len(self._live()) <= 1
+            live = max(1, len(self._live()))
+            alone = live <= 1
             streaming = watch is not None and watch.readers() > 0
+            # No source queues more than its share of what is left: a deep pipeline at one
+            # source near the end would leave the others nothing but copies (measured: 3 of
+            # 13 pieces fetched twice with three equal sources).
+            depth = min(worker.depth(), max(1, math.ceil(self.picker.missing_count() / live)))
             chosen = []
-            while in_pipeline + len(chosen) < worker.depth():
+            while in_pipeline + len(chosen) < depth:
                 idle = in_pipeline + len(chosen) == 0
                 index = self.picker.next_for(
                     worker.address,
@@ -286,7 +293,12 @@ class Swarm:
             if other is worker or index not in other.outstanding:
                 continue
             ahead = sum(1 for i in other.outstanding if i <= index)
-            theirs = ahead * p.PIECE_SIZE / other.rate if other.rate > 0 else float("inf")
+            if other.rate > 0:
+                theirs = ahead * p.PIECE_SIZE / other.rate
+            elif time.monotonic() - other.started_at > 2 * mine:
+                theirs = float("inf")  # no piece yet in twice the time we need for one
+            else:
+                return False  # just started (or started again): give it a chance
             if mine >= 0.5 * theirs:
                 return False
         return True
@@ -318,6 +330,7 @@ class Swarm:
             # Two copies may verify at once in the endgame: only the first one counts.
             duplicate = duplicate or self.picker.is_done(index)
             if duplicate:
+                log.debug("Piece %d from %s came second: not used", index, worker.address)
                 self.picker.release(index, worker.address)
             else:
                 others = self.picker.complete(index) - {worker.address}

@@ -74,7 +74,8 @@ def test_three_capped_sources_share_the_file_and_beat_the_fastest_alone(
     alone = entry.size / RATE  # the fastest single source, at best
     assert elapsed < 0.7 * alone, (elapsed, alone)
     assert all(s.sent["pieces"] > 0 for s in servers), [s.sent for s in servers]
-    assert downloader.received_bytes <= entry.size + 2 * PIECE  # endgame copies at most
+    # Endgame copies (a slower source's piece fetched again by an idle one): a few at most.
+    assert downloader.received_bytes <= entry.size + 2 * len(servers) * PIECE
     assert seen["states"] == b"\x02" * PIECES + b"\x02"  # the piece map: all done
     assert sum(s.pieces for s in seen["stats"]) == PIECES + 1
 

@@ -6,16 +6,26 @@ a client that sends its requests and then ``shutdown(SHUT_WR)`` got no replies.
 Here the end of the peer's input is a signal of its own (``input_finished``) and
 the replies still go out. Reading stops while ``read_limit`` bytes wait unread, so
 a client that pipelines faster than it is served is held back by TCP.
+
+With a TLS context the connection is TLS (protocol version 2): the first byte tells a
+TLS ClientHello (0x16) from a version-1 client's plaintext JSON, which gets the
+``plaintext_refusal`` line and a close. TLS runs over memory buffers (``ssl.MemoryBIO``),
+so the notifiers keep watching the raw socket and no decrypted byte waits unseen inside
+an ``SSLSocket``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
 
-from PySide6.QtCore import QObject, QSocketNotifier, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer, Signal
 
 #: Bytes taken from the kernel per recv() call.
 RECV_CHUNK = 64 * 1024
+#: The first byte of a TLS handshake record.
+TLS_HANDSHAKE = 0x16
 
 
 class Connection(QObject):
@@ -28,8 +38,18 @@ class Connection(QObject):
     #: The socket is closed (by us, by the peer's reset, or by an error); emitted once.
     disconnected = Signal()
 
-    def __init__(self, sock: socket.socket, read_limit: int) -> None:
-        """Take ``sock`` (connected); raises OSError if the peer is already gone."""
+    def __init__(
+        self,
+        sock: socket.socket,
+        read_limit: int,
+        tls: ssl.SSLContext | None = None,
+        plaintext_refusal: bytes = b"",
+    ) -> None:
+        """Take ``sock`` (connected); raises OSError if the peer is already gone.
+
+        With ``tls`` (a server context) the peer must speak TLS; what is written before
+        the handshake ends waits for it.
+        """
         super().__init__()
         host, port = sock.getpeername()[:2]
         self.peer_host: str = host
@@ -42,6 +62,17 @@ class Connection(QObject):
         self.at_eof = False
         self.is_open = True
         self._closing = False
+        self._tls_context = tls
+        self._plaintext_refusal = plaintext_refusal
+        #: TLS state: None before the first byte (or without TLS), then the SSLObject.
+        self._tls: ssl.SSLObject | None = None
+        self._tls_in = ssl.MemoryBIO()
+        self._tls_out = ssl.MemoryBIO()
+        self._handshaking = tls is not None
+        #: Application bytes written before the handshake finished.
+        self._early = bytearray()
+        #: The peer spoke plain text (a version-1 client) and was refused.
+        self.refused_plaintext = False
         fd = sock.fileno()
         self._read_notifier = QSocketNotifier(fd, QSocketNotifier.Type.Read, self)
         self._read_notifier.activated.connect(self._on_readable)
@@ -66,9 +97,17 @@ class Connection(QObject):
             and not self._read_notifier.isEnabled()
         ):
             self._read_notifier.setEnabled(True)
+            if self._tls is not None and self._tls_in.pending:
+                # Records already taken from the kernel: the notifier will not say so.
+                QTimer.singleShot(0, self, self._on_readable)
         return data
 
     def _on_readable(self) -> None:
+        if not self.is_open:
+            return
+        if self._tls_context is not None:
+            self._on_tls_readable()
+            return
         got = False
         while len(self._in) < self.read_limit:
             wanted = min(RECV_CHUNK, self.read_limit - len(self._in))
@@ -80,12 +119,7 @@ class Connection(QObject):
                 self.abort()
                 return
             if not data:
-                self.at_eof = True
-                self._read_notifier.setEnabled(False)
-                if got:
-                    self.ready_read.emit()
-                if self.is_open:
-                    self.input_finished.emit()
+                self._input_ended(got)
                 return
             self._in += data
             got = True
@@ -95,6 +129,112 @@ class Connection(QObject):
             self._read_notifier.setEnabled(False)
         if got:
             self.ready_read.emit()
+
+    def _input_ended(self, got: bool) -> None:
+        self.at_eof = True
+        self._read_notifier.setEnabled(False)
+        if got:
+            self.ready_read.emit()
+        if self.is_open:
+            self.input_finished.emit()
+
+    # ------------------------------------------------------------ TLS
+
+    def _on_tls_readable(self) -> None:
+        """Raw records in, handshake or decrypted bytes out (bounded by ``read_limit``)."""
+        ended = False
+        while self._tls_in.pending < RECV_CHUNK * 4 and len(self._in) < self.read_limit:
+            try:
+                data = self._sock.recv(RECV_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.abort()
+                return
+            if not data:
+                ended = True
+                break
+            if self._tls is None and not self._start_tls(data):
+                return
+            self._tls_in.write(data)
+            if len(data) < RECV_CHUNK:
+                break
+        if ended:
+            self._tls_in.write_eof()
+        if self._tls is None:
+            if ended:
+                self._input_ended(False)
+            return
+        try:
+            if self._handshaking and not self._finish_handshake():
+                if ended:
+                    self.abort()
+                return
+            got, closed = self._decrypt()
+        except ssl.SSLError:
+            self.abort()  # not TLS we accept (an old version, garbage): nothing to answer
+            return
+        if len(self._in) >= self.read_limit:
+            self._read_notifier.setEnabled(False)
+        if ended or closed:
+            self._input_ended(bool(got))
+        elif got:
+            self.ready_read.emit()
+
+    def _start_tls(self, first: bytes) -> bool:
+        """Decide from the first bytes: TLS goes on; anything else is refused."""
+        if first[0] != TLS_HANDSHAKE:
+            self.refused_plaintext = True
+            self._tls_context = None  # the refusal itself goes out in plain text
+            self._out.clear()
+            self._early.clear()
+            if self._plaintext_refusal:
+                self.write(self._plaintext_refusal)
+            self.close()
+            return False
+        assert self._tls_context is not None
+        self._tls = self._tls_context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        return True
+
+    def _finish_handshake(self) -> bool:
+        assert self._tls is not None
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush_tls()
+            return False
+        self._handshaking = False
+        self._flush_tls()
+        if self._early:
+            early, self._early = bytes(self._early), bytearray()
+            self.write(early)
+        if self._closing and not self._out:
+            self._shut()
+        return True
+
+    def _decrypt(self) -> tuple[int, bool]:
+        """Decrypted bytes added to the read buffer, and whether the peer closed TLS."""
+        assert self._tls is not None
+        got = 0
+        closed = False
+        while len(self._in) < self.read_limit:
+            try:
+                data = self._tls.read(min(RECV_CHUNK, self.read_limit - len(self._in)))
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                closed = True  # close_notify, or the socket's end without one (most clients)
+                break
+            if not data:
+                break
+            self._in += data
+            got += len(data)
+        self._flush_tls()  # TLS 1.3 may answer (key updates, session tickets)
+        return got, closed
+
+    def _flush_tls(self) -> None:
+        if self._tls_out.pending:
+            self._send_raw(self._tls_out.read())
 
     def peer_gone(self) -> bool:
         """True if the peer has closed or reset the connection, even if we have not seen it yet."""
@@ -110,10 +250,22 @@ class Connection(QObject):
     # ------------------------------------------------------------ writing
 
     def bytes_to_write(self) -> int:
-        return len(self._out)
+        return len(self._out) + len(self._early)
 
     def write(self, data: bytes) -> None:
         """Queue ``data``; it goes out when the socket can take it."""
+        if not self.is_open:
+            return
+        if self._tls_context is not None:
+            if self._handshaking:
+                self._early += data
+                return
+            assert self._tls is not None
+            self._tls.write(data)
+            data = self._tls_out.read()
+        self._send_raw(data)
+
+    def _send_raw(self, data: bytes) -> None:
         if not self.is_open:
             return
         if not self._out:
@@ -154,7 +306,13 @@ class Connection(QObject):
         if not self.is_open:
             return
         self._closing = True
+        if self._handshaking and self._early:
+            return  # the replies wait for the handshake; the caller's deadline bounds it
         self._read_notifier.setEnabled(False)
+        if self._tls is not None and not self._handshaking:
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()  # close_notify: the peer can tell an end from a cut
+            self._flush_tls()
         if not self._out:
             self._shut()
 

@@ -1,0 +1,182 @@
+"""The index server's connection over TLS: replies flow, a version-1 client is refused."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from server_app.connection import Connection
+
+REFUSAL = b'{"op":"ERROR","code":"BAD_REQUEST","message":"speak TLS"}\n'
+
+
+@pytest.fixture(scope="module")
+def server_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    folder: Path = tmp_path_factory.mktemp("cert")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test server")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+def client_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+class EchoServer:
+    """Accepts one connection as a TLS ``Connection`` and echoes every byte it reads."""
+
+    def __init__(self, context: ssl.SSLContext, read_limit: int = 1 << 20) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context = context
+        self.read_limit = read_limit
+        self.connection: Connection | None = None
+        self.ended = False
+
+    def accept(self) -> Connection:
+        sock, _ = self.listener.accept()
+        self.connection = Connection(sock, self.read_limit, self.context, REFUSAL)
+        self.connection.ready_read.connect(self._echo)
+        self.connection.input_finished.connect(self._ended)
+        return self.connection
+
+    def _echo(self) -> None:
+        assert self.connection is not None
+        self.connection.write(self.connection.read(1 << 20))
+
+    def _ended(self) -> None:
+        self.ended = True
+        assert self.connection is not None
+        self.connection.close()
+
+
+def run_client(port: int, work) -> dict:
+    outcome: dict = {}
+
+    def body() -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                outcome["value"] = work(raw)
+        except Exception as exc:  # reported to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def receive(sock: socket.socket, wanted: int) -> bytes:
+    data = bytearray()
+    while len(data) < wanted:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def test_bytes_cross_tls_both_ways_and_the_end_is_seen(qtbot, server_context) -> None:
+    server = EchoServer(server_context, read_limit=64 * 1024)
+    payload = bytes(range(256)) * 4096  # 1 MiB: more than the read limit, so reads resume
+
+    def client(raw: socket.socket) -> bytes:
+        with client_context().wrap_socket(raw) as tls:
+            sender = threading.Thread(target=tls.sendall, args=(payload,))
+            sender.start()
+            echoed = receive(tls, len(payload))
+            sender.join()
+            return echoed
+
+    outcome = run_client(server.port, client)
+    server.accept()
+    qtbot.waitUntil(lambda: not outcome["thread"].is_alive(), timeout=15000)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["value"] == payload
+    qtbot.waitUntil(lambda: server.ended, timeout=5000)
+
+
+def test_a_version_1_client_gets_the_refusal_in_plain_text_and_a_close(
+    qtbot, server_context
+) -> None:
+    server = EchoServer(server_context)
+
+    def client(raw: socket.socket) -> bytes:
+        raw.sendall(b'{"op":"JOIN","id":1,"port":6699,"files":[]}\n')
+        return receive(raw, 1 << 16)  # up to the close
+
+    outcome = run_client(server.port, client)
+    connection = server.accept()
+    qtbot.waitUntil(lambda: not outcome["thread"].is_alive(), timeout=5000)
+    assert outcome["value"] == REFUSAL
+    assert connection.refused_plaintext
+    assert not connection.is_open
+
+
+def test_replies_written_before_the_handshake_wait_for_it(qtbot, server_context) -> None:
+    server = EchoServer(server_context)
+
+    def client(raw: socket.socket) -> bytes:
+        with client_context().wrap_socket(raw) as tls:
+            return receive(tls, len(b"welcome\n"))
+
+    outcome = run_client(server.port, client)
+    connection = server.accept()
+    connection.write(b"welcome\n")
+    qtbot.waitUntil(lambda: not outcome["thread"].is_alive(), timeout=5000)
+    assert outcome.get("value") == b"welcome\n", outcome.get("error")
+
+
+def test_tls_1_2_is_refused(qtbot, server_context) -> None:
+    server = EchoServer(server_context)
+
+    def client(raw: socket.socket) -> str:
+        context = client_context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.wrap_socket(raw).close()
+        except (ssl.SSLError, OSError) as exc:
+            return type(exc).__name__
+        return "connected"
+
+    outcome = run_client(server.port, client)
+    connection = server.accept()
+    qtbot.waitUntil(lambda: not outcome["thread"].is_alive(), timeout=5000)
+    assert outcome["value"] != "connected"
+    qtbot.waitUntil(lambda: not connection.is_open, timeout=5000)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.i18n import Translations  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
-from server_app.index_store import IndexStore  # noqa: E402
+from server_app.index_store import SqliteIndexStore  # noqa: E402
 from server_app.ui.admin_window import AdminWindow  # noqa: E402
 from server_app.ui.traffic import HISTORY_SECONDS, SAMPLE_SECONDS, TrafficSample  # noqa: E402
 
@@ -151,7 +151,7 @@ def main() -> int:
         SUFFIX = f"-{language}"
 
     # 1. A fresh server: every empty table says what will appear in it.
-    empty_store = IndexStore(":memory:")
+    empty_store = SqliteIndexStore(":memory:")
     empty = AdminWindow(
         IndexServer(empty_store), database="~/.local/share/napster-server/index.sqlite3"
     )
@@ -161,7 +161,7 @@ def main() -> int:
     save(empty, "empty")
 
     # 2. The same port again from a second window: the error is shown, not raised.
-    busy_store = IndexStore(":memory:")
+    busy_store = SqliteIndexStore(":memory:")
     busy = AdminWindow(IndexServer(busy_store), database="/srv/napster/index.sqlite3")
     busy.start_listening(empty.host_edit.text(), empty.server.serverPort())
     busy.show()
@@ -175,7 +175,7 @@ def main() -> int:
     empty_store.close()
 
     # 3. A running server with peers, searches, an update, a protocol error and a ban.
-    store = IndexStore(":memory:")
+    store = SqliteIndexStore(":memory:")
     window = AdminWindow(IndexServer(store), database="/srv/napster/index.sqlite3")
     start(window)
     window.show()

@@ -31,7 +31,7 @@ from app.sharing.catalog import SharedFile  # noqa: E402
 from app.ui.dialogs import SettingsDialog, SettingsValues  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
-from server_app.index_store import IndexStore  # noqa: E402
+from server_app.index_store import SqliteIndexStore  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 GB = 1_000_000_000
@@ -334,7 +334,7 @@ def shoot_settings(window: MainWindow, suffix: str) -> None:
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationDisplayName("Napster P2P")
-    server = IndexServer(IndexStore())
+    server = IndexServer(SqliteIndexStore())
     server.start("127.0.0.1", p.DEFAULT_SERVER_PORT if _port_free() else 0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -48,11 +48,11 @@ def default_db_path() -> Path:
 
 
 def open_store(db: Path | None):
-    from server_app.index_store import IndexStore
+    from server_app.index_store import SqliteIndexStore
 
     path = db or default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return IndexStore(str(path)), path
+    return SqliteIndexStore(str(path)), path
 
 
 def run_headless(args: argparse.Namespace) -> int:

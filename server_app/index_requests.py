@@ -12,7 +12,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from app.network import protocol as p
-from server_app.index_store import IndexLimitError, IndexStore
+from server_app.store import IndexLimitError, IndexStore
 
 #: A JOIN or UPDATE listing more files than this goes into the index this many at a
 #: time, one turn each (a 10,000-file JOIN is about a tenth of a second of work).

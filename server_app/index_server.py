@@ -26,7 +26,7 @@ from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 from app.network import protocol as p
 from server_app.connection import Connection
 from server_app.index_requests import IndexRequests, Job, PeerEntry
-from server_app.index_store import IndexStore, normalize_address
+from server_app.store import IndexStore, normalize_address
 from server_app.turns import BusyClock, TurnQueue
 
 log = logging.getLogger("napster.server")

@@ -1,7 +1,8 @@
-"""The index server's index: who is online and which files each one shares.
+"""The index server's own index: who is online and which files each one shares.
 
-Pure Python on the standard library's ``sqlite3``; no Qt. One ``IndexStore`` is
-used from one thread (the server's event loop).
+Pure Python on the standard library's ``sqlite3``; no Qt. One ``SqliteIndexStore`` is
+used from one thread (the server's event loop). It implements ``server_app.store.IndexStore``
+for one server; ``server_app.postgres_store`` shares one index among many.
 
 Two databases on one connection:
 
@@ -46,7 +47,6 @@ so a match is exactly ``fold(term) in fold(name)``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sqlite3
@@ -56,16 +56,29 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from app.network.protocol import ErrorCode, FileInfo, PeerAddress, SearchResult
+from app.network.protocol import FileInfo, PeerAddress, SearchResult
 from server_app.search_terms import TRIGRAM, SearchTerms, fold
+from server_app.store import (
+    MAX_FILES,
+    MAX_FILES_PER_ADDRESS,
+    MAX_FILES_PER_PEER,
+    MAX_SOURCE_RESULTS,
+    CapacityExceeded,
+    IndexedFile,
+    IndexLimitError,
+    PeerRecord,
+    SearchPage,
+    StoreCounters,
+    normalize_address,
+)
 
 __all__ = [
     "CapacityExceeded",
     "IndexLimitError",
-    "IndexStore",
     "IndexedFile",
     "PeerRecord",
     "SearchPage",
+    "SqliteIndexStore",
     "StoreCounters",
     "fold",
     "normalize_address",
@@ -103,9 +116,6 @@ REBUILD_LIVE_ROWS = 2_000
 #: name index into one segment, a step at a time: only a full merge drops the deleted
 #: names' entries from the oldest segments, so their memory can be used again.
 COMPACT_MIN_ROWS = 50_000
-#: Server-wide and per-address (every connection from one IP) limits on indexed files.
-MAX_FILES = 5_000_000
-MAX_FILES_PER_ADDRESS = 1_000_000
 #: Leaf pages one name-index merge step may write.
 MERGE_PAGES = 16
 #: Inserted names per leaf page of merging done at once (see ``_insert``).
@@ -155,98 +165,6 @@ CREATE TABLE IF NOT EXISTS main.bans (
 """
 
 
-#: Results one SOURCES answer holds at most (names a file is shared under).
-MAX_SOURCE_RESULTS = 20
-
-
-class IndexLimitError(Exception):
-    """A peer would share more files than ``max_files_per_peer``; nothing was changed.
-
-    ``code`` is the PROTOCOL.md error code to answer with.
-    """
-
-    code: ErrorCode = ErrorCode.TOO_LARGE
-
-    def __init__(self, files: int, limit: int) -> None:
-        super().__init__(f"{files} files is more than the {limit} files a peer may share")
-        self.files = files
-        self.limit = limit
-
-
-class CapacityExceeded(IndexLimitError):
-    """The index, or the files of one address, would grow past its limit; nothing changed."""
-
-    code = ErrorCode.LIMIT
-
-    def __init__(self, message: str, files: int, limit: int) -> None:
-        Exception.__init__(self, message)
-        self.files = files
-        self.limit = limit
-
-
-@dataclass(frozen=True)
-class StoreCounters:
-    """Totals over the whole index; ``files`` and ``bytes`` count every (peer, file) entry."""
-
-    peers: int
-    files: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class PeerRecord:
-    """One online peer as the admin window shows it."""
-
-    peer_id: int
-    host: str
-    port: int
-    agent: str
-    files: int
-    bytes: int
-    joined_at: float
-    last_seen: float
-
-    @property
-    def address(self) -> PeerAddress:
-        return PeerAddress(self.host, self.port)
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """A SEARCH's results and whether more names matched than were returned."""
-
-    results: list[SearchResult]
-    more: bool
-
-
-@dataclass(frozen=True)
-class IndexedFile:
-    """One distinct (hash, name) in the index and how many online peers hold that hash."""
-
-    name: str
-    size: int
-    hash: str
-    peers: int
-
-
-def normalize_address(address: str) -> str:
-    """One spelling per IP address: ``::ffff:1.2.3.4`` is ``1.2.3.4``, without ``%zone``.
-
-    Text that is no IP address comes back as given (stripped).
-    """
-    text = address.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    text = text.split("%", 1)[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return address.strip()
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
 @dataclass
 class _Group:
     """A distinct (hash, size, name) candidate while a search is ranked."""
@@ -269,7 +187,7 @@ class _Group:
 _Entries = dict[tuple[bytes, str], tuple[str, int]]
 
 
-class IndexStore:
+class SqliteIndexStore:
     """Peers, their shared files and bans, in one SQLite database with an FTS5 name index.
 
     ``path`` is the database file for bans (opened in WAL mode) or ``":memory:"``;
@@ -284,17 +202,23 @@ class IndexStore:
     those of every peer at one host; growing past either raises ``CapacityExceeded``.
     Rows of departed peers never make the tables grow: each change adds no more rows
     than it first purges while such rows wait, so their memory is used again.
+    The index is this server's alone (``shared`` is False); ``server_name`` is given as
+    every peer's ``PeerRecord.server``.
     """
+
+    shared = False
 
     def __init__(
         self,
         path: str | os.PathLike[str] = ":memory:",
-        max_files_per_peer: int = 200_000,
+        max_files_per_peer: int = MAX_FILES_PER_PEER,
         *,
         cache_mib: int = 512,
         max_files: int = MAX_FILES,
         max_files_per_address: int = MAX_FILES_PER_ADDRESS,
+        server_name: str = "",
     ) -> None:
+        self.server_name = server_name
         self.max_files_per_peer = max_files_per_peer
         self.max_files = max_files
         self.max_files_per_address = max_files_per_address
@@ -360,7 +284,7 @@ class IndexStore:
         """Close the database; the store cannot be used afterwards."""
         self._db.close()
 
-    def __enter__(self) -> IndexStore:
+    def __enter__(self) -> SqliteIndexStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -772,7 +696,7 @@ class IndexStore:
             "SELECT peer_id, host, port, agent, files, bytes, joined_at, last_seen"
             " FROM peers ORDER BY peer_id"
         )
-        return [_peer_record(row) for row in rows]
+        return [_peer_record(row, self.server_name) for row in rows]
 
     def peer(self, peer_id: int) -> PeerRecord | None:
         row = self._db.execute(
@@ -780,7 +704,7 @@ class IndexStore:
             " FROM peers WHERE peer_id = ?",
             (peer_id,),
         ).fetchone()
-        return None if row is None else _peer_record(row)
+        return None if row is None else _peer_record(row, self.server_name)
 
     def peer_files(self, peer_id: int) -> list[FileInfo]:
         """The peer's entries, sorted by name (case-insensitively); none once it left."""
@@ -1173,6 +1097,6 @@ def _phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _peer_record(row: tuple) -> PeerRecord:
+def _peer_record(row: tuple, server: str) -> PeerRecord:
     peer_id, host, port, agent, files, size, joined_at, last_seen = row
-    return PeerRecord(peer_id, host, port, agent, files, int(size), joined_at, last_seen)
+    return PeerRecord(peer_id, host, port, agent, files, int(size), joined_at, last_seen, server)

@@ -40,14 +40,14 @@ def isolated_home(tmp_path_factory, monkeypatch):
 def make_index_server(qtbot):
     """Start index servers on loopback (a free port unless given); all stop afterwards."""
     from server_app.index_server import IndexServer, ServerLimits
-    from server_app.index_store import IndexStore
+    from server_app.index_store import SqliteIndexStore
 
     servers = []
 
     def make(
-        limits: ServerLimits | None = None, store: IndexStore | None = None, port: int = 0
+        limits: ServerLimits | None = None, store: SqliteIndexStore | None = None, port: int = 0
     ) -> IndexServer:
-        server = IndexServer(store or IndexStore(), limits)
+        server = IndexServer(store or SqliteIndexStore(), limits)
         server.start("127.0.0.1", port)
         servers.append(server)
         return server

@@ -15,7 +15,7 @@ from PySide6.QtGui import QKeySequence
 
 from server_app.__main__ import build_admin_window, parse_args
 from server_app.index_server import IndexServer
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from server_app.log_handler import LogBuffer, LogEntry, QtLogHandler
 from server_app.ui.admin_window import AdminWindow
 from server_app.ui.formatting import human_size
@@ -65,7 +65,7 @@ class Harness:
 
     def __init__(self, qtbot, db: str = ":memory:") -> None:
         self.qtbot = qtbot
-        self.store = IndexStore(db)
+        self.store = SqliteIndexStore(db)
         self.prompts = FakePrompts()
         self.window = AdminWindow(IndexServer(self.store), database=db, prompts=self.prompts)
         self.clients: list[WireClient] = []
@@ -214,7 +214,7 @@ def test_a_ban_applies_at_once_survives_a_restart_and_can_be_lifted(
     qtbot.waitUntil(lambda: h.window.counter("refused") == "1")
 
     h.close()
-    h2 = harness(db)  # a new IndexStore and server on the same database file
+    h2 = harness(db)  # a new SqliteIndexStore and server on the same database file
     again = h2.window
     assert again.ban_model.addresses() == ["127.0.0.2"]
     expect_refused(qtbot, h2.connect(source="127.0.0.2"))

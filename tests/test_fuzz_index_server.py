@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from app.network import protocol as p
 from server_app.index_server import IndexServer, ServerLimits
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.wire_client import WireClient
 
 CI_EXAMPLES = 10
@@ -211,7 +211,7 @@ class IndexServerMachine(RuleBasedStateMachine):
         super().__init__()
         self.qtbot = qtbot
         self.server = IndexServer(
-            IndexStore(), ServerLimits(max_files_per_peer=MAX_FILES, join_timeout=60)
+            SqliteIndexStore(), ServerLimits(max_files_per_peer=MAX_FILES, join_timeout=60)
         )
         self.server.start("127.0.0.1", 0)
         self.conns: list[Conn] = []

@@ -23,7 +23,7 @@ from app.network import protocol as p
 from app.network.index_client import IndexClient
 from app.network.upload_server import UploadServer
 from server_app.index_server import IndexServer
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.catalog import Catalog
 from tests.test_transfer import FAST
 from tests.wire_client import WireClient
@@ -114,7 +114,7 @@ def network(qtbot, tmp_path):
     shared = catalog.share(share / "payload.bin")
     uploads = UploadServer(catalog)
     uploads.start("127.0.0.1", 0)
-    server = IndexServer(IndexStore())
+    server = IndexServer(SqliteIndexStore())
     server.start("127.0.0.1", 0)
     searcher = IndexClient("127.0.0.1", server.serverPort(), 1, lambda: [])
     with qtbot.waitSignal(searcher.joined, timeout=5000):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.wire_client import WireClient
 
 
@@ -16,7 +16,7 @@ def entries(prefix: str, count: int, first: int = 0) -> list[dict]:
 def test_a_join_past_the_index_limit_is_refused_with_limit_and_others_still_join(
     qtbot, make_index_server
 ):
-    server = make_index_server(store=IndexStore(max_files=2_500, max_files_per_address=2_000))
+    server = make_index_server(store=SqliteIndexStore(max_files=2_500, max_files_per_address=2_000))
     port = server.serverPort()
     first, second, third = WireClient(port), WireClient(port), WireClient(port)
     try:

@@ -9,7 +9,7 @@ import pytest
 from app.network import protocol as p
 from server_app import index_requests
 from server_app.index_requests import IndexRequests, PeerEntry
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 
 
 def files(count: int, start: int = 0) -> tuple[p.FileInfo, ...]:
@@ -20,7 +20,7 @@ def files(count: int, start: int = 0) -> tuple[p.FileInfo, ...]:
 
 @pytest.fixture
 def requests():
-    store = IndexStore()
+    store = SqliteIndexStore()
     yield IndexRequests(store)
     store.close()
 

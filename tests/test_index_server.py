@@ -12,7 +12,7 @@ import pytest
 
 from server_app import index_requests, turns
 from server_app.index_server import IndexServer, ServerLimits, ServerStartError
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.wire_client import WireClient
 
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
@@ -365,7 +365,7 @@ def test_kick_closes_the_peer_connection(qtbot, server, connect):
 
 
 def test_port_in_use_is_one_clear_error(server):
-    other = IndexServer(IndexStore())
+    other = IndexServer(SqliteIndexStore())
     with pytest.raises(ServerStartError, match="already in use"):
         other.start("127.0.0.1", server.serverPort())
     other.store.close()

@@ -1,4 +1,4 @@
-"""IndexStore: peers, files, search semantics and bans, without Qt."""
+"""SqliteIndexStore: peers, files, search semantics and bans, without Qt."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from server_app.index_store import (
     CapacityExceeded,
     IndexedFile,
     IndexLimitError,
-    IndexStore,
     PeerRecord,
     SearchPage,
+    SqliteIndexStore,
     StoreCounters,
     fold,
     normalize_address,
@@ -45,11 +45,11 @@ def addr(port: int) -> PeerAddress:
 
 @pytest.fixture
 def store():
-    with IndexStore() as opened:
+    with SqliteIndexStore() as opened:
         yield opened
 
 
-def join(store: IndexStore, port: int, files, now: float | None = None) -> int:
+def join(store: SqliteIndexStore, port: int, files, now: float | None = None) -> int:
     return store.add_peer("10.0.0.1", port, "test/1", list(files), now=now)
 
 
@@ -170,7 +170,7 @@ def test_remove_peer_removes_the_peer_and_all_its_files(store):
     store.check_index()
 
 
-def file_rows(store: IndexStore) -> int:
+def file_rows(store: SqliteIndexStore) -> int:
     return store._db.execute("SELECT count(*) FROM files").fetchone()[0]
 
 
@@ -269,7 +269,7 @@ def test_huge_sizes_do_not_overflow(store):
 
 
 def test_add_peer_over_the_limit_raises_and_adds_nothing():
-    with IndexStore(max_files_per_peer=3) as store:
+    with SqliteIndexStore(max_files_per_peer=3) as store:
         with pytest.raises(IndexLimitError) as caught:
             join(store, 1, [info(f"f{n}") for n in range(4)])
         assert caught.value.limit == 3
@@ -281,7 +281,7 @@ def test_add_peer_over_the_limit_raises_and_adds_nothing():
 
 
 def test_replace_files_over_the_limit_leaves_the_list_untouched():
-    with IndexStore(max_files_per_peer=3) as store:
+    with SqliteIndexStore(max_files_per_peer=3) as store:
         before = [info("a"), info("b")]
         peer_id = join(store, 1, before)
         with pytest.raises(IndexLimitError):
@@ -291,7 +291,7 @@ def test_replace_files_over_the_limit_leaves_the_list_untouched():
 
 
 def test_update_files_over_the_limit_rolls_back_the_removals_too():
-    with IndexStore(max_files_per_peer=3) as store:
+    with SqliteIndexStore(max_files_per_peer=3) as store:
         before = [info("a"), info("b"), info("c")]
         peer_id = join(store, 1, before)
         searcher = join(store, 2, [])
@@ -314,7 +314,7 @@ def files_named(prefix: str, count: int) -> list[FileInfo]:
 
 
 def test_the_index_refuses_to_grow_past_its_server_wide_limit():
-    with IndexStore(max_files=10, max_files_per_address=100) as store:
+    with SqliteIndexStore(max_files=10, max_files_per_address=100) as store:
         first = store.add_peer("192.0.2.1", 1, "t", files_named("a", 6))
         with pytest.raises(CapacityExceeded) as refused:
             store.add_peer("192.0.2.2", 2, "t", files_named("b", 5))
@@ -342,7 +342,7 @@ def test_the_index_refuses_to_grow_past_its_server_wide_limit():
 
 
 def test_one_address_may_not_share_more_than_its_limit_over_all_its_connections():
-    with IndexStore(max_files=1000, max_files_per_address=8) as store:
+    with SqliteIndexStore(max_files=1000, max_files_per_address=8) as store:
         first = store.add_peer("192.0.2.1", 1, "t", files_named("a", 5))
         with pytest.raises(CapacityExceeded) as refused:
             store.add_peer("192.0.2.1", 2, "t", files_named("b", 4))  # another port, same IP
@@ -354,11 +354,11 @@ def test_one_address_may_not_share_more_than_its_limit_over_all_its_connections(
             store.update_files(first, add=[info("x")], remove=[])
         store.remove_peer(first)
         store.add_peer("192.0.2.1", 4, "t", files_named("d", 5))
-        assert IndexStore().max_files == 5_000_000
-        assert IndexStore().max_files_per_address == 1_000_000
+        assert SqliteIndexStore().max_files == 5_000_000
+        assert SqliteIndexStore().max_files_per_address == 1_000_000
 
 
-def live_pages(store: IndexStore) -> tuple[int, int]:
+def live_pages(store: SqliteIndexStore) -> tuple[int, int]:
     """Pages of the in-memory database in all, and of them free for reuse."""
     db = store._db
     return db.execute("PRAGMA live.page_count").fetchone()[0], db.execute(
@@ -366,7 +366,7 @@ def live_pages(store: IndexStore) -> tuple[int, int]:
     ).fetchone()[0]
 
 
-def index_segments(store: IndexStore) -> int:
+def index_segments(store: SqliteIndexStore) -> int:
     return store._db.execute("SELECT count(DISTINCT segid) FROM names_fts_idx").fetchone()[0]
 
 
@@ -374,7 +374,7 @@ def test_when_everyone_left_one_upkeep_empties_the_index_and_refilling_reuses_it
     monkeypatch,
 ):
     monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 2_000)
-    with IndexStore() as store:
+    with SqliteIndexStore() as store:
         flooders = [
             store.add_peer(f"10.1.0.{n}", 1, "t", files_named(f"flood{n}", 3_000)) for n in range(4)
         ]
@@ -409,7 +409,7 @@ def test_when_everyone_left_one_upkeep_empties_the_index_and_refilling_reuses_it
 
 def test_a_survivor_is_kept_when_the_tables_start_afresh(monkeypatch):
     monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 100)
-    with IndexStore() as store:
+    with SqliteIndexStore() as store:
         survivor = store.add_peer("10.2.0.1", 1, "t", [info("keep me.mp4"), info("zq here")])
         gone = store.add_peer("10.2.0.2", 1, "t", files_named("gone", 500))
         asker = store.add_peer("10.2.0.3", 1, "t", [])
@@ -426,7 +426,7 @@ def test_a_survivor_is_kept_when_the_tables_start_afresh(monkeypatch):
 
 def test_departed_rows_waiting_for_upkeep_never_let_the_tables_grow(monkeypatch):
     monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 10**9)  # purge row by row only
-    with IndexStore() as store:
+    with SqliteIndexStore() as store:
         store.add_peer("10.3.0.1", 1, "t", [info("stays")])
         peer_id = store.add_peer("10.3.0.2", 1, "t", files_named("first", 4_000))
         filled, _ = live_pages(store)
@@ -441,7 +441,7 @@ def test_departed_rows_waiting_for_upkeep_never_let_the_tables_grow(monkeypatch)
 def test_after_a_big_purge_the_name_index_is_merged_into_one_segment(monkeypatch):
     monkeypatch.setattr(index_store, "REBUILD_MIN_ROWS", 10**9)
     monkeypatch.setattr(index_store, "COMPACT_MIN_ROWS", 1_000)
-    with IndexStore() as store:
+    with SqliteIndexStore() as store:
         store.add_peer("10.4.0.1", 1, "t", files_named("stays", 1_000))
         gone = [
             store.add_peer("10.4.0.2", n, "t", files_named(f"gone{n}", 1_000)) for n in range(3)
@@ -455,7 +455,7 @@ def test_after_a_big_purge_the_name_index_is_merged_into_one_segment(monkeypatch
         assert index_segments(store) == 1
         data = store._db.execute("SELECT sum(length(block)) FROM names_fts_data").fetchone()[0]
         store.remove_peer(store.peers()[0].peer_id)
-        fresh = IndexStore()
+        fresh = SqliteIndexStore()
         fresh.add_peer("10.4.0.1", 1, "t", files_named("stays", 1_000))
         while fresh.upkeep(1.0):
             pass
@@ -641,7 +641,7 @@ def test_search_page_says_when_more_results_matched_than_the_limit(store):
 @pytest.mark.parametrize("max_alphabet", [512, 3])  # 3: too many characters: instr checks
 def test_two_character_terms_match_anywhere_in_the_name(max_alphabet, monkeypatch):
     monkeypatch.setattr(index_store, "MAX_ALPHABET", max_alphabet)
-    with IndexStore() as store:
+    with SqliteIndexStore() as store:
         join(store, 1, [info("zq"), info("ab zq"), info("zqab"), info("z q"), info("Q")])
         assert sorted(names(store.search("zq"))) == ["ab zq", "zq", "zqab"]
         assert sorted(names(store.search("zq ab"))) == ["ab zq", "zqab"]
@@ -651,7 +651,7 @@ def test_two_character_terms_match_anywhere_in_the_name(max_alphabet, monkeypatc
         assert names(store.search("ab\x01")) == []
 
 
-def vm_steps(store: IndexStore, search) -> int:
+def vm_steps(store: SqliteIndexStore, search) -> int:
     """Thousands of SQLite virtual machine steps ``search()`` takes."""
     steps = [0]
 
@@ -810,13 +810,13 @@ def test_search_files_matches_like_search_without_excluding_anyone(library):
 
 def test_reopening_a_file_clears_peers_and_files_but_keeps_bans(tmp_path):
     path = tmp_path / "index.sqlite"
-    with IndexStore(path) as store:
+    with SqliteIndexStore(path) as store:
         join(store, 1, [info("movie.mkv")])
         join(store, 2, [info("movie.mkv")])
         store.ban("203.0.113.9", "spam")
         assert store.counters().peers == 2
 
-    with IndexStore(str(path)) as store:
+    with SqliteIndexStore(str(path)) as store:
         assert store.peers() == []
         assert store.counters() == StoreCounters(0, 0, 0)
         assert store.search("movie") == []
@@ -914,7 +914,7 @@ def model_search(shares, query, limit, exclude):
     asker=st.integers(0, 6),
 )
 def test_search_agrees_with_a_model(operations, query, limit, asker):
-    with IndexStore() as store, mock.patch.object(index_store, "PURGE_ROWS", 2):
+    with SqliteIndexStore() as store, mock.patch.object(index_store, "PURGE_ROWS", 2):
         shares: dict[int, set[tuple[str, str]]] = {}
         joined: list[int] = []  # every peer id ever given, so operations can name old ones
         for operation in operations:
@@ -1010,7 +1010,7 @@ def test_search_finds_every_match_whatever_the_term_frequencies(
 ):
     # Tiny candidate caps: a ranking pass sees only a few matches, yet none may be missed.
     with (
-        IndexStore() as store,
+        SqliteIndexStore() as store,
         mock.patch.object(index_store, "MIN_CANDIDATES", 2),
         mock.patch.object(index_store, "CANDIDATE_FACTOR", 1),
         mock.patch.object(index_store, "DRIVER_ROWS", driver_rows),

@@ -12,7 +12,7 @@ from app.download.transfer import TransferState
 from app.network.pieces import hash_file
 from app.peer import PeerConfig, PeerNode
 from server_app.index_server import IndexServer
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.test_transfer import PIECE, make_file
 
 FAST = fp.Timeouts(connect=2.0, stall=2.0, tick=0.05)
@@ -111,7 +111,7 @@ def test_server_restart_brings_both_peers_back_without_anyone_acting(
     qtbot.waitUntil(
         lambda: a.client.state == "waiting" and b.client.state == "waiting", timeout=5000
     )
-    restarted = IndexServer(IndexStore())
+    restarted = IndexServer(SqliteIndexStore())
     restarted.start("127.0.0.1", port)
     try:
         qtbot.waitUntil(lambda: restarted.store.counters().peers == 2, timeout=10000)

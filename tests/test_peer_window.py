@@ -30,7 +30,7 @@ from app.ui.models import (
 )
 from app.ui.search_page import has_more, next_limit
 from server_app.index_server import IndexServer
-from server_app.index_store import IndexStore
+from server_app.index_store import SqliteIndexStore
 from tests.fake_source import FakeSource
 from tests.test_transfer import PIECE, in_thread, make_file
 
@@ -510,7 +510,7 @@ def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window,
     assert window.search_page.error_label.isVisibleTo(window.search_page)
     assert "index server" in window.search_page.error_label.text()
 
-    restarted = IndexServer(IndexStore())
+    restarted = IndexServer(SqliteIndexStore())
     restarted.start("127.0.0.1", port)
     try:
         qtbot.waitUntil(lambda: label.text().startswith("Connected to"), timeout=10000)

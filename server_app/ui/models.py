@@ -28,8 +28,8 @@ from PySide6.QtGui import QColor
 
 from app.network.protocol import FileInfo
 from server_app.index_server import Ban
-from server_app.index_store import IndexedFile, PeerRecord, fold
 from server_app.log_handler import LogEntry
+from server_app.store import IndexedFile, PeerRecord, fold
 from server_app.ui.formatting import format_clock, format_count, human_size, plain_text
 
 DISPLAY_ROLE = int(Qt.ItemDataRole.DisplayRole)

@@ -182,7 +182,7 @@ def run_window(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from server_app.index_server import IndexServer, ServerLimits
-    from server_app.index_store import IndexStore
+    from server_app.index_store import SqliteIndexStore
     from server_app.ui import admin_window, log_pane, peer_feed
 
     app = QApplication.instance() or QApplication([])
@@ -192,7 +192,7 @@ def run_window(args: argparse.Namespace) -> int:
     window_cls._refresh_visible_peers = timed("last seen", window_cls._refresh_visible_peers)
     pane_cls.drain = timed("log batch", pane_cls.drain)
 
-    store = IndexStore(":memory:")
+    store = SqliteIndexStore(":memory:")
     limits = ServerLimits(
         max_connections_per_ip=args.peers * 2, join_timeout=600, idle_timeout=3600
     )

@@ -31,7 +31,7 @@ from app.peer import PeerConfig, PeerNode  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
-from server_app.index_store import IndexStore  # noqa: E402
+from server_app.index_store import SqliteIndexStore  # noqa: E402
 
 PROBE_MS = 10
 TARGET_MS = 50.0
@@ -126,7 +126,7 @@ def main() -> int:
     size = int(args.gib * GIB)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    server = IndexServer(IndexStore())
+    server = IndexServer(SqliteIndexStore())
     server.start("127.0.0.1", 0)
     with tempfile.TemporaryDirectory(prefix="ui-latency-") as tmp:
         root = Path(tmp)

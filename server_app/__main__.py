@@ -6,14 +6,17 @@ import argparse
 import gc
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 
 from app.network.protocol import DEFAULT_SERVER_PORT
 from app.runtime import package_version, setup_logging
+from server_app.store import MAX_FILES, MAX_FILES_PER_ADDRESS, IndexStore, IndexUnavailable
 
 if TYPE_CHECKING:
     from server_app.ui.admin_window import AdminWindow
@@ -34,11 +37,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_SERVER_PORT,
         help=f"port to listen on (default: {DEFAULT_SERVER_PORT}; 0 picks a free one)",
     )
-    parser.add_argument("--db", type=Path, help="index database file (default: user data folder)")
+    parser.add_argument(
+        "--db",
+        "--index-url",
+        dest="db",
+        metavar="FILE_OR_URL",
+        help="the index: a SQLite database file (default: in the user data folder) or a"
+        " postgresql:// URL that several servers share",
+    )
+    parser.add_argument(
+        "--name",
+        help="how this server is named in a shared index's peer lists (default: host:port)",
+    )
+    parser.add_argument(
+        "--max-files",
+        type=int,
+        default=MAX_FILES,
+        help=f"files the whole index may hold (default: {MAX_FILES:,})",
+    )
+    parser.add_argument(
+        "--max-files-per-address",
+        type=int,
+        default=MAX_FILES_PER_ADDRESS,
+        help=f"files the peers of one IP address may share (default: {MAX_FILES_PER_ADDRESS:,})",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
+    for option in ("max_files", "max_files_per_address"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -47,12 +76,40 @@ def default_db_path() -> Path:
     return Path(folder) / "index.sqlite3"
 
 
-def open_store(db: Path | None):
-    from server_app.index_store import SqliteIndexStore
+def server_name(args: argparse.Namespace, port: int) -> str:
+    """``--name``, or this machine's address and port as other servers' admins see it."""
+    if args.name:
+        return args.name
+    host = args.host if args.host not in ("0.0.0.0", "::", "") else socket.gethostname()
+    return f"{host}:{port}"
 
-    path = db or default_db_path()
+
+def open_store(args: argparse.Namespace) -> tuple[IndexStore, str]:
+    """The index ``--db`` names, and how to name it in the log (a URL without password)."""
+    from server_app.store import is_postgres_url, open_index_store
+
+    limits = {"max_files": args.max_files, "max_files_per_address": args.max_files_per_address}
+    name = server_name(args, args.port)
+    if args.db and is_postgres_url(args.db):
+        return open_index_store(args.db, server_name=name, **limits), redact_url(args.db)
+    path = Path(args.db) if args.db else default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteIndexStore(str(path)), path
+    return open_index_store(path, server_name=name, **limits), str(path)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and titles."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def name_after_listening(store: IndexStore, args: argparse.Namespace, port: int) -> None:
+    """With ``--port 0`` the port is known only now: the default name takes it."""
+    if not args.name and port != args.port:
+        store.rename(server_name(args, port))
 
 
 def run_headless(args: argparse.Namespace) -> int:
@@ -63,7 +120,7 @@ def run_headless(args: argparse.Namespace) -> int:
     setup_logging()
     log = logging.getLogger("napster.server")
     try:
-        store, path = open_store(args.db)
+        store, path = open_store(args)
     except Exception as exc:  # a database we cannot open is a one-line error, not a trace
         print(f"napster-server: cannot open the index database: {exc}", file=sys.stderr)
         return 1
@@ -71,7 +128,8 @@ def run_headless(args: argparse.Namespace) -> int:
     server = IndexServer(store)
     try:
         port = server.start(args.host, args.port)
-    except ServerStartError as exc:
+        name_after_listening(store, args, port)
+    except (ServerStartError, IndexUnavailable) as exc:
         print(f"napster-server: {exc}", file=sys.stderr)
         store.close()
         return 1
@@ -99,12 +157,13 @@ def build_admin_window(args: argparse.Namespace) -> AdminWindow:
     from server_app.ui.admin_window import AdminWindow
 
     try:
-        store, path = open_store(args.db)
+        store, path = open_store(args)
     except Exception as exc:  # a database we cannot open is a one-line error, not a trace
         raise StartupError(f"cannot open the index database: {exc}") from exc
-    window = AdminWindow(IndexServer(store), database=str(path))
+    window = AdminWindow(IndexServer(store), database=path)
     logging.getLogger("napster.server").info("Index database: %s", path)
-    window.start_listening(args.host, args.port)
+    if window.start_listening(args.host, args.port):
+        name_after_listening(store, args, window.server.serverPort())
     return window
 
 

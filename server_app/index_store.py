@@ -280,6 +280,10 @@ class SqliteIndexStore:
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('automerge', 0)")
             db.execute("INSERT INTO names_fts (names_fts, rank) VALUES ('crisismerge', 64)")
 
+    def rename(self, server_name: str) -> None:
+        """Name this server from now on (its port is known only once it listens)."""
+        self.server_name = server_name
+
     def close(self) -> None:
         """Close the database; the store cannot be used afterwards."""
         self._db.close()

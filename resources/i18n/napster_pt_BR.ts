@@ -134,6 +134,10 @@
             <translation>Visto por último</translation>
         </message>
         <message>
+            <source>Server</source>
+            <translation>Servidor</translation>
+        </message>
+        <message>
             <source>Name</source>
             <translation>Nome</translation>
         </message>

@@ -137,6 +137,7 @@ class PeerRow:
                 human_size(record.bytes),
                 format_clock(record.joined_at),
                 format_clock(record.last_seen),
+                plain_text(record.server) or "—",
             ),
             sort_keys=(
                 address_sort_key(record.host, record.port),
@@ -145,16 +146,17 @@ class PeerRow:
                 record.bytes,
                 record.joined_at,
                 record.last_seen,
+                fold(record.server),
             ),
-            filter_text=f"{address} {agent}",
+            filter_text=f"{address} {agent} {record.server}",
         )
 
 
 class PeerTableModel(_RowTableModel):
     """Online peers, one row each, keyed by peer id; rows are appended, changed and removed."""
 
-    HEADERS = ("Address", "Agent", "Files", "Shared", "Connected since", "Last seen")
-    ADDRESS, AGENT, FILES, SHARED, SINCE, LAST_SEEN = range(6)
+    HEADERS = ("Address", "Agent", "Files", "Shared", "Connected since", "Last seen", "Server")
+    ADDRESS, AGENT, FILES, SHARED, SINCE, LAST_SEEN, SERVER = range(7)
     RIGHT_ALIGNED_COLUMNS = frozenset({FILES, SHARED})
 
     def __init__(self, parent: QObject | None = None) -> None:

@@ -4,6 +4,10 @@ A burst of thousands of JOINs and LEAVEs becomes a few model changes every
 ``INTERVAL_MS``; each batch stops after ``BUDGET_MS`` and the rest waits for the
 next tick, so the event loop is never held for long. A peer that joins and
 leaves between two ticks never reaches the table.
+
+When other servers share the index (PostgreSQL), their peers come and go without
+this server's signals: the whole index is read again every ``POLL_MS`` and the
+differences go through the same batches.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from collections.abc import Iterable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from server_app.index_server import IndexServer
-from server_app.ui.models import PeerTableModel
+from server_app.store import IndexUnavailable, PeerRecord
+from server_app.ui.models import PeerRow, PeerTableModel
 
 INTERVAL_MS = 150
 BUDGET_MS = 15
 CHUNK = 100
+POLL_MS = 2000
 
 
 class PeerFeed(QObject):
@@ -44,12 +50,38 @@ class PeerFeed(QObject):
         server.peer_joined.connect(self._on_joined)
         server.peer_left.connect(self._on_left)
         server.peer_updated.connect(self._on_updated)
+        #: Records read by the last poll of a shared index, shown without asking again.
+        self._polled: dict[int, PeerRecord] = {}
+        self._poll_timer = QTimer(self, interval=POLL_MS)
+        self._poll_timer.timeout.connect(self.poll)
+        if server.store.shared:
+            self._poll_timer.start()
 
     def disconnect_server(self) -> None:
         self.server.peer_joined.disconnect(self._on_joined)
         self.server.peer_left.disconnect(self._on_left)
         self.server.peer_updated.disconnect(self._on_updated)
         self._timer.stop()
+        self._poll_timer.stop()
+
+    def poll(self) -> None:
+        """Read the whole shared index and queue what changed since the table was filled."""
+        try:
+            records = self.server.store.peers()
+        except IndexUnavailable:
+            return  # the table keeps what it showed; the log says the database is away
+        before = len(self._joined) + len(self._updated) + len(self._left)
+        self._polled = {record.peer_id: record for record in records}
+        self._left.update(set(self.model.peer_ids()) - self._polled.keys())
+        for peer_id, record in self._polled.items():
+            row = self.model.row_of(peer_id)
+            if row is None:
+                self._joined[peer_id] = None
+            elif PeerRow.from_record(record) != self.model.peer_at(row):
+                self._updated.add(peer_id)
+        self._schedule()
+        if len(self._joined) + len(self._updated) + len(self._left) != before:
+            self.index_changed.emit()
 
     def pending(self) -> int:
         return len(self._joined) + len(self._left) + len(self._updated)
@@ -107,8 +139,15 @@ class PeerFeed(QObject):
         self._schedule()
 
     def _show(self, peer_ids: list[int]) -> None:
-        records = [record for record in map(self.server.store.peer, peer_ids) if record]
+        found = (self._polled.pop(peer_id, None) or self._read(peer_id) for peer_id in peer_ids)
+        records = [record for record in found if record]
         self.model.add_or_update(records)
+
+    def _read(self, peer_id: int) -> PeerRecord | None:
+        try:
+            return self.server.store.peer(peer_id)
+        except IndexUnavailable:
+            return None
 
 
 def _take(pending: set[int]) -> list[int]:

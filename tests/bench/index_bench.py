@@ -119,11 +119,12 @@ def stop_server(server: subprocess.Popen) -> None:
         server.kill()
 
 
-def start_server(db: Path) -> tuple[subprocess.Popen, int, list[int]]:
+def start_server(db: Path | str, *extra: str) -> tuple[subprocess.Popen, int, list[int]]:
+    """A headless napster-server on ``db`` (a SQLite file or a PostgreSQL URL)."""
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "server_app", "--headless"),
-            *("--host", "127.0.0.1", "--port", "0", "--db", str(db)),
+            *("--host", "127.0.0.1", "--port", "0", "--db", str(db), *extra),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

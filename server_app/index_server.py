@@ -26,7 +26,7 @@ from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 from app.network import protocol as p
 from server_app.connection import Connection
 from server_app.index_requests import IndexRequests, Job, PeerEntry
-from server_app.store import IndexStore, normalize_address
+from server_app.store import IndexStore, IndexUnavailable, normalize_address
 from server_app.turns import BusyClock, TurnQueue
 
 log = logging.getLogger("napster.server")
@@ -96,6 +96,21 @@ def describe_files(files: tuple[p.FileInfo, ...]) -> str:
     if len(files) > LOGGED_NAMES:
         text += f" and {len(files) - LOGGED_NAMES} more"
     return text
+
+
+#: Seconds a peer is told to wait when the index database is away (a restart takes a few).
+UNAVAILABLE_RETRY = 5
+
+
+def index_unavailable(message: p.Message) -> p.ProtocolError:
+    """The answer to a request the shared index could not take: try again (or elsewhere)."""
+    return p.ProtocolError(
+        p.ErrorCode.UNAVAILABLE,
+        f"the index database is unavailable: {message.OP} was not done; try again in a few"
+        " seconds or use another index server",
+        message.id,
+        retry_after=UNAVAILABLE_RETRY,
+    )
 
 
 def _single_shot_timer(parent: QObject) -> QTimer:
@@ -461,6 +476,9 @@ class PeerSession(QObject):
         except p.ProtocolError as exc:
             self._fail(exc)
             return
+        except IndexUnavailable:
+            self._fail(index_unavailable(message))
+            return
         except Exception:
             self._failed_inside(message)
             return
@@ -505,6 +523,11 @@ class PeerSession(QObject):
         except p.ProtocolError as exc:
             self._job = self._job_message = None
             self._fail(exc)
+            return
+        except IndexUnavailable:
+            assert self._job_message is not None
+            failed, self._job, self._job_message = self._job_message, None, None
+            self._fail(index_unavailable(failed))
             return
         except Exception:
             assert self._job_message is not None
@@ -573,7 +596,13 @@ class PeerSession(QObject):
 
     def _forget_peer(self) -> None:
         self._job = self._job_message = None
-        peer_id = self.host.requests.leave(self.entry)
+        try:
+            peer_id = self.host.requests.leave(self.entry)
+        except IndexUnavailable:
+            # The store forgets the peer when the database is back (it re-asserts only
+            # the peers still connected); the session is gone either way.
+            log.warning("Peer %s left while the index database was unavailable", self.peer_label)
+            peer_id, self.entry.peer_id = self.entry.peer_id, None
         if peer_id is not None:
             self.host.note_left(self, peer_id)
 
@@ -781,13 +810,19 @@ class IndexServer(QTcpServer):
             self._upkeep_timer.start()
 
     def _upkeep(self) -> None:
-        if not self.store.upkeep(UPKEEP_SLICE):
-            self._upkeep_timer.stop()
+        try:
+            if not self.store.upkeep(UPKEEP_SLICE):
+                self._upkeep_timer.stop()
+        except IndexUnavailable:
+            self._upkeep_timer.stop()  # due again with the next change
 
     def flush_last_seen(self) -> None:
         """Write the pending last_seen times to the store in one transaction."""
         seen, self.seen = self.seen, {}
-        self.store.touch_many(seen)
+        try:
+            self.store.touch_many(seen)
+        except IndexUnavailable:
+            self.seen = {**seen, **self.seen}  # written with the next flush
 
     def online_peers(self) -> int:
         """How many connections have joined (and not left)."""
@@ -865,7 +900,12 @@ class IndexServer(QTcpServer):
         ip = normalize_address(ip)
         if ip in self._temporary_bans:
             self._expire_bans()
-        return ip in self._temporary_bans or self.store.is_banned(ip)
+        if ip in self._temporary_bans:
+            return True
+        try:
+            return self.store.is_banned(ip)
+        except IndexUnavailable:
+            return False  # its requests will be refused until the database is back
 
     # ------------------------------------------------------------ connections
 

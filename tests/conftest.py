@@ -47,7 +47,7 @@ def make_index_server(qtbot):
     def make(
         limits: ServerLimits | None = None, store: SqliteIndexStore | None = None, port: int = 0
     ) -> IndexServer:
-        server = IndexServer(store or SqliteIndexStore(), limits)
+        server = IndexServer(store if store is not None else SqliteIndexStore(), limits)
         server.start("127.0.0.1", port)
         servers.append(server)
         return server

@@ -13,6 +13,7 @@ import pytest
 from server_app import index_requests, turns
 from server_app.index_server import IndexServer, ServerLimits, ServerStartError
 from server_app.index_store import SqliteIndexStore
+from server_app.store import IndexUnavailable
 from tests.wire_client import WireClient
 
 H1, H2, H3 = "1" * 64, "2" * 64, "3" * 64
@@ -785,3 +786,39 @@ def test_the_same_peer_back_on_a_new_connection_takes_its_port_back(qtbot, serve
     assert reply["peer"] == "127.0.0.1:7001"
     qtbot.waitUntil(lambda: len(server.sessions) == 1)
     assert server.store.counters().peers == 1
+
+
+class AwayStore(SqliteIndexStore):
+    """A SQLite store whose database can be 'away', as a shared PostgreSQL can."""
+
+    away = False
+
+    def __getattribute__(self, name: str):
+        if name in _STORE_CALLS and object.__getattribute__(self, "away"):
+            raise IndexUnavailable("the database is away")
+        return object.__getattribute__(self, name)
+
+
+_STORE_CALLS = {"add_peer", "search_page", "remove_peer", "update_files", "is_banned", "sources"}
+
+
+def test_requests_while_the_index_database_is_away_get_unavailable_and_keep_the_connection(
+    qtbot, make_server, connect
+):
+    store = AwayStore()
+    server = make_server(store=store)
+    sharer, searcher = connect(server.serverPort()), connect(server.serverPort())
+    join(qtbot, sharer, 7101, [file("aula1.mp4", 10, H1)])
+    join(qtbot, searcher, 7102, [])
+    store.away = True
+    reply = searcher.request(qtbot, {"op": "SEARCH", "id": 5, "query": "aula"})
+    assert reply["op"] == "ERROR" and reply["code"] == "UNAVAILABLE", reply
+    assert reply["id"] == 5 and reply["retry_after"] > 0
+    late = connect(server.serverPort())  # a JOIN in the gap is refused the same way, and may try again
+    reply = late.request(qtbot, {"op": "JOIN", "id": 1, "port": 7103, "files": []})
+    assert reply["op"] == "ERROR" and reply["code"] == "UNAVAILABLE", reply
+    store.away = False
+    reply = searcher.request(qtbot, {"op": "SEARCH", "id": 6, "query": "aula"})
+    assert [r["name"] for r in reply["results"]] == ["aula1.mp4"]
+    join(qtbot, late, 7103, [], request_id=2)
+    assert server.online_peers() == 3

@@ -58,6 +58,7 @@ class ErrorCode(str, Enum):
     BAD_RANGE = "BAD_RANGE"
     BUSY = "BUSY"
     LIMIT = "LIMIT"
+    UNAVAILABLE = "UNAVAILABLE"
 
     @property
     def closes_connection(self) -> bool:
@@ -76,11 +77,13 @@ class ProtocolError(Exception):
         message: str,
         request_id: int | None = None,
         preceding: list[Message] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.retry_after = retry_after
         #: Messages decoded from the same ``LineReader.feed`` call before the bad line.
         self.preceding: list[Message] = preceding or []
 
@@ -89,7 +92,9 @@ class ProtocolError(Exception):
         return self.code.closes_connection
 
     def to_message(self) -> Error:
-        return Error(code=self.code, message=self.message, id=self.request_id)
+        return Error(
+            code=self.code, message=self.message, id=self.request_id, retry_after=self.retry_after
+        )
 
 
 # ---------------------------------------------------------------- validation

@@ -814,7 +814,7 @@ def test_requests_while_the_index_database_is_away_get_unavailable_and_keep_the_
     reply = searcher.request(qtbot, {"op": "SEARCH", "id": 5, "query": "aula"})
     assert reply["op"] == "ERROR" and reply["code"] == "UNAVAILABLE", reply
     assert reply["id"] == 5 and reply["retry_after"] > 0
-    late = connect(server.serverPort())  # a JOIN in the gap is refused the same way, and may try again
+    late = connect(server.serverPort())  # a JOIN in the gap is refused the same way
     reply = late.request(qtbot, {"op": "JOIN", "id": 1, "port": 7103, "files": []})
     assert reply["op"] == "ERROR" and reply["code"] == "UNAVAILABLE", reply
     store.away = False

@@ -1,11 +1,13 @@
 """A small internet in Linux network namespaces, for tests and benchmarks (needs root).
 
     with NetLab() as lab:
-        server = lab.add_public_host("server")        # 10.77.0.2 on the public internet
+        server = lab.add_public_host("server")  # 10.77.0.2, on the public internet
         home = lab.add_nat_router("home", rate="20mbit")  # 10.77.0.3, LAN 192.168.1.0/24
-        peer = home.add_host("peer")                  # 192.168.1.2, behind home's NAT
-        index = server.popen([sys.executable, "-m", "server_app", ...])
-        peer.run(["ping", "-c1", server.address], check=True)
+        peer = home.add_host("peer")  # 192.168.1.2, behind home's NAT
+        index = server.popen([sys.executable, "-m", "server_app", "--headless", ...],
+                             stdout=subprocess.PIPE)
+        while "listening" not in read_line(index, timeout=20): ...
+        peer.python("import socket; ...")  # its connections come from 10.77.0.3
 
 The "internet" is one namespace holding a bridge (the public /24, 10.77.0.0/24, its
 gateway 10.77.0.1 routes nothing else). A public host is a namespace with a veth on that
@@ -320,6 +322,8 @@ class NetLab:
         self._sysctl(self.internet, "net.ipv4.ip_forward", "1")
 
     def _add_machine(self, host: Host) -> None:
+        if not self._namespaces:
+            raise NetLabError("enter the lab first: with NetLab() as lab: ...")
         if not HOST_NAME.match(host.name):
             raise ValueError(f"host name {host.name!r}: lowercase letters, digits, '-'")
         if host.name in self.hosts or host.name == "inet":

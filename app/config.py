@@ -83,6 +83,8 @@ def parse_host_port(text: str, default_port: int = p.DEFAULT_SERVER_PORT) -> tup
     text = text.strip()
     if not text:
         raise ValueError("the server address is empty")
+    if any(character.isspace() for character in text):
+        raise ValueError(f"{text!r} is not one address (it has a space in it)")
     host, sep, port_text = text.rpartition(":")
     if not sep:
         return text, default_port

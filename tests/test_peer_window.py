@@ -540,7 +540,7 @@ def test_settings_apply_at_once_and_portuguese_changes_the_visible_strings(
     wanted = window.current_values()
     new_share = tmp_path / "other share"
     chosen = SettingsValues(
-        server_address=wanted.server_address,
+        server_addresses=wanted.server_addresses,
         share_dir=new_share,
         download_dir=wanted.download_dir,
         listen_port=wanted.listen_port,

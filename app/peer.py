@@ -84,7 +84,7 @@ class PeerNode(QObject):
         config: PeerConfig,
         timeouts: Timeouts | None = None,
         parent: QObject | None = None,
-        **client_options: float,
+        **client_options: float | bool,
     ) -> None:
         super().__init__(parent)
         self.config = config

@@ -500,16 +500,18 @@ class IndexClient(QObject):
                 log.info("Trying the index server at %s next", self.server_address)
                 self._reconnect_timer.start(max(0, round(pause * 1000)))
                 self._set_state(ClientState.CONNECTING)
-                self._announce_server()
         else:
             self._set_state(ClientState.OFFLINE)
         self._fail_searches(failed, "Lost the connection to the index server before it answered")
         self.connection_lost.emit(message)
         self.connection_problem.emit(code, server, reason)
         # A slot above may have called stop() or set_servers(); then no retry is pending.
-        if delay is not None and self._reconnect_timer.isActive():
-            log.info("Trying the index servers again in %.1f s", delay)
-            self.reconnect_scheduled.emit(delay)
+        if self._reconnect_timer.isActive():
+            if delay is None:
+                self._announce_server()  # the problem first, then where the client goes
+            else:
+                log.info("Trying the index servers again in %.1f s", delay)
+                self.reconnect_scheduled.emit(delay)
 
     def _finish_leaving(self) -> None:
         if not self._leaving:

@@ -355,7 +355,7 @@ def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_clie
     files = [file_info(1, "aula.mp4"), file_info(2, "prova.pdf")]
     first = make_server()
     port = first.serverPort()
-    client = make_client(port, files)
+    client = make_client(port, files, stable_after=0)  # a JOIN counts as success at once
     start_and_join(qtbot, client)
     lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
     states = recorder(client.state_changed)
@@ -372,7 +372,7 @@ def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_clie
     assert peer is not None
     assert server_names(second, peer) == ["aula.mp4", "new.mkv", "prova.pdf"]
 
-    # A successful JOIN resets the backoff: the next delay starts small again.
+    # A JOIN that lasted resets the backoff: the next delay starts small again.
     scheduled.clear()
     second.stop()
     qtbot.waitUntil(lambda: len(scheduled) >= 1, timeout=WAIT_MS)
@@ -623,3 +623,24 @@ def test_set_servers_keeps_a_server_still_listed_and_leaves_one_that_is_not(
     assert client.server_address == f"127.0.0.1:{second.serverPort()}"
     with pytest.raises(ValueError):
         client.set_servers([])
+
+
+def test_servers_that_accept_a_join_and_drop_it_at_once_still_get_backoff(
+    qtbot, listener, make_client
+):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1])  # a JOIN counts once it lasted 10 s
+    scheduled = recorder(client.reconnect_scheduled)
+    joined = recorder(client.joined)
+    client.start()
+    for before in range(3):
+        connection = accept_connection(qtbot, sock)
+        connections.append(connection)
+        join = read_line(qtbot, connection)
+        reply = {"op": "JOIN_OK", "id": join["id"], "peer": "127.0.0.1:6001", "files": 0}
+        connection.sendall(json.dumps(reply).encode() + b"\n")
+        qtbot.waitUntil(lambda n=before: len(joined) > n, timeout=WAIT_MS)
+        connection.close()
+    qtbot.waitUntil(lambda: len(scheduled) == 3, timeout=WAIT_MS)
+    for (delay,), base in zip(scheduled, [0.05, 0.1, 0.2], strict=True):
+        assert 0.5 * base <= delay <= base

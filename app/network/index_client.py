@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -168,6 +169,7 @@ class IndexClient(QObject):
         agent: str = p.AGENT,
         shuffle: bool = True,
         rng: random.Random | None = None,
+        stable_after: float = 10.0,
     ) -> None:
         super().__init__(parent)
         self._rng = rng or random.Random()
@@ -200,6 +202,11 @@ class IndexClient(QObject):
         self._peer_address = ""
         self._attempt = 0  # whole rounds of servers failed in a row
         self._failed_in_round = 0  # servers failed in a row in the current round
+        #: a JOIN counts as success (the failures and the backoff start again) once the
+        #: connection has lasted this long: servers that accept a JOIN and drop it at once
+        #: must not keep the client in a loop without backoff
+        self._stable_after = stable_after
+        self._joined_at: float | None = None
         self._announced_server = ""
 
         self._connect_timer = self._single_shot(connect_timeout, self._on_connect_timeout)
@@ -262,6 +269,7 @@ class IndexClient(QObject):
         self._running = True
         self._attempt = 0
         self._failed_in_round = 0
+        self._joined_at = None
         self._connect()
 
     def stop(self) -> None:
@@ -480,6 +488,12 @@ class IndexClient(QObject):
             code = "cannot_reach"
             message = f"Cannot reach the index server at {self.server_address}: {reason}"
         log.warning("%s", message)
+        if self._joined_at is not None and (
+            time.monotonic() - self._joined_at >= self._stable_after
+        ):
+            self._attempt = 0
+            self._failed_in_round = 0
+        self._joined_at = None
         server = self.server_address
         failed = self._discard_socket()
         delay = None
@@ -676,8 +690,10 @@ class IndexClient(QObject):
             return  # an earlier JOIN, already replaced by a newer one
         self._join_request_id = None
         self._peer_address = message.peer
-        self._attempt = 0
-        self._failed_in_round = 0
+        self._joined_at = time.monotonic()
+        if self._stable_after <= 0:
+            self._attempt = 0
+            self._failed_in_round = 0
         self._ping_timer.start()
         self._set_state(ClientState.JOINED)
         log.info("Joined the index at %s as %s", self.server_address, message.peer)

@@ -28,7 +28,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME_OR_HASH",
         help="download one file (resuming an earlier run), then exit: 0 once it is in place",
     )
-    parser.add_argument("--server", help="index server as HOST:PORT (default 127.0.0.1:1099)")
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="HOST:PORT",
+        help="an index server (default 127.0.0.1:1099); repeat it to give several: the peer "
+        "joins one and moves to another when it is lost",
+    )
+    parser.add_argument(
+        "--servers-file",
+        type=Path,
+        metavar="PATH",
+        help="a file listing index servers, one HOST:PORT a line (# starts a comment)",
+    )
     parser.add_argument("--share", type=Path, help="folder to share")
     parser.add_argument("--downloads", type=Path, help="folder for downloads")
     parser.add_argument(
@@ -64,10 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
     if args.max_sources is not None and not 1 <= args.max_sources <= 64:
         parser.error(f"--max-sources must be between 1 and 64, not {args.max_sources}")
-    if args.headless and not (args.server and args.share and args.downloads):
-        parser.error("--headless needs --server, --share and --downloads")
-    if args.get is not None and not (args.server and args.downloads):
-        parser.error("--get needs --server and --downloads")
+    has_server = bool(args.server or args.servers_file)
+    if args.headless and not (has_server and args.share and args.downloads):
+        parser.error("--headless needs --server (or --servers-file), --share and --downloads")
+    if args.get is not None and not (has_server and args.downloads):
+        parser.error("--get needs --server (or --servers-file) and --downloads")
     if args.play and args.get is None:
         parser.error("--play goes with --get")
     if args.get is not None and not args.get.strip():
@@ -80,13 +93,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 setattr(args, option, parse_rate(getattr(args, option)))
             except ValueError as exc:
                 parser.error(f"--{option.replace('_', '-')}: {exc}")
-    if args.server:
-        from app.config import parse_host_port
+    from app.config import parse_host_port, parse_servers_file
 
+    for text in args.server or []:
         try:
-            parse_host_port(args.server)
+            parse_host_port(text)
         except ValueError as exc:
             parser.error(f"--server: {exc}")
+    if args.servers_file is not None:
+        try:
+            parse_servers_file(args.servers_file.expanduser())
+        except ValueError as exc:
+            parser.error(f"--servers-file: {exc}")
+        except OSError as exc:
+            parser.error(f"--servers-file: cannot read {args.servers_file}: {exc.strerror}")
     return args
 
 
@@ -111,8 +131,20 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"napster-peer: {exc}", file=sys.stderr)
         return 1
     print(f"napster-peer listening on port {port}", flush=True)
-    node.client.joined.connect(
-        lambda address, files: print(f"napster-peer joined as {address}", flush=True)
+    client = node.client
+    client.joined.connect(
+        lambda address, files: print(
+            f"napster-peer joined as {address} (index server {client.server_address})", flush=True
+        )
+    )
+    client.connection_problem.connect(
+        lambda code, server, reason: (
+            code == "connection_lost"
+            and print(f"napster-peer: lost the index server at {server}: {reason}", flush=True)
+        )
+    )
+    client.server_changed.connect(
+        lambda server: print(f"napster-peer: trying the index server at {server}", flush=True)
     )
     quitter = QuitOnSignals(app.quit)
     code = app.exec()

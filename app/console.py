@@ -9,6 +9,7 @@ failed) is printed above the prompt, which is then shown again.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 import time
@@ -142,16 +143,16 @@ class ConsoleMenu(QObject):
             self.menu()
             return
         self.ask(
-            self.tr("Index server [{server}]: ").format(
-                server=f"{self.config.server_host}:{self.config.server_port}"
-            ),
+            self.tr("Index server [{server}]: ").format(server=self.config.servers_text()),
             self._join_server,
         )
 
     def _join_server(self, answer: str) -> None:
         if answer.strip():
-            try:
-                self.config.server_host, self.config.server_port = parse_host_port(answer)
+            try:  # one address, or several separated by commas or spaces
+                self.config.set_servers(
+                    [parse_host_port(text) for text in re.split(r"[\s,]+", answer.strip())]
+                )
             except ValueError as exc:
                 self.say(self.tr("Not a server address: {reason}.").format(reason=exc))
                 self.join()
@@ -175,6 +176,7 @@ class ConsoleMenu(QObject):
         self.node = PeerNode(self.config, parent=self)
         node = self.node
         node.client.joined.connect(self._on_joined)
+        node.client.server_changed.connect(self._on_server_changed)
         node.client.connection_lost.connect(self._on_connection_lost)
         node.search_finished.connect(self._on_search_finished)
         node.search_failed.connect(self._on_search_failed)
@@ -200,14 +202,17 @@ class ConsoleMenu(QObject):
         node = self.node
         if node is None or node.client.state != "offline":
             return
-        self.notify(
-            self.tr("Connecting to {server} ...").format(
-                server=f"{self.config.server_host}:{self.config.server_port}"
-            )
-        )
-        node.client.start()
+        node.client.start()  # says which server it tries (server_changed)
+
+    def _on_server_changed(self, server: str) -> None:
+        self.notify(self.tr("Connecting to {server} ...").format(server=server))
 
     def _on_joined(self, address: str, _count: int) -> None:
+        self.notify(
+            self.tr("Joined the index server at {server}.").format(
+                server=self.node.client.server_address
+            )
+        )
         names = " ".join(p.printable(f.name) for f in self.node.library.infos())
         self.notify(
             self.tr("I am peer {address} with files {names}")

@@ -87,8 +87,11 @@ class OneShotDownload(QObject):
 
     def _join_too_slow(self) -> None:
         if self.transfer_id is None:
-            server = f"{self.node.config.server_host}:{self.node.config.server_port}"
-            self._finish(EXIT_FAILED, f"Cannot reach the index server at {server}.")
+            servers = self.node.config.servers_text()
+            if len(self.node.config.servers) > 1:
+                self._finish(EXIT_FAILED, f"Cannot reach any of the index servers {servers}.")
+            else:
+                self._finish(EXIT_FAILED, f"Cannot reach the index server at {servers}.")
 
     def _on_results(self, _request_id: int, results: list[p.SearchResult]) -> None:
         if self.transfer_id is not None:

@@ -84,7 +84,7 @@ class PeerNode(QObject):
         config: PeerConfig,
         timeouts: Timeouts | None = None,
         parent: QObject | None = None,
-        **client_options: float,
+        **client_options: float | bool,
     ) -> None:
         super().__init__(parent)
         self.config = config
@@ -118,8 +118,7 @@ class PeerNode(QObject):
         self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
         self.uploads.limiter.set_rate(config.max_upload_rate)
         self.client = IndexClient(
-            config.server_host,
-            config.server_port,
+            config.servers,
             max(1, config.listen_port),
             self.library.infos,
             parent=self,
@@ -226,8 +225,12 @@ class PeerNode(QObject):
         return self.transfers.add(result.hash, result.size, result.name, list(result.peers))
 
     def set_server(self, host: str, port: int) -> None:
-        self.config.server_host, self.config.server_port = host, port
-        self.client.set_server(host, port)
+        self.set_servers([(host, port)])
+
+    def set_servers(self, servers: list[tuple[str, int]]) -> None:
+        """Use these index servers (the client stays on its server if it is still listed)."""
+        self.config.set_servers(servers)
+        self.client.set_servers(self.config.servers)
 
     def set_folders(self, share_dir: Path, download_dir: Path) -> None:
         for folder in (share_dir, download_dir):

@@ -7,6 +7,7 @@ the storage format made of it; a value that cannot be read falls back to the def
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -114,10 +115,53 @@ class Option(Generic[T]):
         settings.setValue(self.key, stored)
 
 
+class ListOption(Option[list[str]]):
+    """A list of words (e.g. ``host:port`` addresses), stored as a list; a value written by
+    hand as one string is split at commas and white space. An empty list reads as the default.
+
+    ``legacy_key`` is the older single-value setting it replaces: read while the list was never
+    saved (so nothing changes on disk until the user saves), and removed when the list is.
+    """
+
+    def __init__(self, key: str, default: Callable[[], list[str]], legacy_key: str = ""):
+        super().__init__(key, default, list)
+        self.legacy_key = legacy_key
+
+    def convert(self, raw: Any) -> list[str]:
+        items = raw if isinstance(raw, list | tuple) else re.split(r"[\s,]+", str(raw))
+        value = [str(item).strip() for item in items if str(item).strip()]
+        if not value:
+            raise ValueError("an empty list")
+        return value
+
+    def __get__(self, settings: Settings | None, owner: type | None = None) -> Any:
+        if settings is None:
+            return self
+        raw = settings.value(self.key)
+        if raw is None and self.legacy_key:
+            raw = settings.value(self.legacy_key)
+        if raw is None:
+            return self.default()
+        try:
+            return self.convert(raw)
+        except (TypeError, ValueError):
+            return self.default()
+
+    def __set__(self, settings: Settings, value: list[str]) -> None:
+        settings.setValue(self.key, self.convert(value))
+        if self.legacy_key:
+            settings.remove(self.legacy_key)
+
+
 class Settings(QSettings):
     """The peer's options, typed, with defaults (``Settings.from_file`` for tests)."""
 
-    server_address = Option("network/server", f"127.0.0.1:{DEFAULT_SERVER_PORT}", str)
+    #: the index servers ("host:port"), tried in a random order; replaces "network/server"
+    server_addresses = ListOption(
+        "network/servers",
+        lambda: [f"127.0.0.1:{DEFAULT_SERVER_PORT}"],
+        legacy_key="network/server",
+    )
     listen_port = Option("network/listen_port", DEFAULT_PEER_PORT, int, low=0, high=65535)
     share_dir = Option("folders/shared", default_share_dir, Path)
     download_dir = Option("folders/downloads", default_download_dir, Path)
@@ -169,7 +213,19 @@ class Settings(QSettings):
 
     def reset(self, name: str) -> None:
         """Forget a stored option, so it reads as its default again."""
-        self.remove(self.options()[name].key)
+        option = self.options()[name]
+        self.remove(option.key)
+        if isinstance(option, ListOption) and option.legacy_key:
+            self.remove(option.legacy_key)
+
+    @property
+    def server_address(self) -> str:
+        """The first index server (older code's single address)."""
+        return self.server_addresses[0]
+
+    @server_address.setter
+    def server_address(self, value: str) -> None:
+        self.server_addresses = [value]
 
     # ------------------------------------------------------------ window state
 

@@ -326,7 +326,7 @@ def shoot_settings(window: MainWindow, suffix: str) -> None:
     dialog = SettingsDialog(window.current_values(), parent=window)
     dialog.show()
     shoot(dialog, f"settings{suffix}")
-    dialog.server.setText("127.0.0.1;21099")
+    dialog.servers.setPlainText("127.0.0.1;21099")
     shoot(dialog, f"settings-invalid-address{suffix}")
     dialog.close()
 

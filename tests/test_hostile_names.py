@@ -116,7 +116,7 @@ def network(qtbot, tmp_path):
     uploads.start("127.0.0.1", 0)
     server = IndexServer(SqliteIndexStore())
     server.start("127.0.0.1", 0)
-    searcher = IndexClient("127.0.0.1", server.serverPort(), 1, lambda: [])
+    searcher = IndexClient([("127.0.0.1", server.serverPort())], 1, lambda: [])
     with qtbot.waitSignal(searcher.joined, timeout=5000):
         searcher.start()
     yield server, uploads, shared, searcher

@@ -45,12 +45,17 @@ def make_client(qtbot, make_server):
     clients = []
 
     def make(
-        port: int, files: list[p.FileInfo] | None = None, listen_port: int = 6001, **options
+        port: int | list[int],
+        files: list[p.FileInfo] | None = None,
+        listen_port: int = 6001,
+        **options,
     ) -> IndexClient:
         shared = files if files is not None else []
         options.setdefault("min_backoff", MIN_BACKOFF)
         options.setdefault("max_backoff", MAX_BACKOFF)
-        client = IndexClient("127.0.0.1", port, listen_port, lambda: list(shared), **options)
+        ports = port if isinstance(port, list) else [port]
+        servers = [("127.0.0.1", each) for each in ports]
+        client = IndexClient(servers, listen_port, lambda: list(shared), **options)
         clients.append(client)
         return client
 
@@ -350,7 +355,7 @@ def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_clie
     files = [file_info(1, "aula.mp4"), file_info(2, "prova.pdf")]
     first = make_server()
     port = first.serverPort()
-    client = make_client(port, files)
+    client = make_client(port, files, stable_after=0)  # a JOIN counts as success at once
     start_and_join(qtbot, client)
     lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
     states = recorder(client.state_changed)
@@ -367,7 +372,7 @@ def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_clie
     assert peer is not None
     assert server_names(second, peer) == ["aula.mp4", "new.mkv", "prova.pdf"]
 
-    # A successful JOIN resets the backoff: the next delay starts small again.
+    # A JOIN that lasted resets the backoff: the next delay starts small again.
     scheduled.clear()
     second.stop()
     qtbot.waitUntil(lambda: len(scheduled) >= 1, timeout=WAIT_MS)
@@ -480,3 +485,162 @@ def test_stop_and_wait_returns_once_the_server_answered(qtbot, server, make_clie
     assert client.state == ClientState.OFFLINE
     # A stopped client can start again.
     assert start_and_join(qtbot, client) == ["127.0.0.1:6001", 1]
+
+
+# ---------------------------------------------------------------- several index servers
+
+
+@pytest.fixture
+def closed_ports():
+    """Ports with nothing listening (bound, so no one else takes them): connections refused."""
+    sockets: list[socket.socket] = []
+
+    def make(count: int) -> list[int]:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets[-count:]]
+
+    def release(port: int) -> None:
+        for sock in sockets:
+            if sock.fileno() != -1 and sock.getsockname()[1] == port:
+                sock.close()
+
+    make.release = release
+    yield make
+    for sock in sockets:
+        sock.close()
+
+
+def test_a_server_not_listening_is_skipped_at_once_for_the_next(
+    qtbot, make_server, make_client, closed_ports
+):
+    second, third = make_server(), make_server()
+    (dead,) = closed_ports(1)
+    ports = [dead, second.serverPort(), third.serverPort()]
+    client = make_client(ports, [file_info(1, "aula.mp4")], shuffle=False)
+    changed, scheduled = recorder(client.server_changed), recorder(client.reconnect_scheduled)
+    problems = recorder(client.connection_problem)
+
+    start_and_join(qtbot, client)
+    assert client.server_address == f"127.0.0.1:{second.serverPort()}"
+    assert changed == [(f"127.0.0.1:{dead}",), (f"127.0.0.1:{second.serverPort()}",)]
+    assert problems == [("cannot_reach", f"127.0.0.1:{dead}", "connection refused")]
+    assert scheduled == []  # one server down while another works: no backoff
+    assert second.store.counters().peers == 1
+    assert third.store.counters().peers == 0
+
+
+def test_a_joined_client_whose_server_stops_joins_another_and_searches_there(
+    qtbot, make_server, make_client
+):
+    first, second = make_server(), make_server()
+    sharer = make_client(second.serverPort(), [file_info(7, "aula completa.mp4")], 6007)
+    start_and_join(qtbot, sharer)
+    files = [file_info(1, "mine.mkv")]
+    client = make_client([first.serverPort(), second.serverPort()], files, shuffle=False)
+    start_and_join(qtbot, client)
+    assert client.server_address == f"127.0.0.1:{first.serverPort()}"
+    failed, scheduled = recorder(client.search_failed), recorder(client.reconnect_scheduled)
+    changed = recorder(client.server_changed)
+
+    waiting = client.search("anything")
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS) as blocker:
+        first.stop()
+    assert blocker.args == ["127.0.0.1:6001", 1]
+    assert failed == [(waiting, "Lost the connection to the index server before it answered")]
+    assert changed == [(f"127.0.0.1:{second.serverPort()}",)]
+    assert client.server_address == f"127.0.0.1:{second.serverPort()}"
+    assert scheduled == []
+    peer = peer_by_port(second, 6001)
+    assert peer is not None and server_names(second, peer) == ["mine.mkv"]
+
+    with qtbot.waitSignal(client.search_finished, timeout=WAIT_MS) as found:
+        client.search("aula")
+    assert [r.name for r in found.args[1]] == ["aula completa.mp4"]
+
+
+def test_when_every_server_is_down_it_backs_off_by_rounds_and_joins_the_first_back(
+    qtbot, make_server, make_client, closed_ports
+):
+    ports = closed_ports(3)
+    client = make_client(ports, [file_info(1, "aula.mp4")], shuffle=False)
+    lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
+    client.start()
+    qtbot.waitUntil(lambda: len(scheduled) >= 3, timeout=WAIT_MS)
+    # Each round tries all three, then waits: 0.05 s, 0.1 s, 0.2 s (each a random 0.5x-1x).
+    assert len(lost) >= 9
+    assert [text.split(": ")[0] for (text,) in lost[:3]] == [
+        f"Cannot reach the index server at 127.0.0.1:{port}" for port in ports
+    ]
+    for (delay,), base in zip(scheduled, [0.05, 0.1, 0.2], strict=False):
+        assert 0.5 * base <= delay <= base
+    assert client.state in (ClientState.WAITING, ClientState.CONNECTING)
+
+    closed_ports.release(ports[2])
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS):
+        back = make_server(ports[2])
+    assert client.server_address == f"127.0.0.1:{ports[2]}"
+    assert back.store.counters().peers == 1
+
+
+def test_a_server_that_refuses_the_peer_sends_it_to_the_next(qtbot, make_server, make_client):
+    refusing = make_server(limits=ServerLimits(max_connections_per_ip=0))
+    working = make_server()
+    client = make_client([refusing.serverPort(), working.serverPort()], shuffle=False)
+    errors, scheduled = recorder(client.server_error), recorder(client.reconnect_scheduled)
+    start_and_join(qtbot, client)
+    assert errors[0][0] == "LIMIT"
+    assert client.server_address == f"127.0.0.1:{working.serverPort()}"
+    assert scheduled == []
+
+
+def test_each_client_tries_the_servers_in_its_own_random_order(qtbot):
+    servers = [("127.0.0.1", port) for port in (1001, 1002, 1003)]
+    firsts = set()
+    for seed in range(20):
+        client = IndexClient(servers, 6001, lambda: [], rng=random.Random(seed))
+        assert sorted(client.order) == servers
+        assert client.servers == servers
+        firsts.add(client.server)
+    assert firsts == set(servers)  # peers spread over every server
+
+
+def test_set_servers_keeps_a_server_still_listed_and_leaves_one_that_is_not(
+    qtbot, make_server, make_client
+):
+    first, second = make_server(), make_server()
+    client = make_client([first.serverPort()], [file_info(1, "aula.mp4")])
+    start_and_join(qtbot, client)
+    states = recorder(client.state_changed)
+    client.set_servers([("127.0.0.1", second.serverPort()), ("127.0.0.1", first.serverPort())])
+    assert client.state == ClientState.JOINED and states == []
+    assert client.server_address == f"127.0.0.1:{first.serverPort()}"
+
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS):
+        client.set_servers([("127.0.0.1", second.serverPort())])
+    assert client.server_address == f"127.0.0.1:{second.serverPort()}"
+    with pytest.raises(ValueError):
+        client.set_servers([])
+
+
+def test_servers_that_accept_a_join_and_drop_it_at_once_still_get_backoff(
+    qtbot, listener, make_client
+):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1])  # a JOIN counts once it lasted 10 s
+    scheduled = recorder(client.reconnect_scheduled)
+    joined = recorder(client.joined)
+    client.start()
+    for before in range(3):
+        connection = accept_connection(qtbot, sock)
+        connections.append(connection)
+        join = read_line(qtbot, connection)
+        reply = {"op": "JOIN_OK", "id": join["id"], "peer": "127.0.0.1:6001", "files": 0}
+        connection.sendall(json.dumps(reply).encode() + b"\n")
+        qtbot.waitUntil(lambda n=before: len(joined) > n, timeout=WAIT_MS)
+        connection.close()
+    qtbot.waitUntil(lambda: len(scheduled) == 3, timeout=WAIT_MS)
+    for (delay,), base in zip(scheduled, [0.05, 0.1, 0.2], strict=True):
+        assert 0.5 * base <= delay <= base

@@ -170,3 +170,45 @@ def test_bad_server_address_is_a_clear_error():
         timeout=30,
     )
     assert result.returncode == 2 and "'notaport' is not a port number" in result.stderr
+
+
+def test_headless_peer_given_two_servers_moves_to_the_other_when_its_server_stops(tmp_path):
+    servers = [
+        ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", str(tmp_path / f"{n}.db"))
+        for n in range(2)
+    ]
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "aula.mp4").write_bytes(b"x" * 1000)
+    peer = None
+    try:
+        for server in servers:
+            assert server.ready.wait(20) and server.port
+        addresses = {f"127.0.0.1:{server.port}": server for server in servers}
+        listed = tmp_path / "servers.txt"
+        listed.write_text("# both index servers\n" + "\n".join(addresses) + "\n", "utf-8")
+        peer = PeerProcess(
+            "--headless",
+            "--servers-file",
+            str(listed),
+            "--share",
+            str(share),
+            "--downloads",
+            str(tmp_path / "downloads"),
+            "--port",
+            "0",
+            home=tmp_path / "home",
+        )
+        joined = peer.expect("napster-peer joined as 127.0.0.1:")
+        first = joined.rsplit("(index server ", 1)[1].rstrip(")")
+        (other,) = set(addresses) - {first}
+        addresses[first].stop()
+        peer.expect(f"napster-peer: lost the index server at {first}: ")
+        peer.expect(f"napster-peer: trying the index server at {other}")
+        again = peer.expect("napster-peer joined as 127.0.0.1:")
+        assert again.endswith(f"(index server {other})")
+    finally:
+        if peer is not None:
+            assert peer.stop() == 0
+        for server in servers:
+            server.stop()

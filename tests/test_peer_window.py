@@ -526,6 +526,44 @@ def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window,
         restarted.store.close()
 
 
+def test_the_window_shows_the_index_server_it_is_on_and_when_it_moves(
+    qtbot, tmp_path, make_index_server
+):
+    first, second = make_index_server(), make_index_server()
+    config = peer_config(tmp_path / "b", first.serverPort())
+    config.set_servers([("127.0.0.1", first.serverPort()), ("127.0.0.1", second.serverPort())])
+    node = PeerNode(config, TIMEOUTS, shuffle=False, **QUICK_RECONNECT)
+    window = MainWindow(node, Settings.from_file(tmp_path / "b.ini"), prompts=FakePrompts())
+    window.show()
+    window.start()
+    try:
+        label = window.status.connection_label
+        on_first, on_second = (f"127.0.0.1:{s.serverPort()}" for s in (first, second))
+        qtbot.waitUntil(lambda: label.text().startswith(f"Connected to {on_first} "), timeout=5000)
+        assert label.toolTip() == f"Index servers: {on_first}, {on_second}"
+        assert window.current_values().server_addresses == (on_first, on_second)
+
+        first.stop()
+        qtbot.waitUntil(lambda: label.text().startswith(f"Connected to {on_second} "), timeout=5000)
+        assert second.store.counters().peers == 1
+
+        # Settings: a list without the current server moves the peer to the new one.
+        third = make_index_server()
+        on_third = f"127.0.0.1:{third.serverPort()}"
+        window.prompts.settings_answer = replace(
+            window.current_values(), server_addresses=(on_third,)
+        )
+        window.actions["settings"].trigger()
+        qtbot.waitUntil(lambda: label.text().startswith(f"Connected to {on_third} "), timeout=5000)
+        assert label.toolTip() == ""
+        assert window.settings.server_addresses == [on_third]
+        assert node.config.servers == [("127.0.0.1", third.serverPort())]
+    finally:
+        window.prompts.quit_answer = True
+        window.close()
+        window.deleteLater()
+
+
 # ---------------------------------------------------------------- settings and languages
 
 
@@ -540,7 +578,7 @@ def test_settings_apply_at_once_and_portuguese_changes_the_visible_strings(
     wanted = window.current_values()
     new_share = tmp_path / "other share"
     chosen = SettingsValues(
-        server_address=wanted.server_address,
+        server_addresses=wanted.server_addresses,
         share_dir=new_share,
         download_dir=wanted.download_dir,
         listen_port=wanted.listen_port,

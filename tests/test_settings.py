@@ -13,7 +13,14 @@ from app import i18n
 from app.network.protocol import DEFAULT_PEER_PORT
 from app.settings import Settings, default_download_dir, default_share_dir
 from app.ui.dialogs import SettingsDialog, SettingsValues
-from app.ui.validation import KB, MB, parse_rate, parse_server_address, rate_parts
+from app.ui.validation import (
+    KB,
+    MB,
+    parse_rate,
+    parse_server_address,
+    parse_server_list,
+    rate_parts,
+)
 
 
 def test_defaults_are_typed_and_sensible(tmp_path, isolated_home):
@@ -86,13 +93,13 @@ def test_first_run_form_checks_the_address_and_remembers_the_answers(qtbot, tmp_
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
     assert dialog.windowTitle() == "Welcome to Napster P2P"
     assert ok.text() == "Start" and ok.isEnabled()
-    assert dialog.server.text() == "127.0.0.1:1099"
+    assert dialog.servers.toPlainText() == "127.0.0.1:1099"
     assert not dialog.advanced.isVisibleTo(dialog)
 
-    dialog.server.setText("10.0.0.5:99999")
+    dialog.servers.setPlainText("10.0.0.5:99999")
     assert not ok.isEnabled()
     assert "Port 99999 is outside 1 to 65535." in dialog.error.text()
-    dialog.server.setText(" 10.0.0.5:7000 ")
+    dialog.servers.setPlainText(" 10.0.0.5:7000 ")
     dialog.share.edit.setText("relative/folder")
     assert not ok.isEnabled()
     dialog.share.edit.setText(str(tmp_path / "my share"))
@@ -155,17 +162,17 @@ def test_the_settings_form_refuses_a_bad_address_while_typing(qtbot, tmp_path):
     qtbot.addWidget(dialog)
     dialog.show()
     ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
-    dialog.server.clear()
-    qtbot.keyClicks(dialog.server, "127.0.0.1;21099")
+    dialog.servers.clear()
+    qtbot.keyClicks(dialog.servers, "127.0.0.1;21099")
     assert not ok.isEnabled()
     assert dialog.error.isVisible()
     assert dialog.error.text() == (
         "Index server: “;” cannot be part of a server address. Separate the port with a colon, "
         "e.g. 127.0.0.1:21099."
     )
-    dialog.server.setText("[::1]:21099")
+    dialog.servers.setPlainText("[::1]:21099")
     assert ok.isEnabled() and not dialog.error.isVisible()
-    assert dialog.values().server_address == "[::1]:21099"
+    assert dialog.values().server_addresses == ("[::1]:21099",)
 
 
 def test_speed_limits_are_typed_in_units_people_read():
@@ -377,3 +384,117 @@ def test_lrelease_and_the_built_in_writer_agree(tmp_path, qapp):
     for message in messages:
         texts = {t.translate(message.context, message.source) for t in translators}
         assert texts == {message.translation}, message.source
+
+
+# ---------------------------------------------------------------- several index servers
+
+
+def test_the_list_of_index_servers_round_trips(tmp_path):
+    path = tmp_path / "servers.ini"
+    settings = Settings.from_file(path)
+    assert settings.server_addresses == ["127.0.0.1:1099"]
+    settings.server_addresses = ["a.lan:2000", "[::1]:2001", "10.0.0.9:2002"]
+    settings.sync()
+    again = Settings.from_file(path)
+    assert again.server_addresses == ["a.lan:2000", "[::1]:2001", "10.0.0.9:2002"]
+    assert again.server_address == "a.lan:2000"  # the first, for older readers
+    again.server_addresses = ["only.lan:3000"]  # one alone reads back as a list too
+    again.sync()
+    assert Settings.from_file(path).server_addresses == ["only.lan:3000"]
+    again.reset("server_addresses")
+    assert again.server_addresses == ["127.0.0.1:1099"]
+
+
+def test_the_old_single_server_setting_is_read_and_replaced_when_saved(tmp_path):
+    path = tmp_path / "old.ini"
+    path.write_text("[network]\nserver=index.lan:2000\n", encoding="utf-8")
+    settings = Settings.from_file(path)
+    assert settings.server_addresses == ["index.lan:2000"]
+    assert path.read_text(encoding="utf-8") == "[network]\nserver=index.lan:2000\n"  # untouched
+    settings.server_addresses = ["index.lan:2000", "backup.lan:2000"]
+    settings.sync()
+    saved = path.read_text(encoding="utf-8")
+    assert "servers=index.lan:2000, backup.lan:2000" in saved and "server=" not in saved
+    # A list written by hand as one line is read too.
+    path.write_text("[network]\nservers=a:1 b:2\n", encoding="utf-8")
+    assert Settings.from_file(path).server_addresses == ["a:1", "b:2"]
+
+
+def test_a_list_of_servers_is_checked_line_by_line():
+    assert parse_server_list("a.lan:2000\n\n  # backup\nb.lan\na.lan:2000\n") == [
+        ("a.lan", 2000),
+        ("b.lan", 1099),
+    ]
+    with pytest.raises(ValueError, match=r"^Line 3: “;” cannot be part of a server address"):
+        parse_server_list("a.lan:2000\n\nb;c\n")
+    with pytest.raises(ValueError, match="Type the server's address"):
+        parse_server_list(" \n# nothing\n")
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_settings_form_edits_several_servers(qtbot, tmp_path):
+    settings = Settings.from_file(tmp_path / "several.ini")
+    settings.server_addresses = ["a.lan:2000", "b.lan:2001"]
+    dialog = SettingsDialog(SettingsValues.load(settings))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert dialog.servers.toPlainText() == "a.lan:2000\nb.lan:2001"
+    dialog.servers.setPlainText("a.lan:2000\nb.lan:99999\n")
+    assert not ok.isEnabled()
+    assert dialog.error.text() == "Index server: Line 2: Port 99999 is outside 1 to 65535."
+    dialog.servers.setPlainText("a.lan:2000\n[::1]:2001\nc.lan\n")
+    assert ok.isEnabled()
+    assert dialog.values().server_addresses == ("a.lan:2000", "[::1]:2001", "c.lan:1099")
+    dialog.values().save(settings)
+    assert Settings.from_file(tmp_path / "several.ini").server_addresses == [
+        "a.lan:2000",
+        "[::1]:2001",
+        "c.lan:1099",
+    ]
+
+
+def test_servers_come_from_repeated_options_a_file_or_the_settings(tmp_path, capsys):
+    from app.__main__ import parse_args
+    from app.config import config_from_settings, parse_servers_file
+
+    listed = tmp_path / "servers.txt"
+    listed.write_text(
+        "# the campus index servers\nidx1.lan:2000\n\n  idx2.lan   # the backup\n[::1]:2002\n",
+        encoding="utf-8",
+    )
+    assert parse_servers_file(listed) == [("idx1.lan", 2000), ("idx2.lan", 1099), ("::1", 2002)]
+
+    settings = Settings.from_file(tmp_path / "saved.ini")
+    settings.server_addresses = ["saved.lan:1", "not an address", "saved2.lan:2"]
+    saved = config_from_settings(settings, parse_args([]))
+    assert saved.servers == [("saved.lan", 1), ("saved2.lan", 2)]  # the bad one left out
+    assert (saved.server_host, saved.server_port) == ("saved.lan", 1)
+
+    given = config_from_settings(
+        settings,
+        parse_args(["--server", "a:1", "--server", "b:2", "--servers-file", str(listed)]),
+    )
+    assert given.servers == [
+        ("a", 1),
+        ("b", 2),
+        ("idx1.lan", 2000),
+        ("idx2.lan", 1099),
+        ("::1", 2002),
+    ]
+    assert given.servers_text() == "a:1, b:2, idx1.lan:2000, idx2.lan:1099, [::1]:2002"
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("idx1.lan:2000\n# fine\nidx2.lan:http\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.txt, line 3: 'http' is not a port number"):
+        parse_servers_file(bad)
+    with pytest.raises(SystemExit):
+        parse_args(["--servers-file", str(bad)])
+    assert "--servers-file: " in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="lists no index server"):
+        parse_servers_file(empty)
+    with pytest.raises(SystemExit):
+        parse_args(["--servers-file", str(tmp_path / "missing.txt")])
+    assert "cannot read" in capsys.readouterr().err

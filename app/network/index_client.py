@@ -1,16 +1,22 @@
 """The peer's control connection to the index server (a Qt adapter over QTcpSocket).
 
 ``IndexClient`` connects, JOINs with the shared library, keeps the connection
-alive with PING, runs searches and announces library changes. When the server
-goes away it says so once, reconnects with randomized exponential backoff and
-JOINs again with the current library. Everything runs in slots driven by the
-Qt event loop: nothing here blocks (except ``stop_and_wait``, meant for quit).
+alive with PING, runs searches and announces library changes. It is given one or
+more index servers (stateless servers over one shared index: any of them answers for
+the whole network). It tries them in its own random order, so peers spread over the
+servers, and round-robin from there. When its server goes away, refuses it or
+cannot be reached, it says so once and moves on to the next at once (a short random
+pause spreads a crowd of peers); only after a whole round of failures does it back
+off, with randomized exponential delays. Each time it JOINs again with the current
+library. Everything runs in slots driven by the Qt event loop: nothing here blocks
+(except ``stop_and_wait``, meant for quit).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -18,6 +24,7 @@ from enum import Enum
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
 
+from app.config import Server, server_text, unique_servers
 from app.network import protocol as p
 
 log = logging.getLogger("napster.client")
@@ -54,6 +61,11 @@ def backoff_delay(
     """
     base = min(max_backoff, min_backoff * 2.0 ** min(max(attempt, 0), 64))
     return base * (rng or random).uniform(0.5, 1.0)
+
+
+#: Moving on to the next server waits a random 0 to this fraction of ``min_backoff``: a
+#: crowd of peers dropped by one server arrives at the others spread out, not at once.
+FAILOVER_JITTER = 0.25
 
 
 def update_batches(
@@ -107,7 +119,7 @@ class _Request:
 
 
 class IndexClient(QObject):
-    """The control connection to one index server, with reconnect and re-JOIN.
+    """The control connection to one of the index servers, with failover and re-JOIN.
 
     Call ``start()`` once; from then on the client keeps itself JOINed until ``stop()``.
     Results and problems arrive as signals; no method blocks except ``stop_and_wait``.
@@ -124,8 +136,10 @@ class IndexClient(QObject):
     #: the same as a code for the window to put in words: "cannot_reach" (never got there)
     #: or "connection_lost" (it was connected), the server "host:port", the OS's reason
     connection_problem = Signal(str, str, str)
-    #: seconds until the next connection attempt
+    #: seconds until the next connection attempt (after a whole round of servers failed)
     reconnect_scheduled = Signal(float)
+    #: the server the client now connects to or is on, as "host:port"
+    server_changed = Signal(str)
     #: search id, list[protocol.SearchResult]
     search_finished = Signal(int, object)
     #: search id, human message
@@ -141,8 +155,7 @@ class IndexClient(QObject):
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        servers: Sequence[Server],
         listen_port: int,
         files_provider: Callable[[], Sequence[p.FileInfo]],
         parent: QObject | None = None,
@@ -154,10 +167,18 @@ class IndexClient(QObject):
         connect_timeout: float = 10.0,
         leave_timeout: float = 1.0,
         agent: str = p.AGENT,
+        shuffle: bool = True,
+        rng: random.Random | None = None,
+        stable_after: float = 10.0,
     ) -> None:
         super().__init__(parent)
-        self._host = host
-        self._port = port
+        self._rng = rng or random.Random()
+        self._shuffle = shuffle
+        #: the servers as given, and the order this client tries them in
+        self._servers: list[Server] = []
+        self._order: list[Server] = []
+        self._position = 0
+        self._take_servers(servers)
         self._listen_port = listen_port
         self._files_provider = files_provider
         self._min_backoff = min_backoff
@@ -165,7 +186,6 @@ class IndexClient(QObject):
         self._reply_timeout = reply_timeout
         self._connect_timeout = connect_timeout
         self._agent = agent
-        self._rng = random.Random()
 
         self._state = ClientState.OFFLINE
         self._running = False  # between start() and stop(): keep (re)connecting
@@ -180,7 +200,14 @@ class IndexClient(QObject):
         self.sources_supported = True
         self._join_request_id: int | None = None
         self._peer_address = ""
-        self._attempt = 0
+        self._attempt = 0  # whole rounds of servers failed in a row
+        self._failed_in_round = 0  # servers failed in a row in the current round
+        #: a JOIN counts as success (the failures and the backoff start again) once the
+        #: connection has lasted this long: servers that accept a JOIN and drop it at once
+        #: must not keep the client in a loop without backoff
+        self._stable_after = stable_after
+        self._joined_at: float | None = None
+        self._announced_server = ""
 
         self._connect_timer = self._single_shot(connect_timeout, self._on_connect_timeout)
         self._reply_timer = self._single_shot(reply_timeout, self._on_reply_timeout)
@@ -207,8 +234,22 @@ class IndexClient(QObject):
 
     @property
     def server_address(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{host}:{self._port}"
+        """The server the client is on or connecting to, as "host:port"."""
+        return server_text(self.server)
+
+    @property
+    def server(self) -> Server:
+        return self._order[self._position]
+
+    @property
+    def servers(self) -> list[Server]:
+        """The servers as given (the client tries them in its own order)."""
+        return list(self._servers)
+
+    @property
+    def order(self) -> list[Server]:
+        """The order the client tries the servers in, round-robin."""
+        return list(self._order)
 
     @property
     def peer_address(self) -> str:
@@ -227,6 +268,8 @@ class IndexClient(QObject):
             return
         self._running = True
         self._attempt = 0
+        self._failed_in_round = 0
+        self._joined_at = None
         self._connect()
 
     def stop(self) -> None:
@@ -279,14 +322,32 @@ class IndexClient(QObject):
         return True
 
     def set_server(self, host: str, port: int) -> None:
-        """Use another index server; reconnect to it at once if running."""
-        self._host, self._port = host, port
+        """Use this one index server; reconnect to it at once if running."""
+        self.set_servers([(host, port)])
+
+    def set_servers(self, servers: Sequence[Server]) -> None:
+        """Use these index servers. A client on one that is still listed stays there;
+        otherwise it moves to the first of the new list in its order at once (if running)."""
+        current = self.server
+        self._take_servers(servers)
+        if current in self._order:
+            self._position = self._order.index(current)
+            return
         if not self._running:
+            self._announce_server()
             return
         failed = self._discard_socket()
         self._attempt = 0
+        self._failed_in_round = 0
         self._connect()
         self._fail_searches(failed, "The search was cancelled: switched to another index server")
+
+    def _take_servers(self, servers: Sequence[Server]) -> None:
+        self._servers = unique_servers(servers)
+        self._order = list(self._servers)
+        if self._shuffle:
+            self._rng.shuffle(self._order)
+        self._position = 0
 
     def set_listen_port(self, port: int) -> None:
         """Announce a new listen port: JOIN again at once if connected, else at the next JOIN."""
@@ -370,9 +431,16 @@ class IndexClient(QObject):
         self._reader = p.LineReader()
         self._next_request_id = 1
         self._set_state(ClientState.CONNECTING)
+        self._announce_server()
         log.info("Connecting to the index server at %s", self.server_address)
         self._connect_timer.start()
-        socket.connectToHost(self._host, self._port)
+        host, port = self.server
+        socket.connectToHost(host, port)
+
+    def _announce_server(self) -> None:
+        if self.server_address != self._announced_server:
+            self._announced_server = self.server_address
+            self.server_changed.emit(self.server_address)
 
     def _connected(self) -> bool:
         return (
@@ -420,22 +488,44 @@ class IndexClient(QObject):
             code = "cannot_reach"
             message = f"Cannot reach the index server at {self.server_address}: {reason}"
         log.warning("%s", message)
+        if self._joined_at is not None and (
+            time.monotonic() - self._joined_at >= self._stable_after
+        ):
+            self._attempt = 0
+            self._failed_in_round = 0
+        self._joined_at = None
+        server = self.server_address
         failed = self._discard_socket()
         delay = None
         if self._running:
-            delay = backoff_delay(self._attempt, self._min_backoff, self._max_backoff, self._rng)
-            self._attempt += 1
-            self._reconnect_timer.start(max(0, round(delay * 1000)))
-            self._set_state(ClientState.WAITING)
+            # The next server in this client's order; a whole round of failures backs off.
+            self._position = (self._position + 1) % len(self._order)
+            self._failed_in_round += 1
+            if self._failed_in_round >= len(self._order):
+                self._failed_in_round = 0
+                delay = backoff_delay(
+                    self._attempt, self._min_backoff, self._max_backoff, self._rng
+                )
+                self._attempt += 1
+                self._reconnect_timer.start(max(0, round(delay * 1000)))
+                self._set_state(ClientState.WAITING)
+            else:
+                pause = self._rng.uniform(0, FAILOVER_JITTER * self._min_backoff)
+                log.info("Trying the index server at %s next", self.server_address)
+                self._reconnect_timer.start(max(0, round(pause * 1000)))
+                self._set_state(ClientState.CONNECTING)
         else:
             self._set_state(ClientState.OFFLINE)
         self._fail_searches(failed, "Lost the connection to the index server before it answered")
         self.connection_lost.emit(message)
-        self.connection_problem.emit(code, self.server_address, reason)
-        # A slot above may have called stop() or set_server(); then no retry is pending.
-        if delay is not None and self._reconnect_timer.isActive():
-            log.info("Reconnecting in %.1f s", delay)
-            self.reconnect_scheduled.emit(delay)
+        self.connection_problem.emit(code, server, reason)
+        # A slot above may have called stop() or set_servers(); then no retry is pending.
+        if self._reconnect_timer.isActive():
+            if delay is None:
+                self._announce_server()  # the problem first, then where the client goes
+            else:
+                log.info("Trying the index servers again in %.1f s", delay)
+                self.reconnect_scheduled.emit(delay)
 
     def _finish_leaving(self) -> None:
         if not self._leaving:
@@ -600,7 +690,10 @@ class IndexClient(QObject):
             return  # an earlier JOIN, already replaced by a newer one
         self._join_request_id = None
         self._peer_address = message.peer
-        self._attempt = 0
+        self._joined_at = time.monotonic()
+        if self._stable_after <= 0:
+            self._attempt = 0
+            self._failed_in_round = 0
         self._ping_timer.start()
         self._set_state(ClientState.JOINED)
         log.info("Joined the index at %s as %s", self.server_address, message.peer)

@@ -40,7 +40,7 @@ from app.ui.validation import (
     KB,
     MB,
     parse_rate,
-    parse_server_address,
+    parse_server_list,
     rate_parts,
     server_address_text,
 )
@@ -50,7 +50,8 @@ from app.ui.validation import (
 class SettingsValues:
     """Everything the Settings dialog edits."""
 
-    server_address: str
+    #: the index servers, "host:port" each
+    server_addresses: tuple[str, ...]
     share_dir: Path
     download_dir: Path
     listen_port: int
@@ -71,7 +72,7 @@ class SettingsValues:
     @classmethod
     def load(cls, settings: Settings) -> SettingsValues:
         return cls(
-            server_address=settings.server_address,
+            server_addresses=tuple(settings.server_addresses),
             share_dir=settings.share_dir,
             download_dir=settings.download_dir,
             listen_port=settings.listen_port,
@@ -87,7 +88,7 @@ class SettingsValues:
         )
 
     def save(self, settings: Settings) -> None:
-        settings.server_address = self.server_address
+        settings.server_addresses = list(self.server_addresses)
         settings.share_dir = self.share_dir
         settings.download_dir = self.download_dir
         settings.listen_port = self.listen_port
@@ -102,6 +103,11 @@ class SettingsValues:
         settings.alt_download_rate = self.alt_download_rate
         settings.setup_done = True
         settings.sync()
+
+    @property
+    def server_address(self) -> str:
+        """The first index server."""
+        return self.server_addresses[0]
 
 
 class _FolderField(QWidget):
@@ -172,9 +178,20 @@ class SettingsDialog(QDialog):
         self.intro.setTextFormat(Qt.TextFormat.PlainText)
         self.intro.setVisible(first_run)
 
-        self.server = QLineEdit(values.server_address, self)
-        self.server.setPlaceholderText("127.0.0.1:1099")
-        self.server.textChanged.connect(self._validate)
+        #: the index servers, one a line
+        self.servers = QPlainTextEdit("\n".join(values.server_addresses), self)
+        self.servers.setObjectName("index_servers")
+        self.servers.setPlaceholderText("127.0.0.1:1099")
+        self.servers.setTabChangesFocus(True)
+        self.servers.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        lines_shown = 3
+        self.servers.setFixedHeight(
+            self.servers.fontMetrics().lineSpacing() * lines_shown
+            + round(self.servers.document().documentMargin() * 2)
+            + self.servers.frameWidth() * 2
+            + 4
+        )
+        self.servers.textChanged.connect(self._validate)
         self.share = _FolderField(values.share_dir, self)
         self.downloads = _FolderField(values.download_dir, self)
         self.share.edit.textChanged.connect(self._validate)
@@ -185,7 +202,7 @@ class SettingsDialog(QDialog):
         self.server_label = QLabel(self)
         self.share_label = QLabel(self)
         self.downloads_label = QLabel(self)
-        basic_form.addRow(self.server_label, self.server)
+        basic_form.addRow(self.server_label, self.servers)
         basic_form.addRow(self.share_label, self.share)
         basic_form.addRow(self.downloads_label, self.downloads)
 
@@ -294,8 +311,13 @@ class SettingsDialog(QDialog):
             )
         )
         self.basic.setTitle(self.tr("Network and folders"))
-        self.server_label.setText(self.tr("Index server:"))
-        self.server.setToolTip(self.tr("Host name or address and port, e.g. 127.0.0.1:1099"))
+        self.server_label.setText(self.tr("Index servers:"))
+        self.servers.setToolTip(
+            self.tr(
+                "One server a line: host name or address and port, e.g. 127.0.0.1:1099. "
+                "With several, the peer uses one and moves to another when it is lost."
+            )
+        )
         self.share_label.setText(self.tr("Shared folder:"))
         self.downloads_label.setText(self.tr("Download folder:"))
         for field in (self.share, self.downloads):
@@ -347,7 +369,7 @@ class SettingsDialog(QDialog):
     def problem(self) -> str:
         """What keeps the form from being accepted, or ""."""
         try:
-            parse_server_address(self.server.text())
+            parse_server_list(self.servers.toPlainText())
         except ValueError as exc:
             return self.tr("Index server: {reason}").format(reason=exc)
         for label, field in (
@@ -389,10 +411,10 @@ class SettingsDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not problem)
 
     def values(self) -> SettingsValues:
-        host, port = parse_server_address(self.server.text())
+        servers = parse_server_list(self.servers.toPlainText())
         return replace(
             self._initial,
-            server_address=server_address_text(host, port),
+            server_addresses=tuple(server_address_text(host, port) for host, port in servers),
             share_dir=self.share.path(),
             download_dir=self.downloads.path(),
             listen_port=self.listen_port.value(),

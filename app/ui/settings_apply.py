@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject
 
 from app.ui.dialogs import SettingsValues
 from app.ui.formatting import translate
-from app.ui.validation import parse_server_address, server_address_text
+from app.ui.validation import parse_server_list, server_address_text
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -30,7 +30,7 @@ class SettingsApplier(QObject):
         config = self.window.node.config
         upload, download = self.usual_limits
         return SettingsValues(
-            server_address=server_address_text(config.server_host, config.server_port),
+            server_addresses=tuple(server_address_text(*server) for server in config.servers),
             share_dir=config.share_dir,
             download_dir=config.download_dir,
             listen_port=self.window.settings.listen_port,
@@ -52,10 +52,12 @@ class SettingsApplier(QObject):
         saved_port = self.window.settings.listen_port
         values.save(self.window.settings)
         config = self.window.node.config
-        host, port = parse_server_address(values.server_address)
-        if (host, port) != (config.server_host, config.server_port):
-            self.window.node.set_server(host, port)
-            self.window.status.server_changed()
+        servers = parse_server_list("\n".join(values.server_addresses))
+        if servers != config.servers:
+            current = self.window.node.client.server
+            self.window.node.set_servers(servers)
+            if self.window.node.client.server != current:
+                self.window.status.server_changed()
         if (values.share_dir, values.download_dir) != (config.share_dir, config.download_dir):
             try:
                 self.window.node.set_folders(values.share_dir, values.download_dir)

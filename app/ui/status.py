@@ -8,6 +8,7 @@ import time
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar
 
+from app.config import server_text
 from app.network.index_client import ClientState
 from app.peer import PeerNode
 from app.ui.formatting import format_count, format_files, format_size, format_speed
@@ -29,6 +30,7 @@ class StatusArea(QObject):
         self.node = node
         self._retry_at: float | None = None
         self._last_problem = ""
+        self._problem_server = ""
         self._hashing: tuple[int, int] | None = None
         self._copying: tuple[str, int, int, int] | None = None  # name, done, total, queued
         self._upload_speed = 0.0
@@ -61,6 +63,7 @@ class StatusArea(QObject):
         client.reconnect_scheduled.connect(self._on_reconnect_scheduled)
         client.connection_problem.connect(self._on_connection_problem)
         client.joined.connect(lambda *_: self.refresh())
+        client.server_changed.connect(lambda _server: self.refresh())
         library = node.library
         library.files_added.connect(self._count_shared_later)
         library.files_removed.connect(self._count_shared_later)
@@ -127,6 +130,7 @@ class StatusArea(QObject):
         else:
             text = self.tr("Cannot reach the index server at {server}: {reason}")
         self._last_problem = text.format(server=server, reason=reason)
+        self._problem_server = server
         self.refresh()
 
     def _on_hashing_progress(self, done: int, total: int, _name: str) -> None:
@@ -158,17 +162,30 @@ class StatusArea(QObject):
                 server=server, files=format_files(count), size=format_size(size)
             )
         if state == ClientState.CONNECTING:
-            if self._last_problem:
+            if self._last_problem and self._problem_server == server:
                 return self.tr("Server unreachable, trying again now…")
             return self.tr("Connecting to {server}…").format(server=server)
         if state == ClientState.JOINING:
             return self.tr("Joining {server}…").format(server=server)
         if state == ClientState.WAITING:
             left = 0 if self._retry_at is None else self._retry_at - time.monotonic()
-            return self.tr("Server unreachable, retrying in {seconds} s").format(
-                seconds=max(1, math.ceil(left))
-            )
+            seconds = max(1, math.ceil(left))
+            if len(client.servers) > 1:
+                return self.tr("No index server reachable, retrying in {seconds} s").format(
+                    seconds=seconds
+                )
+            return self.tr("Server unreachable, retrying in {seconds} s").format(seconds=seconds)
         return self.tr("Offline")
+
+    def connection_tooltip(self) -> str:
+        """The last connection problem while not joined, and every index server when several
+        are given."""
+        client = self.node.client
+        lines = [] if client.state == ClientState.JOINED else [self._last_problem]
+        if len(client.servers) > 1:
+            servers = ", ".join(server_text(server) for server in client.servers)
+            lines.append(self.tr("Index servers: {servers}").format(servers=servers))
+        return "\n".join(line for line in lines if line)
 
     def activity_text(self) -> str:
         if self._copying is not None:
@@ -223,8 +240,7 @@ class StatusArea(QObject):
 
     def refresh(self) -> None:
         self.connection_label.setText(self.connection_text())
-        tooltip = "" if self.node.client.state == ClientState.JOINED else self._last_problem
-        self.connection_label.setToolTip(tooltip)
+        self.connection_label.setToolTip(self.connection_tooltip())
         self.activity_label.setText(self.activity_text())
         self.speed_label.setText(self.speed_text())
         totals = self.totals_text()

@@ -143,6 +143,32 @@ def parse_server_address(text: str) -> tuple[str, int]:
     return host, _check_port(port_text) if colon else DEFAULT_SERVER_PORT
 
 
+def parse_server_list(text: str) -> list[tuple[str, int]]:
+    """Index server addresses, one a line (blank lines and ``#`` comments ignored), each as
+    ``parse_server_address`` reads it -> [(host, port), ...], each once, in their order.
+
+    Raises ValueError for the user; with several lines it names the line that is wrong.
+    """
+    lines = [
+        (number, line.split("#", 1)[0].strip())
+        for number, line in enumerate(text.splitlines(), start=1)
+    ]
+    lines = [(number, address) for number, address in lines if address]
+    if not lines:
+        parse_server_address("")  # says what to type
+    servers = []
+    for number, address in lines:
+        try:
+            servers.append(parse_server_address(address))
+        except ValueError as exc:
+            if len(lines) == 1:
+                raise
+            raise _refuse(
+                translate("Validation", "Line {line}: {reason}").format(line=number, reason=exc)
+            ) from None
+    return list(dict.fromkeys(servers))
+
+
 def server_address_text(host: str, port: int) -> str:
     """The canonical way to write an address: ``host:port``, ``[v6]:port``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -468,6 +468,10 @@ Toda conexão destes endereços é fechada agora e recusada daqui em diante, tam
     <context>
         <name>ConsoleMenu</name>
         <message>
+            <source>Joined the index server at {server}.</source>
+            <translation>Entrou no servidor de índice em {server}.</translation>
+        </message>
+        <message>
             <source>
 Napster P2P
   1 JOIN      enter the network and share your folder
@@ -1097,12 +1101,12 @@ Clique duas vezes em um resultado para baixá-lo.</translation>
             <translation>Rede e pastas</translation>
         </message>
         <message>
-            <source>Index server:</source>
-            <translation>Servidor de índice:</translation>
+            <source>Index servers:</source>
+            <translation>Servidores de índice:</translation>
         </message>
         <message>
-            <source>Host name or address and port, e.g. 127.0.0.1:1099</source>
-            <translation>Nome ou endereço do host e porta, por exemplo 127.0.0.1:1099</translation>
+            <source>One server a line: host name or address and port, e.g. 127.0.0.1:1099. With several, the peer uses one and moves to another when it is lost.</source>
+            <translation>Um servidor por linha: nome ou endereço do host e porta, por exemplo 127.0.0.1:1099. Com vários, o peer usa um e passa para outro quando perde a conexão.</translation>
         </message>
         <message>
             <source>Shared folder:</source>
@@ -1273,6 +1277,14 @@ verificados e oferecidos a outros peers.</translation>
     </context>
     <context>
         <name>StatusArea</name>
+        <message>
+            <source>No index server reachable, retrying in {seconds} s</source>
+            <translation>Nenhum servidor de índice acessível, tentando de novo em {seconds} s</translation>
+        </message>
+        <message>
+            <source>Index servers: {servers}</source>
+            <translation>Servidores de índice: {servers}</translation>
+        </message>
         <message>
             <source>Connected to {server} · sharing {files} ({size})</source>
             <translation>Conectado a {server} · compartilhando {files} ({size})</translation>
@@ -1700,6 +1712,10 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
     </context>
     <context>
         <name>Validation</name>
+        <message>
+            <source>Line {line}: {reason}</source>
+            <translation>Linha {line}: {reason}</translation>
+        </message>
         <message>
             <source>Write the port number after the colon, e.g. {example}.</source>
             <translation>Escreva o número da porta depois dos dois-pontos, por exemplo {example}.</translation>

@@ -17,6 +17,7 @@ from app.network.index_client import (
     update_batches,
 )
 from server_app.index_server import IndexServer, ServerLimits
+from tests.test_index_server import AwayStore
 
 MIN_BACKOFF = 0.05
 MAX_BACKOFF = 0.2
@@ -594,6 +595,20 @@ def test_a_server_that_refuses_the_peer_sends_it_to_the_next(qtbot, make_server,
     assert errors[0][0] == "LIMIT"
     assert client.server_address == f"127.0.0.1:{working.serverPort()}"
     assert scheduled == []
+
+
+def test_a_server_whose_index_database_is_away_sends_the_peer_to_the_next(
+    qtbot, make_index_server, make_server, make_client
+):
+    away_store = AwayStore()
+    away_store.away = True
+    away = make_index_server(store=away_store)
+    working = make_server()
+    client = make_client([away.serverPort(), working.serverPort()], shuffle=False)
+    errors = recorder(client.server_error)
+    start_and_join(qtbot, client)
+    assert errors[0][0] == "UNAVAILABLE"
+    assert client.server_address == f"127.0.0.1:{working.serverPort()}"
 
 
 def test_each_client_tries_the_servers_in_its_own_random_order(qtbot):

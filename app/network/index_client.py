@@ -717,6 +717,15 @@ class IndexClient(QObject):
             self.server_error.emit(error.code.value, text)
         if error.code.closes_connection and self._socket is not None:
             self._connection_failed(f"the server said: {text}")
+        elif (
+            error.code is p.ErrorCode.UNAVAILABLE
+            and self._socket is not None
+            and (request is None or request.op in ("JOIN", "UPDATE"))
+        ):
+            # This server's index database is away: the peer is not (or no longer fully)
+            # in the index through it. Another server may reach the database; a re-JOIN
+            # sends the whole list again.
+            self._connection_failed(f"the server's index database is unavailable: {text}")
 
     # ------------------------------------------------------------ state
 

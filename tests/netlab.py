@@ -22,7 +22,7 @@ an exception. A lab killed before it could clean up is removed by the next one t
 each lab writes its owner's process id and start time to /run/netlab/<id>.
 
 No pytest here, so benchmarks use it too. Needs ``ip`` and ``tc`` (iproute2) and ``nft``
-(nftables); ``.ci/run`` installs them when missing.
+(nftables); ``.ci/run``, or the lab itself when run as root with apt-get, installs them.
 """
 
 from __future__ import annotations
@@ -87,13 +87,32 @@ def _run(argv: Sequence[str], stdin: str | None = None) -> str:
     return done.stdout
 
 
+#: The Debian package of each tool the lab runs.
+PACKAGES = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables"}
+
+
 def require_tools() -> None:
-    """Raise NetLabError unless we are root with ip, tc and nft installed."""
-    missing = [tool for tool in ("ip", "tc", "nft") if not shutil.which(tool)]
-    if missing:
-        raise NetLabError(f"missing {', '.join(missing)} (apt-get install iproute2 nftables)")
+    """Raise NetLabError unless we are root with ip, tc and nft installed; as root on a
+    machine with apt-get, install what is missing first (so `python3 dev.py test` needs
+    nothing installed by hand)."""
     if os.geteuid() != 0:
         raise NetLabError("network namespaces need root")
+    for folder in ("/usr/sbin", "/sbin"):
+        if folder not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + folder
+    missing = sorted({PACKAGES[tool] for tool in PACKAGES if not shutil.which(tool)})
+    if missing and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    missing = [tool for tool in PACKAGES if not shutil.which(tool)]
+    if missing:
+        raise NetLabError(f"missing {', '.join(missing)} (apt-get install iproute2 nftables)")
 
 
 def rate_bits(rate: str) -> int:

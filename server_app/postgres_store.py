@@ -327,6 +327,8 @@ class PostgresIndexStore:
 
     def close(self) -> None:
         """Stop the lease and delete this server's peers (other servers see them go)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._thread.join(timeout=10)
         with contextlib.suppress(Exception), self._db() as conn:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -274,6 +275,9 @@ class PostgresIndexStore:
         except psycopg.Error as exc:
             self._close_connection()
             raise IndexUnavailable(f"cannot open the index at {_safe(url)}: {exc}") from exc
+        except BaseException:
+            self._close_connection()
+            raise
         self._thread = threading.Thread(
             target=self._lease_loop, args=(lease,), name="index-lease", daemon=True
         )
@@ -287,7 +291,7 @@ class PostgresIndexStore:
 
     def _connection(self) -> psycopg.Connection:
         conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
+        if conn is not None and not conn.closed and not conn.broken and not _readable(conn):
             return conn
         self._close_connection()
         if time.monotonic() < self._retry_at:
@@ -318,8 +322,9 @@ class PostgresIndexStore:
                 if conn.closed or conn.broken:
                     self._close_connection()
                 raise IndexUnavailable(f"the index database failed: {exc}") from exc
-            except pg_errors.ForeignKeyViolation as exc:
-                # This server's rows were swept: the lease thread puts them back.
+            except (pg_errors.ForeignKeyViolation, pg_errors.UndefinedTable) as exc:
+                # This server's rows were swept, or the database lost them: the lease
+                # thread puts them back (and the schema, first).
                 self._reassert_due.set()
                 raise IndexUnavailable("this server's peers are being re-inserted") from exc
         finally:
@@ -475,6 +480,7 @@ class PostgresIndexStore:
                 if conn is None or conn.closed or conn.broken:
                     conn = None
                     conn = self._open_lease()
+                    self._retry_at = 0.0  # the database is back: requests need not wait
                     judge_at = time.monotonic() + self.lease_seconds
                 if not self._heartbeat(conn):
                     conn.execute(
@@ -998,6 +1004,15 @@ class PostgresIndexStore:
                 "SELECT address, reason, banned_at FROM bans ORDER BY banned_at, address"
             ).fetchall()
         return [(address, reason, banned_at) for address, reason, banned_at in rows]
+
+
+def _readable(conn: psycopg.Connection) -> bool:
+    """True if an idle connection has something to read: the server ended it (a restart
+    sends its reason and closes), so the next statement on it would fail."""
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
 
 
 def _safe(url: str) -> str:

@@ -69,3 +69,20 @@ def read_only_folder(tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throw-away PostgreSQL for the test session (tests.postgres_server), started on
+    first use and removed at the end."""
+    from tests.postgres_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres.create_database()

@@ -330,6 +330,14 @@ class PostgresIndexStore:
         finally:
             self._mutex.release()
 
+    def rename(self, server_name: str) -> None:
+        """Name this server from now on (its port is known only once it listens)."""
+        self.server_name = server_name
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE servers SET name = %s WHERE server_id = %s", (server_name, self.server_id)
+            )
+
     def close(self) -> None:
         """Stop the lease and delete this server's peers (other servers see them go)."""
         if self._stop.is_set():

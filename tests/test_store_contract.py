@@ -81,6 +81,14 @@ def test_open_index_store_picks_the_engine_by_location(make_store, postgres_url)
     assert store.server_name == SERVER
 
 
+def test_a_renamed_server_names_its_peers_by_the_new_name(store):
+    peer_id = join(store, 6001, [info("a.mp4")])
+    store.rename("index-2.example:1099")
+    assert store.server_name == "index-2.example:1099"
+    assert store.peer(peer_id).server == "index-2.example:1099"
+    assert [record.server for record in store.peers()] == ["index-2.example:1099"]
+
+
 # ---------------------------------------------------------------- peers and files
 
 

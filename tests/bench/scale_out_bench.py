@@ -127,13 +127,18 @@ def fill(ports: list[int], peers: int, files: int, names: Names) -> tuple[list[P
                 for _ in range(files)
             ]
 
+    failures: list[BaseException] = []
+
     def run(server: int) -> None:
-        for peer in range(server, peers, len(ports)):
-            sock = join_peer(ports[server], peer, files_of())
-            with lock:
-                joined.append(Peer(sock, server, 6000 + peer))
-            if len(joined) % 100 == 0:
-                print(f"  {len(joined):,} peers joined", flush=True)
+        try:
+            for peer in range(server, peers, len(ports)):
+                sock = join_peer(ports[server], peer, files_of())
+                with lock:
+                    joined.append(Peer(sock, server, 6000 + peer))
+                    if len(joined) % 100 == 0:
+                        print(f"  {len(joined):,} peers joined", flush=True)
+        except BaseException as exc:  # SystemExit too: a thread would swallow it
+            failures.append(exc)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(ports))]
@@ -141,6 +146,8 @@ def fill(ports: list[int], peers: int, files: int, names: Names) -> tuple[list[P
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise SystemExit(f"JOIN failed: {failures[0]}")
     return joined, time.perf_counter() - started
 
 
@@ -150,7 +157,9 @@ class Searcher:
     def __init__(self, port: int, own_port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.1.250", 0))
         self.buffer = bytearray()
-        self.ask({"op": "JOIN", "id": 1, "port": own_port, "files": []})
+        reply = self.ask({"op": "JOIN", "id": 1, "port": own_port, "files": []})
+        if reply.get("op") != "JOIN_OK":
+            raise SystemExit(f"the searcher's JOIN failed: {reply}")
 
     def ask(self, message: dict) -> dict:
         self.sock.sendall(json.dumps(message).encode() + b"\n")

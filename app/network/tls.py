@@ -123,7 +123,7 @@ def connect_pinned(
         raw.close()
         raise
     try:
-        _handshake(tls, timeout, stop, tick)
+        handshake(tls, timeout, stop, tick)
         actual = fingerprint_of(tls.getpeercert(binary_form=True) or b"")
         if expected_fingerprint is not None and not hmac.compare_digest(
             actual.encode(), expected_fingerprint.encode()
@@ -141,9 +141,10 @@ def peer_fingerprint(tls: ssl.SSLSocket) -> str:
     return fingerprint_of(tls.getpeercert(binary_form=True) or b"")
 
 
-def _handshake(
-    tls: ssl.SSLSocket, timeout: float, stop: threading.Event | None, tick: float
+def handshake(
+    tls: ssl.SSLSocket, timeout: float, stop: threading.Event | None = None, tick: float = 0.25
 ) -> None:
+    """Complete the handshake within ``timeout``, looking at ``stop`` every ``tick``."""
     deadline = time.monotonic() + timeout
     tls.setblocking(False)
     while True:

@@ -190,9 +190,9 @@ class UploadConnection:
         except Exception:
             # Whatever went wrong, the downloader hears why and the thread ends cleanly.
             log.exception("Upload connection %s failed", self.remote)
+            if not self._speaks_protocol():
+                return  # failed before TLS: nothing may go out in plaintext
             with contextlib.suppress(_Closed):
-                if not self._speaks_protocol():
-                    raise _Closed("failed before TLS")
                 self.send(
                     p.Error(
                         id=self.request_id,

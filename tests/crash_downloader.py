@@ -1,6 +1,6 @@
 """One download in its own process, for tests/test_crash_resume.py to kill -9 and restart.
 
-    python -m tests.crash_downloader HASH SIZE FOLDER NAME HOST:PORT
+    python -m tests.crash_downloader HASH SIZE FOLDER NAME HOST:PORT FINGERPRINT
 
 Prints, one line each and flushed: ``state kept|rebuilt`` (was the piece state readable),
 ``resumed I,J,...`` (the pieces that verified again before any download), ``verified I``

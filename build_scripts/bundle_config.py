@@ -54,8 +54,6 @@ UNUSED_MODULES = [
     "curses",
     "_curses",
     "readline",
-    "ssl",
-    "_ssl",
     "_hashlib",  # OpenSSL's hashes (5 MB of libcrypto); hashlib falls back to its own
     "PySide6.QtDBus",
     "PySide6.QtOpenGL",

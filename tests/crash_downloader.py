@@ -1,6 +1,6 @@
 """One download in its own process, for tests/test_crash_resume.py to kill -9 and restart.
 
-    python -m tests.crash_downloader HASH SIZE FOLDER NAME HOST:PORT
+    python -m tests.crash_downloader HASH SIZE FOLDER NAME HOST:PORT FINGERPRINT
 
 Prints, one line each and flushed: ``state kept|rebuilt`` (was the piece state readable),
 ``resumed I,J,...`` (the pieces that verified again before any download), ``verified I``
@@ -34,14 +34,14 @@ def say(*words: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    file_hash, size, folder, name, source = argv
+    file_hash, size, folder, name, source, fingerprint = argv
     host, port = source.rsplit(":", 1)
     spec = fp.DownloadSpec(
         hash=file_hash,
         size=int(size),
         name=name,
         folder=Path(folder),
-        sources=[p.PeerAddress(host, int(port))],
+        sources=[p.PeerAddress(host, int(port), fingerprint)],
     )
     final = ReportingDownloader(spec, timeouts=fp.Timeouts(connect=5, stall=5, tick=0.05)).run()
     say("done", str(final))

@@ -1,13 +1,19 @@
-"""A misbehaving sharing peer for fault tests: a plain socket server in a thread."""
+"""A misbehaving sharing peer for fault tests: a TLS socket server in a thread."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 
 from app.network import protocol as p
+from app.network import tls
+from app.network.identity import PeerIdentity
 from app.network.pieces import FileDigest
+
+#: One identity for every fake source of a test run (making one takes a few ms).
+FAKE_IDENTITY = PeerIdentity.generate("fake source")
 
 
 class FakeSource:
@@ -41,7 +47,8 @@ class FakeSource:
         self.piece_list = piece_list
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.address = p.PeerAddress("127.0.0.1", self.port)
+        self.context = tls.server_context(FAKE_IDENTITY)
+        self.address = p.PeerAddress("127.0.0.1", self.port, FAKE_IDENTITY.fingerprint)
         self.bytes_sent = 0
         self.closing = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -65,10 +72,15 @@ class FakeSource:
             else:
                 self._handle(conn)
 
-    def _handle(self, conn: socket.socket) -> None:
+    def _handle(self, raw: socket.socket) -> None:
         reader = p.LineReader()
+        raw.settimeout(5)
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
         with conn, contextlib.suppress(OSError):
-            conn.settimeout(5)
             while not self.closing.is_set():
                 data = conn.recv(65536)
                 if not data:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from app.download import layout
 from app.network import pieces as pc
-from tests.fake_source import FakeSource
+from tests.fake_source import FAKE_IDENTITY, FakeSource
 from tests.test_server_cli import ROOT
 from tests.test_transfer import PIECE, make_file
 
@@ -62,6 +62,7 @@ class DownloaderProcess:
                 str(folder),
                 "film.mkv",
                 source,
+                FAKE_IDENTITY.fingerprint,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from app.network.upload_server import UploadLimits, UploadServer
 from tests.catalog import Catalog
 from tests.test_fuzz_index_server import fuzz_settings, wait_until, with_id
 from tests.test_transfer import PIECE, make_file
+from tests.tls_client import handshake_while_serving
 
 SLOTS = 2
 MAX_CONNS = 4
@@ -35,10 +37,14 @@ UNKNOWN_HASH = "e" * 64
 class RawWire:
     """A non-blocking loopback client that reads JSON lines and raw file bytes."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.sock.setblocking(False)
-        self.local_port = self.sock.getsockname()[1]
+    def __init__(self, port: int, receive_buffer: int | None = None) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        raw.settimeout(5)
+        raw.connect(("127.0.0.1", port))
+        self.local_port = raw.getsockname()[1]
+        self.sock = handshake_while_serving(raw)
         self.buffer = bytearray()
         self.closed = False
 
@@ -56,7 +62,7 @@ class RawWire:
         while not self.closed:
             try:
                 chunk = self.sock.recv(1 << 20)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError):
                 return
             except OSError:
                 self.closed = True

@@ -315,7 +315,9 @@ hashes = st.text("0123456789abcdef", min_size=64, max_size=64)
 sizes = st.integers(0, p.MAX_INT)
 ids = st.none() | st.integers(0, p.MAX_INT)
 files = st.builds(p.FileInfo, names, sizes, hashes)
-peers = st.builds(p.PeerAddress, st.text(max_size=40), st.integers(1, 65535))
+peers = st.builds(
+    p.PeerAddress, st.text(max_size=40), st.integers(1, 65535), fingerprint=st.none() | hashes
+)
 
 messages = st.one_of(
     st.builds(
@@ -506,6 +508,30 @@ def test_search_ok_sends_more_only_when_true_and_checks_its_type():
     with pytest.raises(p.ProtocolError) as error:
         p.decode_line(b'{"op":"SEARCH_OK","id":3,"results":[],"more":1}')
     assert error.value.code == p.ErrorCode.BAD_REQUEST
+
+
+def test_a_holder_carries_its_certificate_fingerprint_when_the_server_gives_it():
+    pinned = p.PeerAddress("10.0.0.7", 6699, fingerprint=H1)
+    reply = p.SourcesOk(id=4, results=(p.SearchResult("a.mp4", 10, H1, (pinned,)),))
+    line = p.encode(reply)
+    assert b'"fingerprint":"' + H1.encode() + b'"' in line
+    assert p.decode_line(line).results[0].peers[0].fingerprint == H1
+    assert p.encode_search_ok(4, reply.results)[0] == p.encode(
+        p.SearchOk(id=4, results=reply.results)
+    )
+    # An older server gives none: the holder has no fingerprint (and is fetched unpinned).
+    bare = p.decode_line(
+        b'{"op":"SOURCES_OK","id":4,"results":[{"name":"a","size":1,"hash":"'
+        + H1.encode()
+        + b'","peers":[{"host":"h","port":1}]}]}'
+    )
+    assert bare.results[0].peers[0].fingerprint is None
+    # One address is one peer: the fingerprint does not make another address.
+    assert pinned == p.PeerAddress("10.0.0.7", 6699)
+    for wrong in ("AB" * 32, "ab" * 31, 5, "zz" * 32):
+        with pytest.raises(p.ProtocolError) as error:
+            p.PeerAddress.from_json({"host": "h", "port": 1, "fingerprint": wrong})
+        assert "fingerprint" in error.value.message
 
 
 def test_sources_round_trip_and_size_is_optional():

@@ -50,7 +50,8 @@ class Trickler:
             self.timer.stop()
             return
         try:
-            self.sock.send(self.data[self.sent : self.sent + 1], socket.MSG_DONTWAIT)
+            # A non-blocking socket (over TLS, each byte goes as a record of its own).
+            self.sock.send(self.data[self.sent : self.sent + 1])
             self.sent += 1
         except OSError:
             self.timer.stop()  # dropped by the other side
@@ -249,16 +250,19 @@ def test_a_downloader_that_never_reads_is_dropped_and_others_are_not_slowed(
     shared = catalog.share(make_file(tmp_path / "big.bin", 8 * PIECE + 3))
     failed: list[tuple[float, str]] = []
     server.upload_failed.connect(lambda _id, reason: failed.append((time.monotonic(), reason)))
-    stuck = socket.create_connection(("127.0.0.1", server.serverPort()))
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.sendall(p.encode(p.Download(id=1, hash=shared.hash)))
+    stuck = RawWire(server.serverPort(), receive_buffer=4096)
+    stuck.send(p.encode(p.Download(id=1, hash=shared.hash)))
     asked = time.monotonic()
     qtbot.waitUntil(lambda: server.active_uploads == 1, timeout=3000)
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     good = fp.PieceDownloader(
-        spec_for(shared, downloads, [p.PeerAddress("127.0.0.1", server.serverPort())]),
+        spec_for(
+            shared,
+            downloads,
+            [p.PeerAddress("127.0.0.1", server.serverPort(), server.fingerprint)],
+        ),
         timeouts=fp.Timeouts(connect=2.0, stall=DEADLINE, tick=0.05),
     )
     started = time.monotonic()
@@ -313,7 +317,7 @@ def test_an_uploader_that_stalls_mid_piece_is_dropped_for_another_source(
     )
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    good = p.PeerAddress("127.0.0.1", server.serverPort())
+    good = p.PeerAddress("127.0.0.1", server.serverPort(), server.fingerprint)
     downloader = fp.PieceDownloader(
         spec_for(shared, downloads, [bad.address, good]),
         timeouts=fp.Timeouts(connect=2.0, stall=DEADLINE, tick=0.05),

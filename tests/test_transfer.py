@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from app.download import engine as fp
 from app.download.pump import FilePump
 from app.network import pieces as pc
 from app.network import protocol as p
+from app.network import tls
 from app.network.upload_server import UploadLimits, UploadServer
 from tests.catalog import Catalog
 from tests.fake_source import FakeSource
@@ -59,7 +61,7 @@ def uploads(qtbot):
 
 
 def address(server: UploadServer) -> p.PeerAddress:
-    return p.PeerAddress("127.0.0.1", server.serverPort())
+    return p.PeerAddress("127.0.0.1", server.serverPort(), server.fingerprint)
 
 
 def spec_for(entry, downloads: Path, sources, name: str | None = None) -> fp.DownloadSpec:
@@ -446,8 +448,11 @@ def test_file_pump_runs_in_its_own_thread_and_reports(qtbot, folders, uploads):
 
 
 class RawClient:
+    """A version-2 downloader's connection, written by hand: TLS, then raw requests."""
+
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock = tls.connect_pinned(("127.0.0.1", port), None, timeout=5)
+        self.sock.settimeout(5)
         self.buffer = b""
 
     def send(self, data: bytes) -> None:
@@ -467,7 +472,7 @@ class RawClient:
     def closed(self) -> bool:
         try:
             return self.sock.recv(1) == b""
-        except (ConnectionResetError, TimeoutError):
+        except (ConnectionResetError, TimeoutError, ssl.SSLError):
             return True
 
     def close(self) -> None:
@@ -584,8 +589,9 @@ def test_a_downloader_that_never_reads_is_dropped(qtbot, folders, uploads):
     server = uploads(catalog, UploadLimits(send_stall_timeout=0.5))
     failed = []
     server.upload_failed.connect(lambda upload_id, reason: failed.append(reason))
-    client = socket.create_connection(("127.0.0.1", server.serverPort()))
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw = socket.create_connection(("127.0.0.1", server.serverPort()))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client = in_thread(qtbot, lambda: tls.connect_pinned(raw, server.fingerprint, timeout=5))
     client.sendall(p.encode(p.Download(id=1, hash=shared.hash)))
     qtbot.waitUntil(lambda: bool(failed), timeout=10000)
     assert "stalled" in failed[0]

@@ -7,8 +7,6 @@ an error inside an upload thread is an ``ERROR`` reply and a closed connection.
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from app.network import protocol as p
@@ -23,14 +21,7 @@ class NarrowWire(RawWire):
     """A downloader with a tiny receive window: it stops the sender until it reads."""
 
     def __init__(self, port: int) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", port))
-        sock.setblocking(False)
-        self.sock = sock
-        self.local_port = sock.getsockname()[1]
-        self.buffer = bytearray()
-        self.closed = False
+        super().__init__(port, receive_buffer=4096)
 
 
 @pytest.fixture

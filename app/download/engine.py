@@ -96,10 +96,13 @@ class SourcePool:
         self._bad = set(bad)
 
     def add(self, sources: list[p.PeerAddress]) -> None:
+        """Add new sources; a known one takes the certificate fingerprint given now."""
         with self._lock:
             for source in sources:
                 if source not in self._sources:
                     self._sources.append(source)
+                elif source.fingerprint is not None:
+                    self._sources[self._sources.index(source)] = source
 
     def mark_bad(self, source: p.PeerAddress) -> None:
         with self._lock:

@@ -232,7 +232,7 @@ class TransferManager(QObject):
             if transfer.key != (file_hash, size) or transfer.state is TransferState.DONE:
                 continue
             merged = _unique(transfer.sources + list(sources))
-            if merged != transfer.sources:
+            if _pins(merged) != _pins(transfer.sources):
                 transfer.sources = merged
                 pump = self._pumps.get(transfer.id)
                 if pump is not None:
@@ -659,7 +659,14 @@ def _legacy_leftovers(folder: Path) -> list[tuple[Path, PartState]]:
 
 
 def _unique(sources: list[p.PeerAddress]) -> list[p.PeerAddress]:
+    """One entry per address, in first-seen order, with the latest fingerprint given."""
     seen: dict[str, p.PeerAddress] = {}
     for source in sources:
-        seen.setdefault(str(source), source)
+        if str(source) not in seen or source.fingerprint is not None:
+            seen[str(source)] = source
     return list(seen.values())
+
+
+def _pins(sources: list[p.PeerAddress]) -> list[tuple[str, str | None]]:
+    """Addresses with their fingerprints (``PeerAddress`` equality leaves them out)."""
+    return [(str(s), s.fingerprint) for s in sources]

@@ -1,9 +1,16 @@
-"""One blocking transfer connection to a sharing peer (plain Python, any thread, no Qt)."""
+"""One blocking transfer connection to a sharing peer (plain Python, any thread, no Qt).
+
+The connection is TLS 1.3 (protocol version 2). When the index server gave the holder's
+certificate fingerprint, the certificate must match it before any request goes out; a
+holder listed without one (an older index server) is still reached over TLS, unpinned,
+and the log says so once per address. Never plaintext, except in tests and benchmarks.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import select
 import socket
@@ -13,7 +20,13 @@ from dataclasses import dataclass
 
 from app.network import pieces as pc
 from app.network import protocol as p
+from app.network import tls
 from app.network.rate_limit import RateLimiter
+
+log = logging.getLogger("napster.download")
+
+#: Addresses already reported as reached without a pinned certificate (bounded).
+_warned_unpinned: set[str] = set()
 
 
 class DownloadStopped(Exception):
@@ -89,7 +102,10 @@ class SourceConnection:
         timeouts: Timeouts,
         stop: threading.Event,
         limiter: RateLimiter | None = None,
+        *,
+        plaintext_for_tests: bool = False,
     ):
+        """Connect and (unless ``plaintext_for_tests``) complete the pinned TLS handshake."""
         self.address = address
         self.timeouts = timeouts
         self.stop = stop
@@ -98,8 +114,42 @@ class SourceConnection:
         self.next_id = 1
         self._window_start = time.monotonic()
         self._window_bytes = 0
-        self.sock = connect_interruptibly(address, timeouts, stop)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw = connect_interruptibly(address, timeouts, stop)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        #: True when the source's certificate was checked against its fingerprint.
+        self.pinned = False
+        self.sock: socket.socket = raw if plaintext_for_tests else self._secure(raw)
+
+    def _secure(self, raw: socket.socket) -> socket.socket:
+        expected = self.address.fingerprint
+        try:
+            secure = tls.connect_pinned(
+                raw, expected, self.timeouts.connect, self.stop, self.timeouts.tick
+            )
+        except tls.HandshakeStopped:
+            raise DownloadStopped() from None
+        except tls.FingerprintMismatch:
+            # Not marked bad: the index may list the peer's new identity later.
+            raise SourceFailed(
+                "its certificate is not the one the index server listed for it "
+                "(refused before sending anything)"
+            ) from None
+        except TimeoutError:
+            raise SourceFailed(
+                "no TLS handshake (it may run a version of Napster P2P before 2)"
+            ) from None
+        except OSError as exc:
+            raise SourceFailed(f"TLS handshake failed: {exc.strerror or exc}") from None
+        self.pinned = expected is not None
+        if not self.pinned and str(self.address) not in _warned_unpinned:
+            if len(_warned_unpinned) < 10_000:
+                _warned_unpinned.add(str(self.address))
+            log.warning(
+                "Downloading from %s over TLS without a pinned certificate: the index "
+                "server did not give its fingerprint, so it cannot be told from an impostor",
+                self.address,
+            )
+        return secure
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

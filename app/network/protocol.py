@@ -1,4 +1,4 @@
-"""Napster P2P wire protocol, version 1 (see shared PROTOCOL.md).
+"""Napster P2P wire protocol, version 2 (see docs/PROTOCOL.md).
 
 Pure Python, no Qt. Every op is a small frozen dataclass with ``to_json()``;
 ``encode()`` turns one into a JSON line and ``decode_line()`` turns a line back
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 AGENT = "napster-p2p/1.0"
 DEFAULT_SERVER_PORT = 1099
 DEFAULT_PEER_PORT = 6699
@@ -119,6 +119,13 @@ def check_int(value: Any, what: str, low: int = 0, high: int = MAX_INT) -> int:
 def check_hash(value: Any, what: str = "hash") -> str:
     if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
         raise _bad(f"{what} must be 64 lowercase hexadecimal characters")
+    return value
+
+
+def check_fingerprint(value: Any) -> str:
+    """A certificate fingerprint: lowercase hex SHA-256 of the certificate's DER bytes."""
+    if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
+        raise _bad("fingerprint must be 64 lowercase hexadecimal characters")
     return value
 
 
@@ -235,20 +242,28 @@ class PeerAddress:
 
     host: str
     port: int
+    #: The peer's certificate fingerprint, when the index server gave it (version 2). One
+    #: address is one peer (the port rule), so it is not part of the address's identity.
+    fingerprint: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port}
+        obj: dict[str, Any] = {"host": self.host, "port": self.port}
+        if self.fingerprint is not None:
+            obj["fingerprint"] = self.fingerprint
+        return obj
 
     @classmethod
     def from_json(cls, obj: Any) -> PeerAddress:
         if not isinstance(obj, dict):
             raise _bad("a peer must be an object")
+        fingerprint = obj.get("fingerprint")
         return cls(
             host=_check_str(_require(obj, "host"), "host", 255),
             port=check_int(_require(obj, "port"), "port", 1, 65535),
+            fingerprint=None if fingerprint is None else check_fingerprint(fingerprint),
         )
 
 
@@ -677,7 +692,11 @@ _json_string = json.encoder.encode_basestring
 
 def _result_json(result: SearchResult) -> str:
     peers = ",".join(
-        f'{{"host":{_json_string(peer.host)},"port":{peer.port}}}' for peer in result.peers
+        f'{{"host":{_json_string(peer.host)},"port":{peer.port}}}'
+        if peer.fingerprint is None
+        else f'{{"host":{_json_string(peer.host)},"port":{peer.port},'
+        f'"fingerprint":{_json_string(peer.fingerprint)}}}'
+        for peer in result.peers
     )
     return (
         f'{{"name":{_json_string(result.name)},"size":{result.size},'

@@ -10,6 +10,10 @@ bytes come from the file the catalog opens beneath its shared folder
 An upload slot belongs to one DOWNLOAD while its bytes are being sent: it is
 taken before ``DOWNLOAD_OK`` and given back when the range is sent or the
 downloader stalls. A connection between transfers holds none.
+
+Every connection is TLS 1.3 with the peer's identity (protocol version 2); the worker
+thread does the handshake. A version-1 client (a plaintext JSON line) gets one plaintext
+ERROR saying so and is closed. Only tests and benchmarks may serve plaintext.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import itertools
 import logging
 import os
 import socket
+import ssl
 import stat
 import threading
 import time
@@ -31,12 +36,16 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QHostAddress, QTcpServer
 
 from app.network import protocol as p
+from app.network import tls
+from app.network.identity import PeerIdentity
 from app.network.rate_limit import RateLimiter
 
 log = logging.getLogger("napster.upload")
 
 #: Bytes handed to one sendfile() call; progress is reported between calls.
 SEND_CHUNK = 16 * 1024 * 1024
+#: Bytes read from the file and encrypted per send over TLS (no sendfile through TLS).
+TLS_BLOCK = 1024 * 1024
 PROGRESS_INTERVAL = 0.1
 
 
@@ -129,8 +138,39 @@ class UploadConnection:
 
     # ---------------------------------------------------------------- serving
 
+    def _secure(self) -> bool:
+        """Complete the TLS handshake; False if the connection ended (v1 client refused)."""
+        context = self.server._tls_context
+        if context is None:
+            return True
+        stopping = self.server.stopping
+        timeout = self.server.limits.request_timeout
+        try:
+            first = tls.sniff(self.sock, timeout, stopping)
+        except OSError as exc:
+            raise _Closed(f"before TLS: {exc}") from None
+        if first is tls.FirstBytes.CLOSED:
+            raise _Closed("closed before TLS")
+        if first is tls.FirstBytes.PLAINTEXT:
+            log.info("Refused a version-1 (plaintext) download connection from %s", self.remote)
+            tls.refuse_plaintext(self.sock)
+            return False
+        try:
+            secure = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+        except OSError as exc:
+            raise _Closed(f"TLS: {exc}") from None
+        self.sock = secure
+        try:
+            tls.handshake(secure, timeout, stopping)
+        except (OSError, tls.HandshakeStopped) as exc:
+            raise _Closed(f"TLS handshake failed: {exc}") from None
+        secure.setblocking(True)
+        return True
+
     def run(self) -> None:
         try:
+            if not self._secure():
+                return
             while True:
                 try:
                     request = self._next_request()
@@ -150,6 +190,8 @@ class UploadConnection:
         except Exception:
             # Whatever went wrong, the downloader hears why and the thread ends cleanly.
             log.exception("Upload connection %s failed", self.remote)
+            if not self._speaks_protocol():
+                return  # failed before TLS: nothing may go out in plaintext
             with contextlib.suppress(_Closed):
                 self.send(
                     p.Error(
@@ -162,6 +204,10 @@ class UploadConnection:
             self.server._release(self)
             with contextlib.suppress(OSError):
                 self.sock.close()
+
+    def _speaks_protocol(self) -> bool:
+        """True once messages may be sent: over TLS after the handshake, or in plaintext."""
+        return self.server._tls_context is None or isinstance(self.sock, ssl.SSLSocket)
 
     def _handle(self, request: p.Message) -> None:
         self.request_id = getattr(request, "id", None)
@@ -267,14 +313,22 @@ class UploadConnection:
         sent = 0
         last_report = time.monotonic()
         self.sock.settimeout(server.limits.send_stall_timeout)
+        # TLS encrypts in user space, so the bytes go through a buffer instead of sendfile.
+        buffer = bytearray(TLS_BLOCK) if server._tls_context is not None else None
+        view = memoryview(buffer) if buffer is not None else memoryview(b"")
+        block = SEND_CHUNK if buffer is None else TLS_BLOCK
         try:
             while sent < length:
                 if server.stopping.is_set():
                     raise _Closed("server stopping")
-                count = server.limiter.chunk(min(SEND_CHUNK, length - sent))
+                count = server.limiter.chunk(min(block, length - sent))
                 if not server.limiter.consume(count, server.stopping):
                     raise _Closed("server stopping")
-                done = self.sock.sendfile(file, offset + sent, count)
+                if buffer is None:
+                    done = self.sock.sendfile(file, offset + sent, count)
+                else:
+                    done = _read_at(file, view[:count], offset + sent)
+                    self.sock.sendall(view[:done])
                 if done == 0:
                     raise _Closed("the file got shorter while sending")
                 sent += done
@@ -307,10 +361,21 @@ class UploadServer(QTcpServer):
         catalog: SharedCatalog,
         limits: UploadLimits | None = None,
         parent: QObject | None = None,
+        *,
+        identity: PeerIdentity | None = None,
+        plaintext_for_tests: bool = False,
     ) -> None:
+        """``identity`` is the peer's long-lived one (None: a new one kept in memory, so
+        nobody can pin it). ``plaintext_for_tests`` serves version 1 without TLS: only
+        for tests and benchmarks, never offered to a user."""
         super().__init__(parent)
         self.catalog = catalog
         self.limits = limits or UploadLimits()
+        if identity is None and not plaintext_for_tests:
+            identity = PeerIdentity.generate()
+            log.info("Upload server uses a TLS identity kept in memory only")
+        self.identity = identity
+        self._tls_context = None if plaintext_for_tests else tls.server_context(identity)
         #: shared by every upload: all of them together stay under its rate (0 = no limit)
         self.limiter = RateLimiter()
         self.stopping = threading.Event()
@@ -327,6 +392,15 @@ class UploadServer(QTcpServer):
             raise OSError(f"cannot listen for downloads on {host}:{port}: {self.errorString()}")
         log.info("Serving shared files on %s:%d", host, self.serverPort())
         return self.serverPort()
+
+    @property
+    def fingerprint(self) -> str | None:
+        """What downloaders pin (the JOIN carries it); None when serving plaintext."""
+        return (
+            None
+            if self._tls_context is None or self.identity is None
+            else (self.identity.fingerprint)
+        )
 
     def set_slots(self, slots: int) -> None:
         self.limits = dataclasses.replace(self.limits, slots=max(1, slots))
@@ -350,7 +424,9 @@ class UploadServer(QTcpServer):
             threads = list(self._threads)
         for connection in connections:
             with contextlib.suppress(OSError):
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown: SSLSocket.shutdown would drop its TLS state
+                # under the worker thread, which then could write in plaintext.
+                socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -372,9 +448,12 @@ class UploadServer(QTcpServer):
         refusal = self._admit(connection)
         if refusal:
             log.info("Refused upload connection from %s: %s", remote, refusal)
-            with contextlib.suppress(OSError):
-                sock.settimeout(1.0)
-                sock.sendall(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=refusal)))
+            if self._tls_context is None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(1.0)
+                    sock.sendall(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=refusal)))
+            # Over TLS the refusal is the close itself: a handshake per refused connection
+            # on the GUI thread, or a thread for each, would be what a flood wants.
             sock.close()
             return
         thread = threading.Thread(
@@ -433,6 +512,18 @@ class UploadServer(QTcpServer):
         )
         self.upload_started.emit(upload_id, connection.remote, shared.name, offset, length)
         return upload_id
+
+
+def _read_at(file: BinaryIO, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``file`` at ``offset`` as far as the file goes; bytes read."""
+    file.seek(offset)
+    filled = 0
+    while filled < len(view):
+        n = file.readinto(view[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
 
 
 def _plain_ip(host: str) -> str:

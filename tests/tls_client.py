@@ -1,0 +1,38 @@
+"""A test client's side of the TLS handshake with an upload server on this thread's Qt loop."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+from PySide6.QtCore import QCoreApplication
+
+from app.network import tls
+
+
+def handshake_while_serving(
+    raw: socket.socket, expected_fingerprint: str | None = None, timeout: float = 5.0
+) -> ssl.SSLSocket:
+    """``raw`` wrapped in TLS 1.3 and pinned, running the Qt loop meanwhile: an upload
+    server accepts connections on this (the GUI) thread. The socket is left non-blocking."""
+    secure = tls.shared_client_context().wrap_socket(
+        raw, server_side=False, do_handshake_on_connect=False
+    )
+    secure.setblocking(False)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            secure.do_handshake()
+            break
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            if time.monotonic() > deadline:
+                secure.close()
+                raise TimeoutError("no TLS handshake") from None
+            QCoreApplication.processEvents()
+            time.sleep(0.001)  # a thread of the server does its side
+    actual = tls.peer_fingerprint(secure)
+    if expected_fingerprint is not None and actual != expected_fingerprint:
+        secure.close()
+        raise tls.FingerprintMismatch(expected_fingerprint, actual)
+    return secure

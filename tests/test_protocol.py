@@ -543,3 +543,48 @@ def test_sources_round_trip_and_size_is_optional():
     assert p.decode_line(p.encode(reply)) == reply
     with pytest.raises(p.ProtocolError):
         p.decode_line(b'{"op":"SOURCES","id":1,"hash":"nothex"}')
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        p.Join(id=1, port=6699, fingerprint="ab" * 32),
+        p.Reachability(reachable=False),
+        p.Push(id=3, host="10.0.0.7", port=6699, token="0f" * 16),
+        p.PushOk(id=3),
+        p.PushRequest(host="10.0.0.8", port=7000, token="0f" * 16),
+        p.Pushed(token="0f" * 16),
+    ],
+)
+def test_version_2_control_messages_round_trip(message):
+    assert p.decode_line(p.encode(message).rstrip(b"\n")) == message
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"op":"PUSH","id":1,"host":"h","port":1,"token":"XYZ"}',
+        b'{"op":"PUSH","id":1,"host":"h","port":1,"token":"' + b"0F" * 16 + b'"}',
+        b'{"op":"PUSHED","token":"' + b"0f" * 17 + b'"}',
+        b'{"op":"REACHABILITY","reachable":"yes"}',
+        b'{"op":"JOIN","id":1,"port":1,"files":[],"fingerprint":"abc"}',
+    ],
+)
+def test_bad_version_2_fields_are_bad_requests(line):
+    with pytest.raises(p.ProtocolError) as caught:
+        p.decode_line(line)
+    assert caught.value.code is p.ErrorCode.BAD_REQUEST
+
+
+def test_an_unreachable_holder_is_marked_in_results_and_a_reachable_one_is_not():
+    holders = (
+        p.PeerAddress("10.0.0.1", 6699, "ab" * 32),
+        p.PeerAddress("10.0.0.2", 6699, "cd" * 32, reachable=False),
+    )
+    result = p.SearchResult("a.mkv", 10, "12" * 32, holders)
+    line, count = p.encode_search_ok(4, [result])
+    assert count == 1
+    decoded = p.decode_line(line.rstrip(b"\n"))
+    assert [peer.reachable for peer in decoded.results[0].peers] == [True, False]
+    assert b'"reachable":false' in line and line.count(b"reachable") == 1
+    assert line == p.encode(p.SearchOk(id=4, results=(result,)))

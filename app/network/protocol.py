@@ -37,6 +37,7 @@ MAX_AGENT_CHARS = 128
 SERVER_BULK_OPS = frozenset({"JOIN", "UPDATE"})
 DOWNLOADER_BULK_OPS = frozenset({"PIECES_OK"})
 
+_TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 # Unicode category Cc is exactly these 65 code points.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -119,6 +120,19 @@ def check_int(value: Any, what: str, low: int = 0, high: int = MAX_INT) -> int:
 def check_hash(value: Any, what: str = "hash") -> str:
     if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
         raise _bad(f"{what} must be 64 lowercase hexadecimal characters")
+    return value
+
+
+def _check_bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(f"{what} must be true or false")
+    return value
+
+
+def check_token(value: Any) -> str:
+    """A push or relay token: 32 lowercase hexadecimal characters (128 random bits)."""
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+        raise _bad("token must be 32 lowercase hexadecimal characters")
     return value
 
 
@@ -245,6 +259,9 @@ class PeerAddress:
     #: The peer's certificate fingerprint, when the index server gave it (version 2). One
     #: address is one peer (the port rule), so it is not part of the address's identity.
     fingerprint: str | None = field(default=None, compare=False)
+    #: False when the index found the peer's port closed to the outside (behind a NAT or
+    #: firewall): reach it by push. Sent only when False.
+    reachable: bool = field(default=True, compare=False)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -253,6 +270,8 @@ class PeerAddress:
         obj: dict[str, Any] = {"host": self.host, "port": self.port}
         if self.fingerprint is not None:
             obj["fingerprint"] = self.fingerprint
+        if not self.reachable:
+            obj["reachable"] = False
         return obj
 
     @classmethod
@@ -264,6 +283,7 @@ class PeerAddress:
             host=_check_str(_require(obj, "host"), "host", 255),
             port=check_int(_require(obj, "port"), "port", 1, 65535),
             fingerprint=None if fingerprint is None else check_fingerprint(fingerprint),
+            reachable=_check_bool(obj.get("reachable", True), "reachable"),
         )
 
 
@@ -322,18 +342,29 @@ class Join(Message):
     port: int
     files: tuple[FileInfo, ...] = ()
     agent: str = AGENT
+    #: The peer's certificate fingerprint (version 2): downloaders pin its transfers to it.
+    fingerprint: str | None = None
 
     def body(self) -> dict[str, Any]:
-        return {"port": self.port, "files": [f.to_json() for f in self.files], "agent": self.agent}
+        obj: dict[str, Any] = {
+            "port": self.port,
+            "files": [f.to_json() for f in self.files],
+            "agent": self.agent,
+        }
+        if self.fingerprint is not None:
+            obj["fingerprint"] = self.fingerprint
+        return obj
 
     @classmethod
     def parse(cls, obj: dict[str, Any]) -> Join:
         files = _check_list(_require(obj, "files"), "files", MAX_FILES_PER_MESSAGE)
+        fingerprint = obj.get("fingerprint")
         return cls(
             id=obj.get("id"),
             port=check_int(_require(obj, "port"), "port", 1, 65535),
             files=tuple(FileInfo.from_json(f) for f in files),
             agent=_check_str(obj.get("agent", ""), "agent", MAX_AGENT_CHARS),
+            fingerprint=None if fingerprint is None else check_fingerprint(fingerprint),
         )
 
 
@@ -508,6 +539,86 @@ class UpdateOk(Message):
 
 
 @dataclass(frozen=True)
+class Reachability(Message):
+    """Index -> peer, unasked: whether the peer's listen port answered from outside."""
+
+    OP: ClassVar[str] = "REACHABILITY"
+    reachable: bool
+
+    def body(self) -> dict[str, Any]:
+        return {"reachable": self.reachable}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Reachability:
+        return cls(id=obj.get("id"), reachable=_check_bool(_require(obj, "reachable"), "reachable"))
+
+
+@dataclass(frozen=True)
+class Push(Message):
+    """Downloader -> index: ask the holder at host:port to connect out to me."""
+
+    OP: ClassVar[str] = "PUSH"
+    host: str
+    port: int
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Push:
+        return cls(
+            id=obj.get("id"),
+            host=_check_str(_require(obj, "host"), "host", 255),
+            port=check_int(_require(obj, "port"), "port", 1, 65535),
+            token=check_token(_require(obj, "token")),
+        )
+
+
+@dataclass(frozen=True)
+class PushOk(Message):
+    OP: ClassVar[str] = "PUSH_OK"
+
+
+@dataclass(frozen=True)
+class PushRequest(Message):
+    """Index -> holder, unasked: connect to host:port (a downloader) and serve it there."""
+
+    OP: ClassVar[str] = "PUSH_REQUEST"
+    host: str
+    port: int
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> PushRequest:
+        return cls(
+            id=obj.get("id"),
+            host=_check_str(_require(obj, "host"), "host", 255),
+            port=check_int(_require(obj, "port"), "port", 1, 65535),
+            token=check_token(_require(obj, "token")),
+        )
+
+
+@dataclass(frozen=True)
+class Pushed(Message):
+    """Holder -> downloader, in plain text as the first line of a pushed connection; TLS
+    follows with the holder as the TLS server."""
+
+    OP: ClassVar[str] = "PUSHED"
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Pushed:
+        return cls(id=obj.get("id"), token=check_token(_require(obj, "token")))
+
+
+@dataclass(frozen=True)
 class Ping(Message):
     OP: ClassVar[str] = "PING"
 
@@ -657,6 +768,11 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         BrowseOk,
         Update,
         UpdateOk,
+        Reachability,
+        Push,
+        PushOk,
+        PushRequest,
+        Pushed,
         Ping,
         Pong,
         Leave,
@@ -690,14 +806,17 @@ def encode(message: Message) -> bytes:
 _json_string = json.encoder.encode_basestring
 
 
+def _holder_json(peer: PeerAddress) -> str:
+    text = f'{{"host":{_json_string(peer.host)},"port":{peer.port}'
+    if peer.fingerprint is not None:
+        text += f',"fingerprint":{_json_string(peer.fingerprint)}'
+    if not peer.reachable:
+        text += ',"reachable":false'
+    return text + "}"
+
+
 def _result_json(result: SearchResult) -> str:
-    peers = ",".join(
-        f'{{"host":{_json_string(peer.host)},"port":{peer.port}}}'
-        if peer.fingerprint is None
-        else f'{{"host":{_json_string(peer.host)},"port":{peer.port},'
-        f'"fingerprint":{_json_string(peer.fingerprint)}}}'
-        for peer in result.peers
-    )
+    peers = ",".join(_holder_json(peer) for peer in result.peers)
     return (
         f'{{"name":{_json_string(result.name)},"size":{result.size},'
         f'"hash":{_json_string(result.hash)},"peers":[{peers}]}}'

@@ -14,6 +14,7 @@ PURE = [
     "app.network.protocol",
     "app.network.pieces",
     "app.network.rate_limit",
+    "app.network.push",
     "app.filenames",
     "app.units",
     "app.download.layout",

@@ -185,16 +185,17 @@ def sniff(sock: socket.socket, timeout: float, stop: threading.Event | None = No
         return FirstBytes.TLS if first[0] == TLS_HANDSHAKE else FirstBytes.PLAINTEXT
 
 
-def refuse_plaintext(sock: socket.socket, timeout: float = 2.0) -> None:
+def refuse_plaintext(sock: socket.socket, timeout: float = 2.0, read_request: bool = True) -> None:
     """Answer a version-1 (plaintext) client with one ERROR line and close, within ``timeout``.
 
-    Its request is read first and what it sends after is drained until it closes: closing
-    with unread bytes would reset the connection and could lose the ERROR before it is read.
+    Its request is read first (unless the caller already read its first line) and what it
+    sends after is drained until it closes: closing with unread bytes would reset the
+    connection and could lose the ERROR before it is read.
     """
     deadline = time.monotonic() + timeout
     line = p.encode(p.Error(code=p.ErrorCode.BAD_REQUEST, message=VERSION_1_REFUSAL))
     with contextlib.suppress(OSError):
-        received = b""
+        received = b"" if read_request else b"\n"
         while b"\n" not in received and len(received) < p.MAX_LINE:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

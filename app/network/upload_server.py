@@ -14,6 +14,11 @@ downloader stalls. A connection between transfers holds none.
 Every connection is TLS 1.3 with the peer's identity (protocol version 2); the worker
 thread does the handshake. A version-1 client (a plaintext JSON line) gets one plaintext
 ERROR saying so and is closed. Only tests and benchmarks may serve plaintext.
+
+Push: a connection whose first line is a ``PUSHED`` with a token this peer's ``PushBroker``
+waits for is handed, raw, to the download waiting for it (any other first line gets the
+version-1 refusal). ``answer_push`` is the holder's side: it connects out to a downloader,
+sends ``PUSHED`` and serves that connection exactly as an accepted one, as the TLS server.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QHostAddress, QTcpServer
 
 from app.network import protocol as p
-from app.network import tls
+from app.network import push, tls
 from app.network.identity import PeerIdentity
 from app.network.rate_limit import RateLimiter
 
@@ -81,6 +86,8 @@ class UploadLimits:
     request_timeout: float = 10.0
     send_stall_timeout: float = 30.0
     retry_after: int = 10
+    #: Pushes (connecting out to a downloader) in progress at once; more are ignored.
+    max_pushes: int = 8
 
 
 class _Closed(Exception):
@@ -90,10 +97,16 @@ class _Closed(Exception):
 class UploadConnection:
     """One downloader's connection, served on its own thread."""
 
-    def __init__(self, server: UploadServer, sock: socket.socket, remote: str) -> None:
+    def __init__(
+        self, server: UploadServer, sock: socket.socket, remote: str, pushed: bool = False
+    ) -> None:
         self.server = server
         self.sock = sock
         self.remote = remote
+        #: We connected out to the downloader (push): no first-byte sniff, straight to TLS.
+        self.pushed = pushed
+        #: The socket went to a download waiting for it (a PUSHED line): not ours to close.
+        self.handed_off = False
         self.ip = remote.rsplit(":", 1)[0]
         self.has_slot = False
         self.request_id: int | None = None
@@ -145,16 +158,20 @@ class UploadConnection:
             return True
         stopping = self.server.stopping
         timeout = self.server.limits.request_timeout
-        try:
-            first = tls.sniff(self.sock, timeout, stopping)
-        except OSError as exc:
-            raise _Closed(f"before TLS: {exc}") from None
-        if first is tls.FirstBytes.CLOSED:
-            raise _Closed("closed before TLS")
-        if first is tls.FirstBytes.PLAINTEXT:
-            log.info("Refused a version-1 (plaintext) download connection from %s", self.remote)
-            tls.refuse_plaintext(self.sock)
-            return False
+        if not self.pushed:
+            try:
+                first = tls.sniff(self.sock, timeout, stopping)
+            except OSError as exc:
+                raise _Closed(f"before TLS: {exc}") from None
+            if first is tls.FirstBytes.CLOSED:
+                raise _Closed("closed before TLS")
+            if first is tls.FirstBytes.PLAINTEXT:
+                if self.server.push_broker is not None:
+                    self._take_pushed()
+                    return False
+                log.info("Refused a version-1 (plaintext) download connection from %s", self.remote)
+                tls.refuse_plaintext(self.sock)
+                return False
         try:
             secure = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
         except OSError as exc:
@@ -166,6 +183,25 @@ class UploadConnection:
             raise _Closed(f"TLS handshake failed: {exc}") from None
         secure.setblocking(True)
         return True
+
+    def _take_pushed(self) -> None:
+        """A plaintext first line: a PUSHED we wait for goes to its download, else refusal."""
+        broker = self.server.push_broker
+        assert broker is not None
+        try:
+            line = push.read_first_line(self.sock, stop=self.server.stopping)
+        except OSError as exc:
+            raise _Closed(f"before TLS: {exc}") from None
+        token = None if line is None else push.pushed_token(line)
+        if token is not None and broker.deliver(token, self.sock):
+            self.handed_off = True
+            log.info("Pushed connection from %s handed to its download", self.remote)
+            return
+        if token is not None:
+            log.info("Refused a pushed connection from %s: unknown or used token", self.remote)
+        else:
+            log.info("Refused a version-1 (plaintext) download connection from %s", self.remote)
+        tls.refuse_plaintext(self.sock, read_request=False)
 
     def run(self) -> None:
         try:
@@ -202,8 +238,9 @@ class UploadConnection:
                 )
         finally:
             self.server._release(self)
-            with contextlib.suppress(OSError):
-                self.sock.close()
+            if not self.handed_off:
+                with contextlib.suppress(OSError):
+                    self.sock.close()
 
     def _speaks_protocol(self) -> bool:
         """True once messages may be sent: over TLS after the handshake, or in plaintext."""
@@ -364,10 +401,12 @@ class UploadServer(QTcpServer):
         *,
         identity: PeerIdentity | None = None,
         plaintext_for_tests: bool = False,
+        push_broker: push.PushBroker | None = None,
     ) -> None:
         """``identity`` is the peer's long-lived one (None: a new one kept in memory, so
         nobody can pin it). ``plaintext_for_tests`` serves version 1 without TLS: only
-        for tests and benchmarks, never offered to a user."""
+        for tests and benchmarks, never offered to a user. ``push_broker`` holds the tokens
+        this peer's downloads wait for: a PUSHED connection with one goes to its download."""
         super().__init__(parent)
         self.catalog = catalog
         self.limits = limits or UploadLimits()
@@ -384,6 +423,11 @@ class UploadServer(QTcpServer):
         self._threads: set[threading.Thread] = set()
         self._slot_holders: set[UploadConnection] = set()
         self._upload_ids = itertools.count(1)
+        self.push_broker = push_broker
+        self._pushes = 0  # answer_push threads still connecting out
+        #: Connections accepted on the listen port, and pushed ones served (totals).
+        self.accepted_total = 0
+        self.pushed_total = 0
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_PEER_PORT) -> int:
         """Listen (port 0 picks a free one); return the port or raise OSError with a reason."""
@@ -431,6 +475,57 @@ class UploadServer(QTcpServer):
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def answer_push(self, host: str, port: int, token: str) -> bool:
+        """A PUSH_REQUEST: connect out to the downloader at host:port, send PUSHED and serve
+        that connection as the TLS server. Returns at once (any thread); False if refused
+        (plaintext server, stopping, too many pushes in progress)."""
+        if self._tls_context is None or self.stopping.is_set():
+            return False
+        with self._lock:
+            if self._pushes >= self.limits.max_pushes:
+                log.info("Ignored a push request to %s:%d: too many in progress", host, port)
+                return False
+            self._pushes += 1
+        thread = threading.Thread(
+            target=self._push_out, args=(host, port, token), name=f"push {host}:{port}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        return True
+
+    def _push_out(self, host: str, port: int, token: str) -> None:
+        try:
+            try:
+                sock = push.push_out(host, port, token, self.limits.request_timeout, self.stopping)
+            except (OSError, push.PushStopped) as exc:
+                log.info("Could not push to %s:%d: %s", host, port, exc)
+                return
+            finally:
+                with self._lock:
+                    self._pushes -= 1
+            log.info("Pushed a connection to %s:%d", host, port)
+            self.serve_pushed(sock, f"{_plain_ip(host)}:{port}")
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def serve_pushed(self, sock: socket.socket, remote: str) -> bool:
+        """Serve a connection we opened to a downloader, as an accepted one minus the sniff
+        (same limits, slots and rate; ``stop`` ends it). False (and closed) if refused."""
+        sock.setblocking(True)
+        connection = UploadConnection(self, sock, remote, pushed=True)
+        refusal = "stopping" if self.stopping.is_set() else self._admit(connection)
+        if refusal:
+            log.info("Dropped a pushed connection to %s: %s", remote, refusal)
+            with contextlib.suppress(OSError):
+                sock.close()
+            return False
+        with self._lock:
+            self.pushed_total += 1
+        self._spawn(connection)
+        return True
+
     def incomingConnection(self, handle: int) -> None:
         try:
             sock = socket.socket(fileno=handle)
@@ -456,8 +551,16 @@ class UploadServer(QTcpServer):
             # on the GUI thread, or a thread for each, would be what a flood wants.
             sock.close()
             return
+        with self._lock:
+            self.accepted_total += 1
+        self._spawn(connection)
+
+    def _spawn(self, connection: UploadConnection) -> None:
         thread = threading.Thread(
-            target=self._run_connection, args=(connection,), name=f"upload {remote}", daemon=True
+            target=self._run_connection,
+            args=(connection,),
+            name=f"upload {connection.remote}",
+            daemon=True,
         )
         with self._lock:
             self._threads.add(thread)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -23,7 +24,13 @@ from typing import Any
 from app.download import layout
 from app.download.part_state import PartState
 from app.download.problems import Problem, describe, folder_problem
-from app.download.source import DownloadStopped, SourceConnection, SourceFailed, Timeouts
+from app.download.source import (
+    DownloadStopped,
+    PushRoute,
+    SourceConnection,
+    SourceFailed,
+    Timeouts,
+)
 from app.download.swarm import Swarm
 from app.download.watch import PieceWatch
 from app.filenames import place_without_overwriting
@@ -140,7 +147,9 @@ class PieceDownloader:
         max_sources: int = 8,
         on_details: Callable[[bytes, list, int], None] | None = None,
         watch: PieceWatch | None = None,
+        push: PushRoute | None = None,
     ) -> None:
+        """``push``: holders may also be reached by push (None: directly only)."""
         self.spec = spec
         #: Streams reading this file while it downloads: told of each verified piece, and
         #: their positions decide which pieces go first.
@@ -156,6 +165,8 @@ class PieceDownloader:
         self._on_progress = on_progress or (lambda done, total, speed, received: None)
         self._on_phase = on_phase or (lambda phase, detail: None)
         self._on_bad_source = on_bad_source or (lambda source, reason: None)
+        if push is not None and source_factory is SourceConnection:
+            source_factory = functools.partial(SourceConnection, push=push)
         self._connect = source_factory
         self.state: PartState | None = None
         self.digest: pc.FileDigest | None = None

@@ -19,7 +19,7 @@ from app.download import layout
 from app.download.engine import DownloadFailed, DownloadSpec, Phase
 from app.download.part_state import PartState
 from app.download.pump import FilePump
-from app.download.source import Timeouts
+from app.download.source import PushRoute, Timeouts
 from app.download.transfer import QueueEntryRejected, Transfer, TransferState
 from app.download.watch import PieceWatch
 from app.filenames import PART_SUFFIX, STATE_SUFFIX, TMP_SUFFIX, safe_filename
@@ -137,8 +137,12 @@ class TransferManager(QObject):
         parent: QObject | None = None,
         limiter: RateLimiter | None = None,
         max_sources: int = 8,
+        push: PushRoute | None = None,
     ) -> None:
+        """``push``: holders may also be reached by push (None: directly only); it can
+        also be set later as ``push`` (downloads started from then on use it)."""
         super().__init__(parent)
+        self.push = push
         self.max_sources = max(1, max_sources)
         self.queue_path = Path(queue_path)
         self.download_folder = Path(download_folder)
@@ -362,7 +366,9 @@ class TransferManager(QObject):
         watch = self.watch(transfer.id)
         if watch is not None:
             watch.revive()
-        pump = FilePump(spec, self.timeouts, self.limiter, self, self.max_sources, watch)
+        pump = FilePump(
+            spec, self.timeouts, self.limiter, self, self.max_sources, watch, push=self.push
+        )
         transfer_id = transfer.id
         self._received[transfer_id] = 0
         pump.progress.connect(

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from app.download.engine import DownloadFailed, DownloadSpec, Phase, PieceDownloader
 from app.download.problems import Problem
-from app.download.source import DownloadStopped, Timeouts
+from app.download.source import DownloadStopped, PushRoute, Timeouts
 from app.download.watch import PieceWatch
 from app.network import protocol as p
 from app.network.rate_limit import RateLimiter
@@ -91,12 +91,19 @@ class FilePump(QObject):
         parent: QObject | None = None,
         max_sources: int = 8,
         watch: PieceWatch | None = None,
+        push: PushRoute | None = None,
     ) -> None:
         super().__init__(parent)
         self.spec = spec
         self._stop = threading.Event()
         self.downloader = PieceDownloader(
-            spec, self._stop, timeouts, limiter=limiter, max_sources=max_sources, watch=watch
+            spec,
+            self._stop,
+            timeouts,
+            limiter=limiter,
+            max_sources=max_sources,
+            watch=watch,
+            push=push,
         )
         self._thread = QThread()
         self._thread.setObjectName(f"pump {spec.name}")

@@ -4,6 +4,11 @@ The connection is TLS 1.3 (protocol version 2). When the index server gave the h
 certificate fingerprint, the certificate must match it before any request goes out; a
 holder listed without one (an older index server) is still reached over TLS, unpinned,
 and the log says so once per address. Never plaintext, except in tests and benchmarks.
+
+With a ``PushRoute`` a holder can also be reached by push (it connects out to our listen
+port): a holder the index calls unreachable by push only, any other pinned one directly
+first and, if that has not connected within ``race_delay``, by push too; the first TLS
+handshake that proves the holder's fingerprint wins. A pushed connection must be pinned.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import contextlib
 import errno
 import logging
 import os
+import queue
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 
 from app.network import pieces as pc
 from app.network import protocol as p
-from app.network import tls
+from app.network import push, tls
 from app.network.rate_limit import RateLimiter
 
 log = logging.getLogger("napster.download")
@@ -93,6 +100,170 @@ def connect_interruptibly(
     raise SourceFailed(f"cannot connect: {last_error}")
 
 
+@dataclass(frozen=True)
+class PushRoute:
+    """How this peer gets holders to connect to it: the index relay and its listen port's
+    broker. ``race_delay``: a direct connection not up by then is raced by a push;
+    ``wait``: how long a pushed connection may take to arrive after it was asked for."""
+
+    requester: push.PushRequester
+    broker: push.PushBroker
+    race_delay: float = 1.0
+    wait: float = 15.0
+
+
+class _Race:
+    """Connection attempts to one holder on their own threads; the first to finish its
+    pinned handshake wins and any later one is closed."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.results: queue.Queue[tuple[str, ssl.SSLSocket | None, BaseException | None]] = (
+            queue.Queue()
+        )
+        self.lock = threading.Lock()
+        self.over = False
+        self.halts: list[threading.Event] = []
+        self.running = 0
+
+    def start(self, kind: str, attempt) -> None:
+        halt = threading.Event()
+        self.halts.append(halt)
+        self.running += 1
+
+        def run() -> None:
+            try:
+                sock, error = attempt(halt), None
+            except BaseException as exc:  # reported to the racing thread, never lost
+                sock, error = None, exc
+            with self.lock:
+                late = self.over
+                if not late:
+                    self.results.put((kind, sock, error))
+            if late and sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+        threading.Thread(target=run, name=f"{kind} connect", daemon=True).start()
+
+    def finish(self) -> None:
+        """No result is wanted any more: halt the attempts, close what already arrived."""
+        with self.lock:
+            self.over = True
+        for halt in self.halts:
+            halt.set()
+        while True:
+            try:
+                _kind, sock, _error = self.results.get_nowait()
+            except queue.Empty:
+                return
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _secure(
+    raw: socket.socket,
+    address: p.PeerAddress,
+    timeouts: Timeouts,
+    stop: threading.Event,
+    how: str = "",
+) -> ssl.SSLSocket:
+    """The pinned TLS handshake over ``raw`` (closed on failure), as SourceFailed."""
+    try:
+        return tls.connect_pinned(raw, address.fingerprint, timeouts.connect, stop, timeouts.tick)
+    except tls.HandshakeStopped:
+        raise DownloadStopped() from None
+    except tls.FingerprintMismatch:
+        # Not marked bad: the index may list the peer's new identity later.
+        raise SourceFailed(
+            f"its {how}certificate is not the one the index server listed for it "
+            "(refused before sending anything)"
+        ) from None
+    except TimeoutError:
+        raise SourceFailed(
+            "no TLS handshake (it may run a version of Napster P2P before 2)"
+        ) from None
+    except OSError as exc:
+        raise SourceFailed(f"TLS handshake failed: {exc.strerror or exc}") from None
+
+
+def _direct(address: p.PeerAddress, timeouts: Timeouts, stop: threading.Event) -> ssl.SSLSocket:
+    raw = connect_interruptibly(address, timeouts, stop)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return _secure(raw, address, timeouts, stop)
+
+
+def _pushed(
+    address: p.PeerAddress, timeouts: Timeouts, route: PushRoute, stop: threading.Event
+) -> ssl.SSLSocket:
+    """Ask the holder (through the index) to connect to us; pin it when it does."""
+    token = push.new_token()
+    wait = route.broker.expect(token, route.wait + timeouts.connect)
+    try:
+        try:
+            route.requester.request_push(address, token)
+        except Exception as exc:  # the requester is the peer's: its failure fails this push
+            raise SourceFailed(f"could not ask for a push: {exc}") from None
+        raw = wait.wait(route.wait, stop, timeouts.tick)
+    finally:
+        wait.cancel()
+    if raw is None:
+        if stop.is_set():
+            raise DownloadStopped()
+        raise SourceFailed(f"it did not connect to us by push within {route.wait:.0f} s")
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return _secure(raw, address, timeouts, stop, "pushed connection's ")
+
+
+def reach(
+    address: p.PeerAddress,
+    timeouts: Timeouts,
+    stop: threading.Event,
+    route: PushRoute | None,
+) -> tuple[ssl.SSLSocket, bool]:
+    """A pinned TLS connection to the holder and whether it came by push; SourceFailed or
+    DownloadStopped (as soon as ``stop`` is set) otherwise."""
+    if route is None or (address.reachable and address.fingerprint is None):
+        return _direct(address, timeouts, stop), False
+    if address.fingerprint is None:
+        raise SourceFailed(
+            "it can only be reached by push, and the index server gave no certificate "
+            "fingerprint to check it by"
+        )
+    race = _Race(stop)
+    failures: dict[str, str] = {}
+    try:
+        if address.reachable:
+            race.start("direct", lambda halt: _direct(address, timeouts, halt))
+            push_at = time.monotonic() + route.race_delay
+        else:
+            push_at = time.monotonic()
+        pushing = False
+        while True:
+            if stop.is_set():
+                raise DownloadStopped()
+            if not pushing and (time.monotonic() >= push_at or race.running == 0):
+                pushing = True
+                race.start("push", lambda halt: _pushed(address, timeouts, route, halt))
+            if race.running == 0:
+                raise SourceFailed("; ".join(f"{k}: {r}" for k, r in failures.items()))
+            try:
+                kind, sock, error = race.results.get(timeout=timeouts.tick)
+            except queue.Empty:
+                continue
+            race.running -= 1
+            if sock is not None:
+                log.debug("Reached %s %s", address, "by push" if kind == "push" else "directly")
+                return sock, kind == "push"
+            if isinstance(error, SourceFailed):
+                failures[kind] = error.reason
+            elif not isinstance(error, DownloadStopped):
+                failures[kind] = f"{type(error).__name__}: {error}"
+    finally:
+        race.finish()
+
+
 class SourceConnection:
     """A blocking transfer connection to one sharing peer."""
 
@@ -104,8 +275,10 @@ class SourceConnection:
         limiter: RateLimiter | None = None,
         *,
         plaintext_for_tests: bool = False,
+        push: PushRoute | None = None,
     ):
-        """Connect and (unless ``plaintext_for_tests``) complete the pinned TLS handshake."""
+        """Connect (directly, or by ``push``) and, unless ``plaintext_for_tests``, complete
+        the pinned TLS handshake."""
         self.address = address
         self.timeouts = timeouts
         self.stop = stop
@@ -114,32 +287,19 @@ class SourceConnection:
         self.next_id = 1
         self._window_start = time.monotonic()
         self._window_bytes = 0
-        raw = connect_interruptibly(address, timeouts, stop)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         #: True when the source's certificate was checked against its fingerprint.
         self.pinned = False
-        self.sock: socket.socket = raw if plaintext_for_tests else self._secure(raw)
+        #: True when the holder connected to us (push) rather than we to it.
+        self.via_push = False
+        if plaintext_for_tests:
+            self.sock: socket.socket = connect_interruptibly(address, timeouts, stop)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return
+        self.sock, self.via_push = reach(address, timeouts, stop, push)
+        self._note_pinning()
 
-    def _secure(self, raw: socket.socket) -> socket.socket:
+    def _note_pinning(self) -> None:
         expected = self.address.fingerprint
-        try:
-            secure = tls.connect_pinned(
-                raw, expected, self.timeouts.connect, self.stop, self.timeouts.tick
-            )
-        except tls.HandshakeStopped:
-            raise DownloadStopped() from None
-        except tls.FingerprintMismatch:
-            # Not marked bad: the index may list the peer's new identity later.
-            raise SourceFailed(
-                "its certificate is not the one the index server listed for it "
-                "(refused before sending anything)"
-            ) from None
-        except TimeoutError:
-            raise SourceFailed(
-                "no TLS handshake (it may run a version of Napster P2P before 2)"
-            ) from None
-        except OSError as exc:
-            raise SourceFailed(f"TLS handshake failed: {exc.strerror or exc}") from None
         self.pinned = expected is not None
         if not self.pinned and str(self.address) not in _warned_unpinned:
             if len(_warned_unpinned) < 10_000:
@@ -149,7 +309,6 @@ class SourceConnection:
                 "server did not give its fingerprint, so it cannot be told from an impostor",
                 self.address,
             )
-        return secure
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -56,6 +56,8 @@ class SourceStats:
     bytes: int = 0
     rate: float = 0.0
     detail: str = ""
+    #: The holder connected to us (push) instead of we to it.
+    via_push: bool = False
 
 
 class _Worker:
@@ -125,7 +127,7 @@ class _Worker:
         conn = engine._connect(self.address, engine.timeouts, self.halt, engine.limiter)
         self.started_at = time.monotonic()
         try:
-            swarm.set_stats(self, state="downloading")
+            swarm.set_stats(self, state="downloading", via_push=getattr(conn, "via_push", False))
             swarm.report_downloading()
             buffer = memoryview(bytearray(p.PIECE_SIZE))
             pipeline: list[tuple[int, int, int, int]] = []  # request id, piece, offset, length

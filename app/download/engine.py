@@ -165,6 +165,7 @@ class PieceDownloader:
         self._on_progress = on_progress or (lambda done, total, speed, received: None)
         self._on_phase = on_phase or (lambda phase, detail: None)
         self._on_bad_source = on_bad_source or (lambda source, reason: None)
+        self.push = push
         if push is not None and source_factory is SourceConnection:
             source_factory = functools.partial(SourceConnection, push=push)
         self._connect = source_factory

@@ -123,7 +123,10 @@ class _Worker:
         swarm = self.swarm
         engine = swarm.engine
         state = engine.state
-        swarm.set_stats(self, state="connecting", detail="")
+        by_push = engine.push is not None and not self.address.reachable
+        swarm.set_stats(
+            self, state="connecting", detail="asked to connect to us" if by_push else ""
+        )
         conn = engine._connect(self.address, engine.timeouts, self.halt, engine.limiter)
         self.started_at = time.monotonic()
         try:

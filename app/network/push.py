@@ -25,7 +25,7 @@ from app.network import protocol as p
 #: The longest first line a pushed connection may send (a PUSHED line is about 60 bytes).
 PUSHED_LINE_LIMIT = 256
 #: How long the listen port waits for that first line to end (seconds).
-PUSHED_LINE_TIMEOUT = 5.0
+PUSHED_LINE_TIMEOUT = 3.0
 #: A waiter nobody delivered to is forgotten after this long, whatever its own timeout.
 DEFAULT_EXPIRY = 60.0
 

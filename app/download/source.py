@@ -124,6 +124,7 @@ class _Race:
         self.lock = threading.Lock()
         self.over = False
         self.halts: list[threading.Event] = []
+        self.threads: list[threading.Thread] = []
         self.running = 0
 
     def start(self, kind: str, attempt) -> None:
@@ -144,14 +145,22 @@ class _Race:
                 with contextlib.suppress(OSError):
                     sock.close()
 
-        threading.Thread(target=run, name=f"{kind} connect", daemon=True).start()
+        thread = threading.Thread(target=run, name=f"{kind} connect", daemon=True)
+        self.threads.append(thread)
+        thread.start()
 
-    def finish(self) -> None:
-        """No result is wanted any more: halt the attempts, close what already arrived."""
+    def finish(self, linger: float = 1.0) -> None:
+        """No result is wanted any more: halt the attempts, close what already arrived.
+
+        The attempts look at their halt every tick, so they are waited for (a little): a
+        push wait withdrawn by then can no longer take a connection nobody would use."""
         with self.lock:
             self.over = True
         for halt in self.halts:
             halt.set()
+        deadline = time.monotonic() + linger
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         while True:
             try:
                 _kind, sock, _error = self.results.get_nowait()

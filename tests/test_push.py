@@ -13,6 +13,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.download import engine as fp
 from app.download.source import PushRoute, SourceConnection, SourceFailed
@@ -369,6 +371,36 @@ def test_a_first_line_that_is_not_an_awaited_push_gets_the_version_1_refusal(qtb
     reply = p.decode_line(received)
     assert isinstance(reply, p.Error) and reply.code is p.ErrorCode.BAD_REQUEST
     assert "version 2" in reply.message
+    qtbot.waitUntil(lambda: net.listen.connection_count == 0, timeout=3000)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    line=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda t: p.encode(p.Pushed(token=t))[:-1],
+            st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+        ),
+        st.text(max_size=80).map(lambda t: ('{"op":"PUSHED","token":' + t).encode()),
+    ).filter(lambda b: not b.startswith(b"\x16"))
+)
+def test_no_first_line_but_the_awaited_push_reaches_a_download(qtbot, net, line):
+    """Whatever a connection's first line, unless it is the awaited PUSHED, it is refused
+    (or closed) within the deadline and the waiting download gets nothing."""
+    wait = net.broker.expect(push.new_token())
+    try:
+        port = net.listen.serverPort()
+        data = line + b"\n"
+        _received, took = in_thread(qtbot, lambda: _first_line_reply(port, data), timeout=15000)
+        assert took < 3.0, took
+        assert wait.wait(0.0) is None and net.broker.expects(wait.token)
+    finally:
+        wait.cancel()
     qtbot.waitUntil(lambda: net.listen.connection_count == 0, timeout=3000)
 
 

@@ -72,14 +72,14 @@ class PushWait:
             if stop is not None and stop.is_set():
                 return None
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if self._arrived.wait(min(tick, remaining)):
+            if self._arrived.wait(max(0.0, min(tick, remaining))):
                 with self._broker._lock:
                     if self._sock is None or self._taken:
                         return None
                     self._taken = True
                     return self._sock
+            if remaining <= 0:
+                return None
 
     def cancel(self) -> None:
         """Stop waiting; a socket delivered but not taken is closed."""

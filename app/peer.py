@@ -15,11 +15,13 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 from app.config import PeerConfig, parse_host_port
 from app.download.manager import TransferManager
 from app.download.problems import Problem, writable_folder_problem
-from app.download.source import Timeouts
+from app.download.source import PushRoute, Timeouts
 from app.download.transfer import TransferState
 from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
+from app.network.identity import PeerIdentity
 from app.network.index_client import IndexClient
+from app.network.push import PushBroker
 from app.network.rate_limit import RateLimiter
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
@@ -115,15 +117,32 @@ class PeerNode(QObject):
             # garbage collector, on whatever thread that runs.)
             is_private=private_folder(lambda: config.download_dir / INCOMPLETE_FOLDER),
         )
-        self.uploads = UploadServer(self.library, UploadLimits(slots=config.upload_slots), self)
+        # The peer's long-lived TLS identity, in its data folder (never shared: excluded
+        # above). Its fingerprint goes out in JOIN; downloaders pin our uploads to it.
+        try:
+            self.identity = PeerIdentity.load_or_create(data_dir)
+        except OSError as exc:
+            log.warning("No TLS identity kept in %s (%s): one for this run only", data_dir, exc)
+            self.identity = PeerIdentity.generate()
+        #: Pushed connections our downloads wait for arrive on the listen port.
+        self.push_broker = PushBroker()
+        self.uploads = UploadServer(
+            self.library,
+            UploadLimits(slots=config.upload_slots),
+            self,
+            identity=self.identity,
+            push_broker=self.push_broker,
+        )
         self.uploads.limiter.set_rate(config.max_upload_rate)
         self.client = IndexClient(
             config.servers,
             max(1, config.listen_port),
             self.library.infos,
             parent=self,
+            fingerprint=self.identity.fingerprint,
             **client_options,
         )
+        self.client.push_requested.connect(self._on_push_requested)
         self.transfers = TransferManager(
             queue_path,
             config.download_dir,
@@ -132,6 +151,7 @@ class PeerNode(QObject):
             self,
             limiter=RateLimiter(config.max_download_rate),
             max_sources=config.max_sources,
+            push=PushRoute(self.client, self.push_broker),
         )
         self.totals = SessionTotals(self)
         self.transfers.bytes_received.connect(self.totals.add_received)
@@ -156,6 +176,11 @@ class PeerNode(QObject):
         self.client.joined.connect(lambda *_: self._ask_for_more_sources())
         self.client.search_finished.connect(self._on_search_finished)
         self.client.search_failed.connect(self._on_search_failed)
+
+    def _on_push_requested(self, host: str, port: int, token: str) -> None:
+        """A downloader cannot reach us: connect out to it and serve it there."""
+        if not self.uploads.answer_push(host, port, token):
+            log.info("Not connecting out to %s:%d for a push (stopping or too many)", host, port)
 
     def _shared_folders(self) -> list[Path]:
         folders = [self.config.share_dir]

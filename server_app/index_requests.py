@@ -62,7 +62,13 @@ class IndexRequests:
         files = message.files
         try:
             store.check_file_count(files, peer.ip)
-            peer.peer_id = store.add_peer(peer.ip, message.port, message.agent, files[:STEP_FILES])
+            peer.peer_id = store.add_peer(
+                peer.ip,
+                message.port,
+                message.agent,
+                files[:STEP_FILES],
+                fingerprint=message.fingerprint,
+            )
             peer.port = message.port
             for start in range(STEP_FILES, len(files), STEP_FILES):
                 yield

@@ -26,6 +26,7 @@ from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 from app.network import protocol as p
 from server_app.connection import Connection
 from server_app.index_requests import IndexRequests, Job, PeerEntry
+from server_app.reachability import ReachabilityChecker
 from server_app.store import IndexStore, IndexUnavailable, normalize_address
 from server_app.turns import BusyClock, TurnQueue
 
@@ -55,7 +56,9 @@ ACCEPT_BATCH = 30
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
 INDEX_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update)
 #: The requests the index server answers; any other op is BAD_REQUEST.
-SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Ping, p.Leave)
+SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Push, p.Ping, p.Leave)
+#: How often a server of a shared index looks for push requests other servers passed on.
+FORWARDED_PUSH_MS = 100
 #: A kicked peer's address is refused for this many seconds.
 KICK_BAN_SECONDS = 600.0
 KICK_REASON = "kicked from the admin window"
@@ -136,6 +139,7 @@ class SessionHost(Protocol):
     def note_answered(self, session: PeerSession, op: str, seconds: float) -> None: ...
     def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None: ...
     def schedule_upkeep(self) -> None: ...
+    def relay_push(self, session: PeerSession, message: p.Push) -> p.Message: ...
 
 
 class PeerSession(QObject):
@@ -154,6 +158,8 @@ class PeerSession(QObject):
         self.entry = PeerEntry(self.ip)
         self.peer_label = self.remote
         self.agent = ""
+        #: The certificate fingerprint the peer announced in its JOIN (version 2).
+        self.fingerprint: str | None = None
         self.connected_at = time.time()
         self.last_seen = self.connected_at
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
@@ -503,6 +509,8 @@ class PeerSession(QObject):
             return requests.browse(self.entry, message)
         if isinstance(message, p.Update):
             return requests.update(self.entry, message)
+        if isinstance(message, p.Push):
+            return self.host.relay_push(self, message)
         if isinstance(message, p.Ping):
             self.send(p.Pong(id=message.id))
         elif isinstance(message, p.Leave):
@@ -579,6 +587,7 @@ class PeerSession(QObject):
         self._join_timer.stop()
         self.peer_label = reply.peer
         self.agent = message.agent
+        self.fingerprint = message.fingerprint
         self.send(reply)
         log.info("Peer %s joined with files %s", reply.peer, describe_files(message.files))
         self.host.note_joined(self, reply.files)
@@ -676,6 +685,16 @@ class IndexServer(QTcpServer):
         self._upkeep_timer = QTimer(self)
         self._upkeep_timer.setInterval(UPKEEP_INTERVAL_MS)
         self._upkeep_timer.timeout.connect(self._upkeep)
+        #: Connect-backs to joined peers' listen ports (the answer goes to the peer and
+        #: into results as ``reachable``).
+        self.reachability = ReachabilityChecker(parent=self)
+        self.reachability.checked.connect(self._on_reachability_checked)
+        #: Push requests other servers of a shared index pass to this server's peers.
+        self._forwarded_timer = QTimer(self)
+        self._forwarded_timer.setInterval(FORWARDED_PUSH_MS)
+        self._forwarded_timer.timeout.connect(self._deliver_forwarded_pushes)
+        if store.shared:
+            self._forwarded_timer.start()
 
     def start(self, host: str = "0.0.0.0", port: int = p.DEFAULT_SERVER_PORT) -> int:
         """Listen on host:port (0 picks a free port); return the port. Raises ServerStartError."""
@@ -689,6 +708,8 @@ class IndexServer(QTcpServer):
                 reason = self.errorString()
             raise ServerStartError(f"cannot listen on {host}:{port}: {reason}")
         self._touch_timer.start()
+        if self.store.shared:
+            self._forwarded_timer.start()
         self.schedule_upkeep()
         log.info("Index server listening on %s:%d", host, self.serverPort())
         return self.serverPort()
@@ -709,6 +730,7 @@ class IndexServer(QTcpServer):
         self._upkeep_timer.stop()
         self._drop_timer.stop()
         self._touch_timer.stop()
+        self._forwarded_timer.stop()
         self._reaper.stop()
         self._closed_sessions.clear()
 
@@ -763,9 +785,65 @@ class IndexServer(QTcpServer):
         if port is not None and self._ports.get((session.ip, port)) is session:
             del self._ports[(session.ip, port)]
 
+    # ------------------------------------------------------------ reachability and push
+
+    def _on_reachability_checked(self, peer_id: int, host: str, port: int, ok: bool) -> None:
+        session = self.session_for(peer_id)
+        if session is None or session.closing or session.entry.port != port:
+            return  # gone, or joined again at another port (checked again then)
+        try:
+            self.store.set_reachable(peer_id, ok)
+        except IndexUnavailable:
+            log.warning("Could not record whether %s is reachable: index unavailable", host)
+        log.info("Peer %s:%d is %sreachable from outside", host, port, "" if ok else "NOT ")
+        session.send(p.Reachability(reachable=ok))
+
+    def relay_push(self, session: PeerSession, message: p.Push) -> p.Message:
+        """Pass a downloader's push request to the holder at message.host:port: on this
+        server directly, through the shared index to another server, or NOT_FOUND.
+
+        The holder is told to connect to the asker's own IP and joined port, never to an
+        address the asker names: a push cannot aim a holder at a third party."""
+        assert session.entry.port is not None  # only joined sessions get here
+        request = p.PushRequest(host=session.ip, port=session.entry.port, token=message.token)
+        target = self._ports.get((normalize_address(message.host), message.port))
+        if target is not None and target is not session and target.peer_id is not None:
+            target.send(request)
+            log.info("Push: %s asks %s to connect out to it", session.peer_label, target.peer_label)
+            return p.PushOk(id=message.id)
+        if self.store.forward_push(message.host, message.port, request.body()):
+            log.info("Push: %s's request passed to another server", session.peer_label)
+            return p.PushOk(id=message.id)
+        raise p.ProtocolError(
+            p.ErrorCode.NOT_FOUND,
+            f"no peer at {message.host}:{message.port} is online",
+            message.id,
+        )
+
+    def _deliver_forwarded_pushes(self) -> None:
+        try:
+            forwarded = self.store.take_forwarded()
+        except IndexUnavailable:
+            return
+        for peer_id, body in forwarded:
+            session = self.session_for(peer_id)
+            if session is None or session.closing:
+                continue
+            try:
+                request = p.PushRequest.parse(body)
+            except p.ProtocolError:
+                log.warning("Ignoring a malformed push request from another server")
+                continue
+            session.send(request)
+
     def note_joined(self, session: PeerSession, files: int) -> None:
         assert session.peer_id is not None
         self.peer_joined.emit(session.peer_id, session.peer_label, files)
+        if session.fingerprint is not None and session.entry.port is not None:
+            # Only a version-2 peer (it announced a fingerprint) can be checked, and is told.
+            self.reachability.check(
+                session.peer_id, session.ip, session.entry.port, session.fingerprint
+            )
 
     def note_updated(self, session: PeerSession, files: int) -> None:
         assert session.peer_id is not None

@@ -47,6 +47,7 @@ so a match is exactly ``fold(term) in fold(name)``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -317,6 +318,7 @@ class SqliteIndexStore:
         agent: str,
         files: Sequence[FileInfo],
         now: float | None = None,
+        fingerprint: str | None = None,
     ) -> int:
         """Record a peer that has just JOINed with ``files``; returns its new peer id."""
         entries = self._entries(files)
@@ -334,7 +336,7 @@ class SqliteIndexStore:
             assert peer_id is not None
             added, added_bytes = self._insert(peer_id, entries, ignore_existing=False)
             self._set_totals(peer_id, added, added_bytes)
-        address = PeerAddress(host, port)
+        address = PeerAddress(host, port, fingerprint)
         self._addresses[peer_id] = address
         self._count(peer_id, added)
         same = self._ids_by_address.setdefault(address, [])
@@ -395,6 +397,19 @@ class SqliteIndexStore:
             self._set_totals(peer_id, files_total, bytes_total)
         self._count(peer_id, files_total)
         return files_total
+
+    def set_reachable(self, peer_id: int, reachable: bool) -> None:
+        """Whether the peer's listen port answered from outside (results say so)."""
+        address = self._addresses.get(peer_id)
+        if address is not None:
+            self._addresses[peer_id] = dataclasses.replace(address, reachable=reachable)
+
+    def forward_push(self, host: str, port: int, request: dict[str, object]) -> bool:
+        """No other server shares this index: nobody to forward a push request to."""
+        return False
+
+    def take_forwarded(self) -> list[tuple[int, dict[str, object]]]:
+        return []
 
     def remove_peer(self, peer_id: int) -> None:
         """Forget a peer: from now on no result, count or list includes it or its files.
@@ -801,7 +816,8 @@ class SqliteIndexStore:
             peer_ids,
             after=(limit + 1,),
         )
-        results = [SearchResult(name, size, hash_.hex(), (address,)) for name, size, hash_ in rows]
+        holder = self._addresses[peer_ids[0]]  # with its fingerprint and reachability
+        results = [SearchResult(name, size, hash_.hex(), (holder,)) for name, size, hash_ in rows]
         return SearchPage(results[:limit], len(results) > limit)
 
     def search_files(self, query: str, limit: int = 1000) -> list[IndexedFile]:

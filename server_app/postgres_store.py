@@ -33,7 +33,9 @@ too little in that time answers with what it found and ``more`` set.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import queue
 import select
 import threading
 import time
@@ -70,6 +72,8 @@ LOCK_CLASS = 0x4E415053
 MIGRATION_LOCK = 0
 LEASE_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
+#: The lease thread looks at its stop flag this often while it waits for notifications.
+NOTIFY_WAIT = 0.1
 #: How long a call may take to reach the database before ``IndexUnavailable``.
 CONNECT_SECONDS = 2
 #: After a failed connect, calls fail at once for this long instead of each waiting again.
@@ -130,6 +134,12 @@ MIGRATIONS: tuple[str, ...] = (
         banned_at double precision NOT NULL
     );
     """,
+    # 2: protocol version 2 -- each peer's certificate fingerprint (downloaders pin it) and
+    # whether its listen port answered the index's connect-back.
+    """
+    ALTER TABLE peers ADD COLUMN fingerprint text;
+    ALTER TABLE peers ADD COLUMN reachable boolean NOT NULL DEFAULT true;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -151,6 +161,8 @@ class _OwnPeer:
     joined_at: float
     last_seen: float
     entries: _Entries = field(default_factory=dict)
+    fingerprint: str | None = None
+    reachable: bool = True
 
     @property
     def bytes(self) -> int:
@@ -263,6 +275,8 @@ class PostgresIndexStore:
         self._missing: set[int] = set()
         self._reassert_due = threading.Event()
         self._stop = threading.Event()
+        #: Push requests for this server's peers, NOTIFY payloads from other servers.
+        self._forwarded: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._conn: psycopg.Connection | None = None
         self._retry_at = 0.0
         try:
@@ -363,6 +377,7 @@ class PostgresIndexStore:
         conn = connect(self.url, statement_ms=LEASE_STATEMENT_MS, name=self._lease_name)
         try:
             migrate(conn)  # PostgreSQL may have come back without the schema
+            conn.execute(f"LISTEN {_push_channel(self.server_id)}")
             if not self._try_lock(conn, self.server_id):
                 # Our own old lease connection may still hold it (PostgreSQL has not seen
                 # its socket die); another server's sweeper holds it only for a moment.
@@ -455,7 +470,8 @@ class PostgresIndexStore:
     def _insert_peer(self, conn: psycopg.Connection, peer_id: int, peer: _OwnPeer) -> None:
         row = conn.execute(
             "INSERT INTO peers (peer_id, server_id, host, port, agent, files, bytes,"
-            " joined_at, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " joined_at, last_seen, fingerprint, reachable)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (peer_id) DO NOTHING RETURNING peer_id",
             (
                 peer_id,
@@ -467,6 +483,8 @@ class PostgresIndexStore:
                 peer.bytes,
                 peer.joined_at,
                 peer.last_seen,
+                peer.fingerprint,
+                peer.reachable,
             ),
         ).fetchone()
         if row is None:
@@ -508,10 +526,27 @@ class PostgresIndexStore:
                 conn = None
             except Exception:
                 log.exception("index: lease thread error")
-            self._stop.wait(self.heartbeat_seconds)
+            self._wait_for_notifies(conn)
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+    def _wait_for_notifies(self, conn: psycopg.Connection | None) -> None:
+        """Wait one heartbeat, taking the push requests other servers NOTIFY meanwhile (in
+        short waits, so close() is not held up by a whole heartbeat)."""
+        if conn is None or conn.closed or conn.broken:
+            self._stop.wait(self.heartbeat_seconds)
+            return
+        deadline = time.monotonic() + self.heartbeat_seconds
+        try:
+            while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                for notify in conn.notifies(timeout=min(left, NOTIFY_WAIT)):
+                    self._forwarded.put(notify.payload)
+        except psycopg.Error:
+            self._stop.wait(self.heartbeat_seconds)  # reconnected by the next turn
 
     def _sweep(self, conn: psycopg.Connection) -> None:
         """Delete the peers and rows of dead servers (lock free, or heartbeat too old)."""
@@ -551,23 +586,69 @@ class PostgresIndexStore:
         agent: str,
         files: Sequence[FileInfo],
         now: float | None = None,
+        fingerprint: str | None = None,
     ) -> int:
         """Record a peer that has just JOINed with ``files``; returns its new peer id."""
         entries = _entries(files)
         self._check_limit(len(entries))
         now = time.time() if now is None else now
-        peer = _OwnPeer(host, port, agent, now, now, entries)
+        peer = _OwnPeer(host, port, agent, now, now, entries, fingerprint)
         with self._db() as conn:
             self._check_capacity(conn, host, None, len(entries))
             with conn.transaction():
                 (peer_id,) = conn.execute(
                     "INSERT INTO peers (server_id, host, port, agent, files, bytes, joined_at,"
-                    " last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING peer_id",
-                    (self.server_id, host, port, agent, len(entries), peer.bytes, now, now),
+                    " last_seen, fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " RETURNING peer_id",
+                    (
+                        self.server_id,
+                        *(host, port, agent, len(entries), peer.bytes, now, now, fingerprint),
+                    ),
                 ).fetchone()  # type: ignore[misc]
                 self._copy_files(conn, peer_id, entries.items())
             self._own[peer_id] = peer
         return peer_id
+
+    def set_reachable(self, peer_id: int, reachable: bool) -> None:
+        """Whether the peer's listen port answered from outside (results say so)."""
+        with self._mutex:
+            own = self._own.get(peer_id)
+            if own is None:
+                return
+            own.reachable = reachable
+        with self._db() as conn:
+            conn.execute("UPDATE peers SET reachable = %s WHERE peer_id = %s", (reachable, peer_id))
+
+    def forward_push(self, host: str, port: int, request: dict[str, object]) -> bool:
+        """Pass a push request to the server the peer at host:port is connected to (by
+        NOTIFY on that server's channel); False if no other server has such a peer."""
+        payload = None
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT peer_id, server_id FROM peers WHERE host = %s AND port = %s"
+                " AND server_id <> %s ORDER BY peer_id DESC LIMIT 1",
+                (normalize_address(host), port, self.server_id),
+            ).fetchone()
+            if row is None:
+                return False
+            peer_id, server_id = row
+            payload = json.dumps({"peer_id": peer_id, "request": request})
+            conn.execute("SELECT pg_notify(%s, %s)", (_push_channel(server_id), payload))
+        return True
+
+    def take_forwarded(self) -> list[tuple[int, dict[str, object]]]:
+        """Push requests other servers passed to this server's peers: (peer id, request)."""
+        taken: list[tuple[int, dict[str, object]]] = []
+        while True:
+            try:
+                payload = self._forwarded.get_nowait()
+            except queue.Empty:
+                return taken
+            try:
+                message = json.loads(payload)
+                taken.append((int(message["peer_id"]), dict(message["request"])))
+            except (ValueError, KeyError, TypeError):
+                log.warning("index: ignoring a malformed forwarded push request")
 
     def replace_files(self, peer_id: int, files: Sequence[FileInfo]) -> int:
         """Make ``files`` the peer's whole list (a second JOIN); returns the new total."""
@@ -895,15 +976,16 @@ class PostgresIndexStore:
         if not keys:
             return holders
         rows = conn.execute(
-            "SELECT DISTINCT f.hash, f.size, f.peer_id, p.host, p.port FROM files AS f"
+            "SELECT DISTINCT f.hash, f.size, f.peer_id, p.host, p.port, p.fingerprint,"
+            " p.reachable FROM files AS f"
             " JOIN peers AS p USING (peer_id) WHERE f.hash = ANY(%s) AND f.peer_id <> %s"
             " ORDER BY f.hash, f.size, f.peer_id",
             (list({hash_ for hash_, _ in keys}), -1 if exclude is None else exclude),
         ).fetchall()
-        for hash_, size, _peer_id, host, port in rows:
+        for hash_, size, _peer_id, host, port, fingerprint, reachable in rows:
             listed = holders.get((bytes(hash_), size))
             if listed is not None:
-                address = PeerAddress(host, port)
+                address = PeerAddress(host, port, fingerprint, reachable)
                 if address not in listed:
                     listed.append(address)
         return holders
@@ -935,6 +1017,14 @@ class PostgresIndexStore:
         """Everything the online peer at ``host:port`` shares, by name (at most ``limit``)."""
         address = PeerAddress(normalize_address(host), port)
         with self._db() as conn:
+            holder = conn.execute(
+                "SELECT fingerprint, reachable FROM peers WHERE host = %s AND port = %s"
+                " ORDER BY peer_id LIMIT 1",
+                (address.host, port),
+            ).fetchone()
+            if holder is None:
+                return SearchPage([], False)
+            address = PeerAddress(address.host, port, holder[0], holder[1])
             rows = conn.execute(
                 "SELECT DISTINCT f.name_key, f.name, f.size, f.hash FROM files AS f"
                 " JOIN peers AS p USING (peer_id) WHERE p.host = %s AND p.port = %s"
@@ -1021,6 +1111,11 @@ def _readable(conn: psycopg.Connection) -> bool:
         return bool(select.select([conn.fileno()], [], [], 0)[0])
     except (OSError, ValueError, psycopg.Error):
         return True
+
+
+def _push_channel(server_id: int) -> str:
+    """The NOTIFY channel on which a server hears push requests for its peers."""
+    return f"napster_push_{int(server_id)}"
 
 
 def _safe(url: str) -> str:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+import server_app.reachability as reachability
 from app.download import engine as fp
 from app.download.transfer import TransferState
+from app.network import protocol as p
 from app.network.pieces import hash_file
 from app.peer import PeerConfig, PeerNode
 from server_app.index_server import IndexServer
@@ -28,7 +30,9 @@ def index_server(make_index_server):
 def make_peer(tmp_path, index_server, qtbot):
     nodes = []
 
-    def make(name: str, files: dict[str, int] | None = None, port: int | None = None) -> PeerNode:
+    def make(
+        name: str, files: dict[str, int] | None = None, port: int | None = None, start: bool = True
+    ) -> PeerNode:
         root = tmp_path / name
         share = root / "share"
         share.mkdir(parents=True)
@@ -45,7 +49,8 @@ def make_peer(tmp_path, index_server, qtbot):
         )
         node = PeerNode(config, FAST, **QUICK_RECONNECT)
         nodes.append(node)
-        node.start()
+        if start:
+            node.start()
         return node
 
     yield make
@@ -194,3 +199,67 @@ def test_the_server_saying_there_are_more_results_reaches_the_peer(qtbot, index_
     with qtbot.waitSignal(b.search_finished, timeout=5000) as all_of_them:
         b.search("aula", limit=10)
     assert len(all_of_them.args[1]) == 5 and all_of_them.args[1].more is False
+
+
+# ---------------------------------------------------------------- protocol version 2
+# JOIN carries each peer's fingerprint and results carry it back; the index's connect-back
+# tells each peer whether others can reach it; a holder the index could not reach is
+# downloaded from by push (the index relays PUSH as PUSH_REQUEST, the holder connects out).
+
+
+def test_results_carry_each_holders_fingerprint_and_the_index_says_it_is_reachable(
+    qtbot, index_server, make_peer
+):
+    a = make_peer("a", {"aula.mp4": PIECE + 5})
+    qtbot.waitUntil(lambda: a.client.reachable is True, timeout=10000)
+    qtbot.waitUntil(lambda: indexed(index_server, "aula.mp4") == 1, timeout=10000)
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+    [result] = search(qtbot, b, "aula")
+    [holder] = result.peers
+    assert holder.fingerprint == a.identity.fingerprint == a.uploads.fingerprint
+    assert holder.reachable is True
+
+
+@pytest.fixture
+def unreachable_ports(monkeypatch):
+    """Peers (by fingerprint) whose port the index's connect-back finds closed, as behind
+    a NAT: the index answers their JOIN before it connects back, so a port is known late."""
+    closed: set[str] = set()
+    real = reachability.port_answers
+
+    def port_answers(host: str, port: int, fingerprint: str, timeout: float = 1.0) -> bool:
+        return False if fingerprint in closed else real(host, port, fingerprint, timeout)
+
+    monkeypatch.setattr(reachability, "port_answers", port_answers)
+    return closed
+
+
+def test_a_holder_the_index_cannot_reach_is_downloaded_from_by_push(
+    qtbot, index_server, make_peer, unreachable_ports
+):
+    a = make_peer("a", {"film.mkv": 3 * PIECE + 11}, start=False)
+    unreachable_ports.add(a.identity.fingerprint)
+    a.start()
+    qtbot.waitUntil(lambda: a.client.reachable is False, timeout=10000)
+    qtbot.waitUntil(lambda: indexed(index_server, "film.mkv") == 1, timeout=10000)
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+    [result] = search(qtbot, b, "film")
+    assert [peer.reachable for peer in result.peers] == [False]
+
+    with qtbot.waitSignal(b.transfers.transfer_finished, timeout=30000) as done:
+        b.download(result)
+    original = a.config.share_dir / "film.mkv"
+    assert Path(done.args[1]).read_bytes() == original.read_bytes()
+    assert a.uploads.accepted_total == 0  # nothing came in directly...
+    assert a.uploads.pushed_total >= 1  # ...it all went over connections A opened
+
+
+def test_a_push_to_nobody_online_is_not_found(qtbot, index_server, make_peer):
+    b = make_peer("b")
+    qtbot.waitUntil(lambda: b.client.state == "joined", timeout=5000)
+    with qtbot.waitSignal(b.client.server_error, timeout=5000, raising=False) as told:
+        b.client.request_push(p.PeerAddress("127.0.0.1", 9, "ab" * 32), "0f" * 16)
+    assert not told.signal_triggered  # a failed push is logged, not shown as a server error
+    assert b.client.state == "joined"

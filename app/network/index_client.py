@@ -150,8 +150,14 @@ class IndexClient(QObject):
     server_error = Signal(str, str)
     #: stop() has finished: LEAVE answered, the connection closed, or the wait ran out
     stopped = Signal()
+    #: whether the index could reach this peer's listen port from outside (REACHABILITY)
+    reachability_changed = Signal(bool)
+    #: a downloader wants this peer to connect out to it: host, port, token (PUSH_REQUEST)
+    push_requested = Signal(str, int, str)
 
     _search_failed_later = Signal(int, str)
+    #: request_push() from any thread, sent from this object's thread
+    _push_wanted = Signal(str, int, str)
 
     def __init__(
         self,
@@ -170,8 +176,14 @@ class IndexClient(QObject):
         shuffle: bool = True,
         rng: random.Random | None = None,
         stable_after: float = 10.0,
+        fingerprint: str | None = None,
     ) -> None:
         super().__init__(parent)
+        #: this peer's certificate fingerprint, announced in JOIN (protocol version 2)
+        self._fingerprint = fingerprint
+        #: what the index last said of this peer's reachability (None: not told yet)
+        self.reachable: bool | None = None
+        self._push_wanted.connect(self._send_push, Qt.ConnectionType.QueuedConnection)
         self._rng = rng or random.Random()
         self._shuffle = shuffle
         #: the servers as given, and the order this client tries them in
@@ -604,13 +616,30 @@ class IndexClient(QObject):
             files = []
         return shareable(files)
 
+    def request_push(self, holder: p.PeerAddress, token: str) -> None:
+        """Ask the index to have ``holder`` connect out to this peer (any thread; no answer:
+        the pushed connection arriving, or not, is the answer)."""
+        self._push_wanted.emit(holder.host, holder.port, token)
+
+    def _send_push(self, host: str, port: int, token: str) -> None:
+        if self._state != ClientState.JOINED:
+            log.info("Not asking %s:%d to push: not joined to an index server", host, port)
+            return
+        self._request(p.Push(id=self._take_request_id(), host=host, port=port, token=token))
+
     def _send_join(self) -> None:
         files = self._current_files()
         first = files[: p.MAX_FILES_PER_MESSAGE]
         request_id = self._take_request_id()
         self._join_request_id = request_id
         self._request(
-            p.Join(id=request_id, port=self._listen_port, files=tuple(first), agent=self._agent)
+            p.Join(
+                id=request_id,
+                port=self._listen_port,
+                files=tuple(first),
+                agent=self._agent,
+                fingerprint=self._fingerprint,
+            )
         )
         # The server answers in order, so the rest can follow the JOIN right away.
         self._send_updates(files[p.MAX_FILES_PER_MESSAGE :], [])
@@ -668,8 +697,17 @@ class IndexClient(QObject):
 
         if isinstance(message, p.Error):
             self._on_server_error(message, request)
-        elif isinstance(message, p.Pong | p.LeaveOk):
+        elif isinstance(message, p.Pong | p.LeaveOk | p.PushOk):
             pass
+        elif isinstance(message, p.Reachability):
+            self.reachable = message.reachable
+            log.info(
+                "The index %s this peer's port from outside",
+                "reached" if message.reachable else "could not reach",
+            )
+            self.reachability_changed.emit(message.reachable)
+        elif isinstance(message, p.PushRequest):
+            self.push_requested.emit(message.host, message.port, message.token)
         elif not isinstance(message, p.JoinOk | p.SearchOk | p.SourcesOk | p.BrowseOk | p.UpdateOk):
             self._protocol_failure(
                 p.ProtocolError(p.ErrorCode.BAD_REQUEST, f"unexpected {message.OP}")
@@ -707,7 +745,10 @@ class IndexClient(QObject):
             and (error.code is p.ErrorCode.BAD_REQUEST)
         ):
             self.sources_supported = False
-        if request is not None and request.search_id is not None:
+        if request is not None and request.op == "PUSH":
+            # The pushed connection simply does not come; the download tries its other ways.
+            log.info("The index could not pass on a push request: %s", text)
+        elif request is not None and request.search_id is not None:
             self.search_failed.emit(
                 request.search_id, f"The index server refused the search: {text}"
             )
@@ -758,4 +799,5 @@ _REQUEST_OF_REPLY = {
     "SOURCES_OK": "SOURCES",
     "BROWSE_OK": "BROWSE",
     "UPDATE_OK": "UPDATE",
+    "PUSH_OK": "PUSH",
 }

@@ -216,3 +216,22 @@ def test_an_unreachable_database_fails_within_two_seconds():
         # TEST-NET-1: nothing answers there, so only the connect timeout ends the wait.
         PostgresIndexStore("postgresql://postgres@192.0.2.1:5432/x", server_name="a:1")
     assert time.monotonic() - started < 3
+
+
+def test_a_push_for_a_peer_on_another_server_reaches_that_server(make_store):
+    near, far = make_store("127.0.0.1:8000"), make_store("127.0.0.1:8001")
+    holder = far.add_peer("10.0.0.9", 6009, "t", [info("film.mkv")], fingerprint="ab" * 32)
+    far.set_reachable(holder, False)
+    [result] = near.search("film")
+    assert [(peer.fingerprint, peer.reachable) for peer in result.peers] == [("ab" * 32, False)]
+
+    request = {"host": "10.0.0.1", "port": 6001, "token": "0f" * 16}
+    assert near.forward_push("10.0.0.9", 6009, request)
+    taken: list = []
+    wait_until(lambda: taken.extend(far.take_forwarded()) or taken, 5)
+    assert taken == [(holder, request)]
+    assert near.take_forwarded() == []
+    # Nobody at that address, or only on the asking server itself: nothing to forward.
+    assert not near.forward_push("10.0.0.9", 7777, request)
+    own = near.add_peer("10.0.0.5", 6005, "t", [])
+    assert not near.forward_push("10.0.0.5", 6005, request) and own

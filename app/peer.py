@@ -21,6 +21,7 @@ from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
 from app.network.identity import PeerIdentity
 from app.network.index_client import IndexClient
+from app.network.known_servers import KnownServers
 from app.network.push import PushBroker
 from app.network.rate_limit import RateLimiter
 from app.network.upload_server import UploadLimits, UploadServer
@@ -140,6 +141,7 @@ class PeerNode(QObject):
             self.library.infos,
             parent=self,
             fingerprint=self.identity.fingerprint,
+            known_servers=KnownServers(data_dir / "known_servers.json"),
             **client_options,
         )
         self.client.push_requested.connect(self._on_push_requested)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QCoreApplication, QStandardPaths
 
+from app.network.identity import PeerIdentity
 from app.network.protocol import DEFAULT_SERVER_PORT
 from app.runtime import package_version, setup_logging
 from server_app.store import MAX_FILES, MAX_FILES_PER_ADDRESS, IndexStore, IndexUnavailable
@@ -46,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " postgresql:// URL that several servers share",
     )
     parser.add_argument(
+        "--identity-dir",
+        metavar="FOLDER",
+        help="where the server keeps its TLS key and certificate (default: the user data folder)",
+    )
+    parser.add_argument(
         "--name",
         help="how this server is named in a shared index's peer lists (default: host:port)",
     )
@@ -71,9 +77,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def data_folder() -> Path:
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+
+
 def default_db_path() -> Path:
-    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(folder) / "index.sqlite3"
+    return data_folder() / "index.sqlite3"
+
+
+def server_identity(args: argparse.Namespace) -> PeerIdentity:
+    """The server's long-lived TLS identity (``--identity-dir``, default: the data folder):
+    peers remember its fingerprint, so it must survive restarts."""
+    from server_app.index_server import SERVER_COMMON_NAME
+
+    folder = Path(args.identity_dir) if args.identity_dir else data_folder()
+    return PeerIdentity.load_or_create(folder, stem="server", common_name=SERVER_COMMON_NAME)
 
 
 def server_name(args: argparse.Namespace, port: int) -> str:
@@ -125,7 +143,13 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"napster-server: cannot open the index database: {exc}", file=sys.stderr)
         return 1
     log.info("Index database: %s", path)
-    server = IndexServer(store)
+    try:
+        identity = server_identity(args)
+    except OSError as exc:
+        print(f"napster-server: cannot keep the server's TLS identity: {exc}", file=sys.stderr)
+        store.close()
+        return 1
+    server = IndexServer(store, identity=identity)
     try:
         port = server.start(args.host, args.port)
         name_after_listening(store, args, port)
@@ -133,6 +157,7 @@ def run_headless(args: argparse.Namespace) -> int:
         print(f"napster-server: {exc}", file=sys.stderr)
         store.close()
         return 1
+    print(f"napster-server fingerprint {server.fingerprint}", flush=True)
     # Tests and scripts read the chosen port from this line.
     print(f"napster-server listening on {args.host}:{port}", flush=True)
     quitter = QuitOnSignals(app.quit)
@@ -160,7 +185,12 @@ def build_admin_window(args: argparse.Namespace) -> AdminWindow:
         store, path = open_store(args)
     except Exception as exc:  # a database we cannot open is a one-line error, not a trace
         raise StartupError(f"cannot open the index database: {exc}") from exc
-    window = AdminWindow(IndexServer(store), database=path)
+    try:
+        identity = server_identity(args)
+    except OSError as exc:
+        store.close()
+        raise StartupError(f"cannot keep the server's TLS identity: {exc}") from exc
+    window = AdminWindow(IndexServer(store, identity=identity), database=path)
     logging.getLogger("napster.server").info("Index database: %s", path)
     if window.start_listening(args.host, args.port):
         name_after_listening(store, args, window.server.serverPort())

@@ -225,7 +225,8 @@ class Connection(QObject):
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 closed = True  # close_notify, or the socket's end without one (most clients)
                 break
-            if not data:
+            if not data:  # what read() returns for a close_notify
+                closed = True
                 break
             self._in += data
             got += len(data)

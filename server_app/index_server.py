@@ -24,6 +24,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 
 from app.network import protocol as p
+from app.network import tls
+from app.network.identity import PeerIdentity
 from server_app.connection import Connection
 from server_app.index_requests import IndexRequests, Job, PeerEntry
 from server_app.reachability import ReachabilityChecker
@@ -57,6 +59,16 @@ ACCEPT_BATCH = 30
 INDEX_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update)
 #: The requests the index server answers; any other op is BAD_REQUEST.
 SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Push, p.Ping, p.Leave)
+#: The certificate name of an index server's identity (peers pin the fingerprint, not this).
+SERVER_COMMON_NAME = "napster-p2p index server"
+#: What a version-1 (plaintext) client gets before the close.
+VERSION_1_REFUSAL = p.encode(
+    p.Error(
+        code=p.ErrorCode.BAD_REQUEST,
+        message="this index server speaks Napster P2P protocol version 2: connections use"
+        " TLS 1.3; please upgrade your peer",
+    )
+)
 #: How often a server of a shared index looks for push requests other servers passed on.
 FORWARDED_PUSH_MS = 100
 #: A kicked peer's address is refused for this many seconds.
@@ -635,9 +647,19 @@ class IndexServer(QTcpServer):
     bans_changed = Signal()
 
     def __init__(
-        self, store: IndexStore, limits: ServerLimits | None = None, parent: QObject | None = None
+        self,
+        store: IndexStore,
+        limits: ServerLimits | None = None,
+        parent: QObject | None = None,
+        *,
+        identity: PeerIdentity | None = None,
     ) -> None:
+        """``identity``: the server's long-lived key and certificate (None: a new one for
+        this run, which peers that remembered another will refuse)."""
         super().__init__(parent)
+        self.identity = identity or PeerIdentity.generate(SERVER_COMMON_NAME)
+        #: Every control connection is TLS 1.3 with this identity (protocol version 2).
+        self._tls = tls.server_context(self.identity)
         self.store = store
         self.limits = limits or ServerLimits()
         store.max_files_per_peer = self.limits.max_files_per_peer
@@ -650,6 +672,8 @@ class IndexServer(QTcpServer):
         self._port_of: dict[PeerSession, int] = {}
         #: ip -> a kick's ban, until it runs out
         self._temporary_bans: dict[str, Ban] = {}
+        #: Refused connections still telling their client why.
+        self._refusing: set[Connection] = set()
         #: The wall clock of bans (tests move it).
         self.now = time.time
         self._closed_sessions: list[PeerSession] = []
@@ -987,19 +1011,26 @@ class IndexServer(QTcpServer):
 
     # ------------------------------------------------------------ connections
 
+    @property
+    def fingerprint(self) -> str:
+        """The SHA-256 of this server's certificate: peers pin it; publish it beside the
+        server's address."""
+        return self.identity.fingerprint
+
     def _refuse(self, sock: socket.socket, ip: str, reason: str) -> None:
+        """Tell the client why (an ERROR LIMIT once its TLS handshake is done; a version-1
+        client gets the version refusal) and close."""
         log.warning("Refused connection from %s: %s", ip, reason)
         try:
-            sock.setblocking(False)
-            sock.send(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=reason)))
-            sock.shutdown(socket.SHUT_WR)
-            # What the client already sent is read, so closing sends no reset that
-            # could destroy the ERROR line before the client reads it.
-            while sock.recv(READ_CHUNK):
-                pass
+            connection = Connection(sock, READ_CHUNK, self._tls, VERSION_1_REFUSAL)
         except OSError:
-            pass
-        sock.close()
+            sock.close()
+            return
+        self._refusing.add(connection)
+        connection.disconnected.connect(lambda: self._refusing.discard(connection))
+        connection.write(p.encode(p.Error(code=p.ErrorCode.LIMIT, message=reason)))
+        connection.close()
+        QTimer.singleShot(int(FLUSH_SECONDS * 1000), connection, connection.abort)
         self.connection_refused.emit(ip, reason)
 
     def incomingConnection(self, handle: int) -> None:
@@ -1032,7 +1063,7 @@ class IndexServer(QTcpServer):
             )
             return
         try:
-            connection = Connection(sock, READ_BUFFER)
+            connection = Connection(sock, READ_BUFFER, self._tls, VERSION_1_REFUSAL)
         except OSError:
             sock.close()
             return

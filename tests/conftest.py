@@ -37,17 +37,27 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def make_index_server(qtbot):
-    """Start index servers on loopback (a free port unless given); all stop afterwards."""
+def make_index_server(qtbot, server_identity):
+    """Start index servers on loopback (a free port unless given); all stop afterwards.
+
+    They share one TLS identity unless given another (a restarted server keeps its
+    identity, as a real one does from its data folder)."""
     from server_app.index_server import IndexServer, ServerLimits
     from server_app.index_store import SqliteIndexStore
 
     servers = []
 
     def make(
-        limits: ServerLimits | None = None, store: SqliteIndexStore | None = None, port: int = 0
+        limits: ServerLimits | None = None,
+        store: SqliteIndexStore | None = None,
+        port: int = 0,
+        identity=None,
     ) -> IndexServer:
-        server = IndexServer(store if store is not None else SqliteIndexStore(), limits)
+        server = IndexServer(
+            store if store is not None else SqliteIndexStore(),
+            limits,
+            identity=identity or server_identity,
+        )
         server.start("127.0.0.1", port)
         servers.append(server)
         return server
@@ -56,6 +66,14 @@ def make_index_server(qtbot):
     for server in servers:
         server.stop()
         server.store.close()
+
+
+@pytest.fixture(scope="session")
+def server_identity():
+    """The index servers' TLS identity in tests (made once: a key takes milliseconds)."""
+    from app.network.identity import PeerIdentity
+
+    return PeerIdentity.generate("napster-p2p test index server")
 
 
 @pytest.fixture

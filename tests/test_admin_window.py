@@ -31,19 +31,6 @@ def file(name: str, size: int, hash_: str) -> dict:
     return {"name": name, "size": size, "hash": hash_}
 
 
-class ClientFrom(WireClient):
-    """A WireClient whose connection comes from another loopback address (127.0.0.2...)."""
-
-    def __init__(self, port: int, source: str) -> None:
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=5, source_address=(source, 0)
-        )
-        self.sock.settimeout(None)
-        self.buffer = b""
-        self.lines: list[dict] = []
-        self.closed = False
-
-
 class FakePrompts:
     """Answers the window's questions without a dialog and keeps what was asked."""
 
@@ -73,7 +60,7 @@ class Harness:
         self.port = self.window.server.serverPort()
 
     def connect(self, source: str | None = None) -> WireClient:
-        client = ClientFrom(self.port, source) if source else WireClient(self.port)
+        client = WireClient(self.port, source=source)
         self.clients.append(client)
         return client
 

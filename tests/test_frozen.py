@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import pytest
 
 from app.network.pieces import file_hash_from_hex, hash_file, piece_range, verify_piece
 from app.network.protocol import PIECE_SIZE
+from tests.wire_client import tls_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT = 600  # seconds; a cold build of both takes 30 to 45 s on two cores
@@ -197,7 +197,7 @@ class Wire:
     """The protocol's JSON lines over a plain blocking socket; every read has a deadline."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=EXCHANGE_DEADLINE)
+        self.sock = tls_connect(port, timeout=EXCHANGE_DEADLINE)
         self.reader = self.sock.makefile("rb")
         self.next_id = 1
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 
 import pytest
 
 from app.network import protocol as p
+from app.network import tls
+from app.network.identity import PeerIdentity
 from app.network.index_client import (
     ClientState,
     IndexClient,
@@ -81,20 +84,37 @@ def recorder(signal) -> list:
     return calls
 
 
-def accept_connection(qtbot, listener: socket.socket) -> socket.socket:
-    """Accept one connection without blocking the Qt loop the client runs in."""
-    accepted: list[socket.socket] = []
+#: The fake servers' TLS identity (the client remembers it on first use).
+FAKE_SERVER = PeerIdentity.generate("fake index server")
+
+
+def accept_connection(qtbot, listener: socket.socket) -> ssl.SSLSocket:
+    """Accept one connection and do the server's side of TLS without blocking the Qt loop
+    the client runs in; the socket is left non-blocking."""
+    accepted: list[ssl.SSLSocket] = []
 
     def check() -> None:
         try:
             connection, _ = listener.accept()
         except BlockingIOError:
             raise AssertionError("no connection yet") from None
-        accepted.append(connection)
+        connection.setblocking(False)
+        accepted.append(
+            tls.server_context(FAKE_SERVER).wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        )
 
     qtbot.waitUntil(check, timeout=WAIT_MS)
     connection = accepted[0]
-    connection.setblocking(False)
+
+    def handshake_done() -> None:
+        try:
+            connection.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise AssertionError("handshake under way") from None
+
+    qtbot.waitUntil(handshake_done, timeout=WAIT_MS)
     return connection
 
 
@@ -104,7 +124,7 @@ def read_line(qtbot, connection: socket.socket) -> dict:
     def check() -> None:
         try:
             chunk = connection.recv(65536)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             chunk = b""
         received.extend(chunk)
         assert b"\n" in received
@@ -659,3 +679,72 @@ def test_servers_that_accept_a_join_and_drop_it_at_once_still_get_backoff(
     qtbot.waitUntil(lambda: len(scheduled) == 3, timeout=WAIT_MS)
     for (delay,), base in zip(scheduled, [0.05, 0.1, 0.2], strict=True):
         assert 0.5 * base <= delay <= base
+
+
+# ---------------------------------------------------------------- the server's identity
+
+
+def test_a_server_with_another_identity_than_remembered_is_refused_before_anything_is_sent(
+    qtbot, make_index_server, make_client
+):
+    first = make_index_server()
+    port = first.serverPort()
+    client = make_client(port)
+    start_and_join(qtbot, client)
+    assert client.server_fingerprint == first.fingerprint
+    client.stop_and_wait(1000)
+    first.stop()
+
+    impostor = make_index_server(port=port, identity=PeerIdentity.generate("impostor"))
+    changed, problems = (
+        recorder(client.server_identity_changed),
+        recorder(client.connection_problem),
+    )
+    client.start()
+    qtbot.waitUntil(lambda: len(changed) >= 1, timeout=WAIT_MS)
+    assert changed[0] == (f"127.0.0.1:{port}", first.fingerprint, impostor.fingerprint)
+    assert problems[0][0] == "identity_changed"
+    assert impostor.store.counters().peers == 0 and client.state != "joined"
+    assert not any(session.peer_id for session in impostor.sessions)
+
+    # The user accepts the new identity: the next attempt remembers it and joins.
+    client.forget_server_identity(f"127.0.0.1:{port}")
+    qtbot.waitUntil(lambda: client.state == "joined", timeout=WAIT_MS)
+    assert client.known_servers.fingerprint_of(f"127.0.0.1:{port}") == impostor.fingerprint
+
+
+def test_a_server_that_does_not_speak_tls_is_told_as_an_older_server(qtbot, listener, make_client):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1])
+    problems = recorder(client.connection_problem)
+    client.start()
+    qtbot.waitUntil(lambda: accept_plain(sock, connections), timeout=WAIT_MS)
+    connections[0].sendall(b'{"op":"ERROR","code":"BAD_REQUEST","message":"bad json"}\n')
+    connections[0].close()
+    qtbot.waitUntil(lambda: len(problems) >= 1, timeout=WAIT_MS)
+    assert problems[0][0] == "cannot_reach"
+    assert "TLS" in problems[0][2] or "closed" in problems[0][2]
+
+
+def accept_plain(listener: socket.socket, into: list) -> bool:
+    try:
+        connection, _ = listener.accept()
+    except BlockingIOError:
+        return False
+    into.append(connection)
+    return True
+
+
+def test_remembered_fingerprints_survive_a_restart(tmp_path):
+    from app.network.known_servers import KnownServers, Verdict
+
+    path = tmp_path / "known_servers.json"
+    known = KnownServers(path)
+    assert known.check("index.example:1099", "ab" * 32) is Verdict.NEW
+    again = KnownServers(path)
+    assert again.check("index.example:1099", "ab" * 32) is Verdict.KNOWN
+    assert again.check("index.example:1099", "cd" * 32) is Verdict.CHANGED
+    again.forget("index.example:1099")
+    assert KnownServers(path).check("index.example:1099", "cd" * 32) is Verdict.NEW
+    path.write_text("not json")
+    assert KnownServers(path).fingerprint_of("index.example:1099") is None

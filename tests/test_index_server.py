@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import socket
-import threading
+import ssl
 
 import pytest
 
@@ -261,16 +261,21 @@ def test_nine_mib_join_is_too_large(qtbot, server, connect):
     client = connect()
     payload = b'{"op":"JOIN","id":1,"port":6001,"files":[],"pad":"' + b"x" * (9 * 1024 * 1024)
 
-    # The server runs on this thread's event loop, so the blocking send goes elsewhere.
-    def send_all():
-        with contextlib.suppress(OSError):
-            client.sock.sendall(payload + b'"}\n')
+    # The server runs on this thread's event loop: send a piece whenever TLS has room.
+    unsent = memoryview(payload + b'"}\n')
 
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
-    qtbot.waitUntil(lambda: client.has_line() or client.is_closed(), timeout=10000)
+    def send_some_then_look() -> bool:
+        nonlocal unsent
+        try:
+            unsent = unsent[client.sock.send(unsent[:65536]) :]
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            pass
+        except OSError:
+            unsent = unsent[:0]  # the server closed: what it said is still read
+        return client.has_line() or client.is_closed()
+
+    qtbot.waitUntil(send_some_then_look, timeout=10000)
     assert client.lines and client.lines[0]["code"] == "TOO_LARGE"
-    qtbot.waitUntil(lambda: not sender.is_alive(), timeout=10000)
     assert server.store.counters().peers == 0
     assert_still_serving(qtbot, server)
 
@@ -382,8 +387,10 @@ def test_a_client_that_never_reads_is_dropped(qtbot, server, connect):
     server.peer_left.connect(lambda *args: left.append(args))
 
     def flood_until_dropped() -> bool:
-        with contextlib.suppress(BlockingIOError, BrokenPipeError, ConnectionResetError):
-            b.sock.send(search * 10, socket.MSG_DONTWAIT)
+        with contextlib.suppress(
+            BlockingIOError, BrokenPipeError, ConnectionResetError, ssl.SSLError
+        ):
+            b.sock.send(search * 10)
         return bool(left)
 
     qtbot.waitUntil(flood_until_dropped, timeout=20000)
@@ -718,7 +725,7 @@ def test_a_client_that_shuts_its_sending_side_gets_its_replies_then_the_close(
         json.dumps(join_line).encode()
         + b'\n{"op":"SEARCH","id":2,"query":"aula"}\n{"op":"PING","id":3}\n'
     )
-    client.sock.shutdown(socket.SHUT_WR)
+    client.shutdown_write()
     replies = [client.reply(qtbot) for _ in range(3)]
     assert [(r["op"], r["id"]) for r in replies] == [
         ("JOIN_OK", 1),
@@ -739,7 +746,7 @@ def test_a_half_closed_client_waiting_its_turn_still_gets_every_reply(
     searches = b"".join(b'{"op":"SEARCH","id":%d,"query":"clip"}\n' % n for n in range(2, 12))
     join_line = {"op": "JOIN", "id": 1, "port": 7001, "files": files}
     client.send_raw(json.dumps(join_line).encode() + b"\n" + searches)
-    client.sock.shutdown(socket.SHUT_WR)
+    client.shutdown_write()
     replies = [client.reply(qtbot) for _ in range(11)]
     assert [r["id"] for r in replies] == list(range(1, 12))
     assert replies[0]["files"] == 60
@@ -749,7 +756,7 @@ def test_a_half_closed_client_waiting_its_turn_still_gets_every_reply(
 def test_a_client_that_stops_in_the_middle_of_a_line_is_closed(qtbot, server, connect):
     client = connect()
     client.send_raw(b'{"op":"PING","id":1}\n{"op":"PI')
-    client.sock.shutdown(socket.SHUT_WR)
+    client.shutdown_write()
     assert client.reply(qtbot) == {"op": "PONG", "id": 1}
     qtbot.waitUntil(client.is_closed, timeout=3000)
     qtbot.waitUntil(lambda: not server.sessions)
@@ -822,3 +829,34 @@ def test_requests_while_the_index_database_is_away_get_unavailable_and_keep_the_
     assert [r["name"] for r in reply["results"]] == ["aula1.mp4"]
     join(qtbot, late, 7103, [], request_id=2)
     assert server.online_peers() == 3
+
+
+def test_a_version_1_client_in_plain_text_gets_a_clear_refusal_and_a_close(qtbot, server):
+    raw = socket.create_connection(("127.0.0.1", server.serverPort()), timeout=5)
+    raw.setblocking(False)
+    raw.sendall(b'{"op":"JOIN","id":1,"port":6001,"files":[]}\n')
+    received = bytearray()
+
+    def closed() -> bool:
+        try:
+            chunk = raw.recv(65536)
+        except BlockingIOError:
+            return False
+        received.extend(chunk)
+        return not chunk
+
+    qtbot.waitUntil(closed, timeout=5000)
+    raw.close()
+    reply = json.loads(received)
+    assert reply["op"] == "ERROR" and reply["code"] == "BAD_REQUEST"
+    assert "protocol version 2" in reply["message"] and "TLS" in reply["message"]
+    assert server.store.counters().peers == 0
+
+
+def test_a_refused_address_is_told_why_over_tls(qtbot, server, connect):
+    server.ban("127.0.0.1", "testing")
+    client = WireClient(server.serverPort())
+    reply = client.reply(qtbot)
+    assert reply["code"] == "LIMIT" and "banned" in reply["message"]
+    qtbot.waitUntil(client.is_closed, timeout=5000)
+    client.close()

@@ -116,7 +116,7 @@ def test_server_restart_brings_both_peers_back_without_anyone_acting(
     qtbot.waitUntil(
         lambda: a.client.state == "waiting" and b.client.state == "waiting", timeout=5000
     )
-    restarted = IndexServer(SqliteIndexStore())
+    restarted = IndexServer(SqliteIndexStore(), identity=index_server.identity)
     restarted.start("127.0.0.1", port)
     try:
         qtbot.waitUntil(lambda: restarted.store.counters().peers == 2, timeout=10000)

@@ -51,6 +51,7 @@ class FakePrompts:
         self.quit_answer = True
         self.cancel_answer = CancelAnswer.CANCEL_DELETE_PARTIAL
         self.settings_answer: SettingsValues | None = None
+        self.trust_answer = False
         self.asked: list[tuple] = []
 
     def confirm_quit(self, downloads: int, uploads: int, copies: int) -> bool:
@@ -64,6 +65,10 @@ class FakePrompts:
     def edit_settings(self, values: SettingsValues) -> SettingsValues | None:
         self.asked.append(("settings", values))
         return self.settings_answer
+
+    def trust_new_server_identity(self, server: str, known: str, presented: str) -> bool:
+        self.asked.append(("identity", server, known, presented))
+        return self.trust_answer
 
     def choose_files(self, folder: Path) -> list[Path]:
         return []
@@ -492,12 +497,46 @@ def test_dropped_files_are_copied_into_the_shared_folder_and_announced(
 # ---------------------------------------------------------------- connection state
 
 
+def test_the_status_says_whether_other_peers_can_reach_this_one(qtbot, make_window, index_server):
+    window = make_window()
+    label = window.status.connection_label
+    qtbot.waitUntil(lambda: window.node.client.reachable is not None, timeout=10000)
+    assert label.text().endswith(" · Other peers can reach you")
+    window.node.client.reachable = False  # as told by an index that could not connect back
+    window.node.client.reachability_changed.emit(False)
+    assert label.text().endswith(
+        " · You are behind a firewall or router: others can still download from you through"
+        " the server's push"
+    )
+
+
+def test_a_server_with_a_new_identity_is_refused_and_the_user_asked_once(
+    qtbot, make_window, index_server, make_index_server
+):
+    from app.network.identity import PeerIdentity
+
+    window = make_window()
+    port = index_server.serverPort()
+    remembered = index_server.fingerprint
+    index_server.stop()
+    impostor = make_index_server(port=port, identity=PeerIdentity.generate("impostor"))
+    qtbot.waitUntil(lambda: "identity" in [q[0] for q in window.prompts.asked], timeout=15000)
+    question = next(q for q in window.prompts.asked if q[0] == "identity")
+    assert question == ("identity", f"127.0.0.1:{port}", remembered, impostor.fingerprint)
+    label = window.status.connection_label
+    qtbot.waitUntil(lambda: "another identity" in window.status.connection_tooltip())
+    assert not label.text().startswith("Connected")
+    assert impostor.store.counters().peers == 0
+    # Refused again on every retry, but asked only once.
+    qtbot.waitUntil(lambda: window.node.client.state == "waiting", timeout=10000)
+    assert [q[0] for q in window.prompts.asked].count("identity") == 1
+
+
 def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window, index_server):
     window = make_window()
     label = window.status.connection_label
-    assert (
-        label.text()
-        == f"Connected to 127.0.0.1:{index_server.serverPort()} · sharing 0 files (0 B)"
+    assert label.text().startswith(
+        f"Connected to 127.0.0.1:{index_server.serverPort()} · sharing 0 files (0 B)"
     )
     port = index_server.serverPort()
     index_server.stop()
@@ -510,7 +549,7 @@ def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window,
     assert window.search_page.error_label.isVisibleTo(window.search_page)
     assert "index server" in window.search_page.error_label.text()
 
-    restarted = IndexServer(SqliteIndexStore())
+    restarted = IndexServer(SqliteIndexStore(), identity=index_server.identity)
     restarted.start("127.0.0.1", port)
     try:
         qtbot.waitUntil(lambda: label.text().startswith("Connected to"), timeout=10000)
@@ -540,7 +579,7 @@ def test_the_window_shows_the_index_server_it_is_on_and_when_it_moves(
         label = window.status.connection_label
         on_first, on_second = (f"127.0.0.1:{s.serverPort()}" for s in (first, second))
         qtbot.waitUntil(lambda: label.text().startswith(f"Connected to {on_first} "), timeout=5000)
-        assert label.toolTip() == f"Index servers: {on_first}, {on_second}"
+        assert label.toolTip().endswith(f"Index servers: {on_first}, {on_second}")
         assert window.current_values().server_addresses == (on_first, on_second)
 
         first.stop()
@@ -555,7 +594,7 @@ def test_the_window_shows_the_index_server_it_is_on_and_when_it_moves(
         )
         window.actions["settings"].trigger()
         qtbot.waitUntil(lambda: label.text().startswith(f"Connected to {on_third} "), timeout=5000)
-        assert label.toolTip() == ""
+        assert "Index servers" not in label.toolTip()
         assert window.settings.server_addresses == [on_third]
         assert node.config.servers == [("127.0.0.1", third.serverPort())]
     finally:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.wire_client import tls_connect
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,7 +51,7 @@ class ServerProcess:
 
 
 def exchange(port: int, *messages: dict) -> list[dict]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with tls_connect(port) as sock:
         replies = []
         buffer = b""
         for message in messages:
@@ -129,7 +131,7 @@ def test_after_a_restart_no_peer_is_online_until_it_joins(tmp_path):
     first = ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", db)
     try:
         assert first.ready.wait(20)
-        with socket.create_connection(("127.0.0.1", first.port)) as sock:
+        with tls_connect(first.port) as sock:
             sock.sendall(
                 b'{"op":"JOIN","id":1,"port":8776,"files":[{"name":"x.mp4","size":1,"hash":"'
                 + b"b" * 64

@@ -1,4 +1,4 @@
-"""The peer's control connection to the index server (a Qt adapter over QTcpSocket).
+"""The peer's control connection to the index server (a Qt adapter over QSslSocket: TLS 1.3).
 
 ``IndexClient`` connects, JOINs with the shared library, keeps the connection
 alive with PING, runs searches and announces library changes. It is given one or
@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
-from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
+from PySide6.QtCore import QCryptographicHash, QEventLoop, QObject, Qt, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QSsl, QSslSocket
 
 from app.config import Server, server_text, unique_servers
 from app.network import protocol as p
+from app.network.known_servers import KnownServers, Verdict
 
 log = logging.getLogger("napster.client")
 
@@ -38,6 +39,8 @@ _SOCKET_ERROR_TEXT = {
     _SocketError.HostNotFoundError: "host not found",
     _SocketError.SocketTimeoutError: "timed out",
     _SocketError.SocketAccessError: "not allowed to connect",
+    _SocketError.SslHandshakeFailedError: "it does not speak TLS 1.3 (an index server older"
+    " than protocol version 2?)",
 }
 
 
@@ -150,6 +153,9 @@ class IndexClient(QObject):
     server_error = Signal(str, str)
     #: stop() has finished: LEAVE answered, the connection closed, or the wait ran out
     stopped = Signal()
+    #: an index server presented another certificate than the one remembered for its
+    #: address: "host:port", the remembered fingerprint, the new one (not connected)
+    server_identity_changed = Signal(str, str, str)
     #: whether the index could reach this peer's listen port from outside (REACHABILITY)
     reachability_changed = Signal(bool)
     #: a downloader wants this peer to connect out to it: host, port, token (PUSH_REQUEST)
@@ -177,8 +183,13 @@ class IndexClient(QObject):
         rng: random.Random | None = None,
         stable_after: float = 10.0,
         fingerprint: str | None = None,
+        known_servers: KnownServers | None = None,
     ) -> None:
         super().__init__(parent)
+        #: index servers' fingerprints, remembered on first use (refused when changed)
+        self.known_servers = known_servers or KnownServers()
+        #: the fingerprint of the server this client is connected to (None before TLS)
+        self.server_fingerprint: str | None = None
         #: this peer's certificate fingerprint, announced in JOIN (protocol version 2)
         self._fingerprint = fingerprint
         #: what the index last said of this peer's reachability (None: not told yet)
@@ -202,7 +213,7 @@ class IndexClient(QObject):
         self._state = ClientState.OFFLINE
         self._running = False  # between start() and stop(): keep (re)connecting
         self._leaving = False  # LEAVE sent, waiting for LEAVE_OK or the close
-        self._socket: QTcpSocket | None = None
+        self._socket: QSslSocket | None = None
         self._reached = False  # the current socket got connected
         self._reader = p.LineReader()
         self._requests: dict[int, _Request] = {}
@@ -433,21 +444,29 @@ class IndexClient(QObject):
     def _connect(self) -> None:
         self._reconnect_timer.stop()
         self._discard_socket()
-        socket = QTcpSocket(self)
-        socket.connected.connect(self._on_connected)
+        socket = QSslSocket(self)
+        configuration = socket.sslConfiguration()
+        configuration.setProtocol(QSsl.SslProtocol.TlsV1_3OrLater)
+        # Self-signed: the certificate is checked by its fingerprint (_on_encrypted).
+        configuration.setPeerVerifyMode(QSslSocket.PeerVerifyMode.VerifyNone)
+        socket.setSslConfiguration(configuration)
+        socket.encrypted.connect(self._on_encrypted)
         socket.disconnected.connect(self._on_disconnected)
         socket.readyRead.connect(self._on_ready_read)
         socket.errorOccurred.connect(self._on_socket_error)
         self._socket = socket
         self._reached = False
+        self._refused_identity = False
         self._reader = p.LineReader()
         self._next_request_id = 1
         self._set_state(ClientState.CONNECTING)
         self._announce_server()
         log.info("Connecting to the index server at %s", self.server_address)
         self._connect_timer.start()
+        self.server_fingerprint = None
+        self.reachable = None  # until this server has connected back
         host, port = self.server
-        socket.connectToHost(host, port)
+        socket.connectToHostEncrypted(host, port)
 
     def _announce_server(self) -> None:
         if self.server_address != self._announced_server:
@@ -467,7 +486,7 @@ class IndexClient(QObject):
         for timer in (self._connect_timer, self._reply_timer, self._ping_timer, self._leave_timer):
             timer.stop()
         if socket is not None:
-            socket.connected.disconnect(self._on_connected)
+            socket.encrypted.disconnect(self._on_encrypted)
             socket.disconnected.disconnect(self._on_disconnected)
             socket.readyRead.disconnect(self._on_ready_read)
             socket.errorOccurred.disconnect(self._on_socket_error)
@@ -491,7 +510,11 @@ class IndexClient(QObject):
         """The connection is unusable: say so once, fail what waits, schedule a reconnect."""
         if self._socket is None:
             return
-        if self._reached:
+        if self._refused_identity:
+            self._refused_identity = False
+            code = "identity_changed"
+            message = f"Not connecting to {self.server_address}: {reason}"
+        elif self._reached:
             code, message = (
                 "connection_lost",
                 f"Lost the connection to {self.server_address}: {reason}",
@@ -545,6 +568,37 @@ class IndexClient(QObject):
         self._discard_socket()
         log.info("Left the index server at %s", self.server_address)
         self.stopped.emit()
+
+    def _on_encrypted(self) -> None:
+        """TLS is up: check the server's identity before anything is sent."""
+        socket = self._socket
+        if socket is None:
+            return
+        digest = socket.peerCertificate().digest(QCryptographicHash.Algorithm.Sha256)
+        fingerprint = bytes(digest.data()).hex()
+        address = self.server_address
+        verdict = self.known_servers.check(address, fingerprint)
+        if verdict is Verdict.CHANGED:
+            known = self.known_servers.fingerprint_of(address) or ""
+            log.warning(
+                "The index server at %s presented another certificate (%s) than the one"
+                " remembered (%s): not connecting",
+                address,
+                fingerprint,
+                known,
+            )
+            self.server_identity_changed.emit(address, known, fingerprint)
+            self._refused_identity = True
+            self._connection_failed("it presented another identity than before")
+            return
+        if verdict is Verdict.NEW:
+            log.info("Remembered the index server %s by its fingerprint %s", address, fingerprint)
+        self.server_fingerprint = fingerprint
+        self._on_connected()
+
+    def forget_server_identity(self, address: str) -> None:
+        """Trust whatever certificate ``address`` presents next (the user accepted it)."""
+        self.known_servers.forget(address)
 
     def _on_connected(self) -> None:
         self._connect_timer.stop()
@@ -671,7 +725,7 @@ class IndexClient(QObject):
                 return
             self._handle_all(messages, socket)
 
-    def _handle_all(self, messages: list[p.Message], socket: QTcpSocket) -> None:
+    def _handle_all(self, messages: list[p.Message], socket: QSslSocket) -> None:
         for message in messages:
             if self._socket is not socket:
                 return

@@ -546,6 +546,30 @@ class Prompts(QObject):
         box.exec()
         return box.clickedButton() is quit_button
 
+    def trust_new_server_identity(self, server: str, known: str, presented: str) -> bool:
+        """An index server presents another certificate than before: trust the new one?"""
+        box = QMessageBox(self.window)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setWindowTitle(self.tr("Index server identity changed"))
+        box.setText(
+            self.tr(
+                "The index server at {server} presented another identity than the one"
+                " remembered. Napster P2P did not connect to it."
+            ).format(server=server)
+        )
+        box.setInformativeText(
+            self.tr(
+                "Another machine may be answering at that address. Trust the new identity"
+                " only if the server's operator says it changed.\n\nRemembered: {known}\n"
+                "Presented: {presented}"
+            ).format(known=known, presented=presented)
+        )
+        trust = box.addButton(self.tr("Trust the new identity"), QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(self.tr("Keep refusing"), QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is trust
+
     def ask_cancel(self, names: list[str]) -> CancelAnswer:
         box = QMessageBox(self.window)
         box.setIcon(QMessageBox.Icon.Question)

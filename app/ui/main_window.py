@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
         self.actions: dict[str, QAction] = make_actions(self)
         make_menus_and_toolbar(self)
         self.status = StatusArea(node, self.statusBar(), self)
+        #: (server, presented fingerprint) pairs the user was already asked about
+        self._identity_questions: set[tuple[str, str]] = set()
+        node.client.server_identity_changed.connect(self._on_server_identity_changed)
         self.tray = make_tray(self)
 
         self.applier = SettingsApplier(self)
@@ -217,6 +220,18 @@ class MainWindow(QMainWindow):
             if shared
             else self.tr("Shared files"),
         )
+
+    def _on_server_identity_changed(self, server: str, known: str, presented: str) -> None:
+        """Ask once per new identity, outside the socket's signal (the dialog is modal)."""
+        if (server, presented) in self._identity_questions:
+            return
+        self._identity_questions.add((server, presented))
+        QTimer.singleShot(0, self, lambda: self._ask_about_identity(server, known, presented))
+
+    def _ask_about_identity(self, server: str, known: str, presented: str) -> None:
+        if self.prompts.trust_new_server_identity(server, known, presented):
+            log.warning("The user trusts the new identity of %s: %s", server, presented)
+            self.node.client.forget_server_identity(server)
 
     # ------------------------------------------------------------ life cycle
 

@@ -64,6 +64,7 @@ class StatusArea(QObject):
         client.connection_problem.connect(self._on_connection_problem)
         client.joined.connect(lambda *_: self.refresh())
         client.server_changed.connect(lambda _server: self.refresh())
+        client.reachability_changed.connect(lambda _reachable: self.refresh())
         library = node.library
         library.files_added.connect(self._count_shared_later)
         library.files_removed.connect(self._count_shared_later)
@@ -127,6 +128,11 @@ class StatusArea(QObject):
         """The client's problem code, in the user's language (the tooltip shows it)."""
         if code == "connection_lost":
             text = self.tr("Lost the connection to {server}: {reason}")
+        elif code == "identity_changed":
+            text = self.tr(
+                "Not connected to {server}: it presented another identity than the one"
+                " remembered (another machine may be answering at that address)"
+            )
         else:
             text = self.tr("Cannot reach the index server at {server}: {reason}")
         self._last_problem = text.format(server=server, reason=reason)
@@ -158,9 +164,11 @@ class StatusArea(QObject):
         state = client.state
         if state == ClientState.JOINED:
             count, size = self._shared
-            return self.tr("Connected to {server} · sharing {files} ({size})").format(
+            text = self.tr("Connected to {server} · sharing {files} ({size})").format(
                 server=server, files=format_files(count), size=format_size(size)
             )
+            reach = self.reachability_text()
+            return f"{text} · {reach}" if reach else text
         if state == ClientState.CONNECTING:
             if self._last_problem and self._problem_server == server:
                 return self.tr("Server unreachable, trying again now…")
@@ -177,11 +185,27 @@ class StatusArea(QObject):
             return self.tr("Server unreachable, retrying in {seconds} s").format(seconds=seconds)
         return self.tr("Offline")
 
+    def reachability_text(self) -> str:
+        """What the index's connect-back found (empty until it has said)."""
+        reachable = self.node.client.reachable
+        if reachable is None:
+            return ""
+        if reachable:
+            return self.tr("Other peers can reach you")
+        return self.tr(
+            "You are behind a firewall or router: others can still download from you"
+            " through the server's push"
+        )
+
     def connection_tooltip(self) -> str:
         """The last connection problem while not joined, and every index server when several
         are given."""
         client = self.node.client
-        lines = [] if client.state == ClientState.JOINED else [self._last_problem]
+        lines = (
+            [self.reachability_text()]
+            if client.state == ClientState.JOINED
+            else [self._last_problem]
+        )
         if len(client.servers) > 1:
             servers = ", ".join(server_text(server) for server in client.servers)
             lines.append(self.tr("Index servers: {servers}").format(servers=servers))

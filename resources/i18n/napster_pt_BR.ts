@@ -401,6 +401,14 @@ Toda conexão destes endereços é fechada agora e recusada daqui em diante, tam
             <translation>Banco de dados do índice: {path}</translation>
         </message>
         <message>
+            <source>Fingerprint: {fingerprint}</source>
+            <translation>Impressão digital: {fingerprint}</translation>
+        </message>
+        <message>
+            <source>The SHA-256 of this server's TLS certificate. Publish it beside the server's address: peers remember it when they first connect and refuse a server that presents another one.</source>
+            <translation>O SHA-256 do certificado TLS deste servidor. Publique-o ao lado do endereço do servidor: os pares o guardam na primeira conexão e recusam um servidor que apresente outro.</translation>
+        </message>
+        <message>
             <source>Listening on {address}</source>
             <translation>Escutando em {address}</translation>
         </message>
@@ -932,6 +940,32 @@ Napster P2P
     </context>
     <context>
         <name>Prompts</name>
+    <message>
+        <source>Index server identity changed</source>
+        <translation>A identidade do servidor de índice mudou</translation>
+    </message>
+    <message>
+        <source>The index server at {server} presented another identity than the one remembered. Napster P2P did not connect to it.</source>
+        <translation>O servidor de índice em {server} apresentou uma identidade diferente da lembrada. O Napster P2P não se conectou a ele.</translation>
+    </message>
+    <message>
+        <source>Another machine may be answering at that address. Trust the new identity only if the server's operator says it changed.
+
+Remembered: {known}
+Presented: {presented}</source>
+        <translation>Outra máquina pode estar respondendo nesse endereço. Confie na nova identidade somente se o operador do servidor disser que ela mudou.
+
+Lembrada: {known}
+Apresentada: {presented}</translation>
+    </message>
+    <message>
+        <source>Trust the new identity</source>
+        <translation>Confiar na nova identidade</translation>
+    </message>
+    <message>
+        <source>Keep refusing</source>
+        <translation>Continuar recusando</translation>
+    </message>
         <message>
             <source>Quit Napster P2P?</source>
             <translation>Sair do Napster P2P?</translation>
@@ -1277,6 +1311,18 @@ verificados e oferecidos a outros peers.</translation>
     </context>
     <context>
         <name>StatusArea</name>
+    <message>
+        <source>Other peers can reach you</source>
+        <translation>Outros pares conseguem alcançar você</translation>
+    </message>
+    <message>
+        <source>You are behind a firewall or router: others can still download from you through the server's push</source>
+        <translation>Você está atrás de um firewall ou roteador: outros ainda podem baixar de você pelo push do servidor</translation>
+    </message>
+    <message>
+        <source>Not connected to {server}: it presented another identity than the one remembered (another machine may be answering at that address)</source>
+        <translation>Não conectado a {server}: ele apresentou uma identidade diferente da lembrada (outra máquina pode estar respondendo nesse endereço)</translation>
+    </message>
         <message>
             <source>No index server reachable, retrying in {seconds} s</source>
             <translation>Nenhum servidor de índice acessível, tentando de novo em {seconds} s</translation>

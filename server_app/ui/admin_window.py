@@ -105,6 +105,11 @@ class AdminPrompts:
         return self.confirm(title, question.format(peers=format_count(peers)))
 
 
+def grouped_fingerprint(fingerprint: str) -> str:
+    """``ab12cd34...`` as ``AB12 CD34 ...``: easier to read aloud and compare."""
+    return " ".join(fingerprint[i : i + 4].upper() for i in range(0, len(fingerprint), 4))
+
+
 class AdminWindow(QMainWindow):
     """Watch and steer one ``IndexServer``: peers, files, traffic, bans and the log.
 
@@ -169,6 +174,23 @@ class AdminWindow(QMainWindow):
         )
         self.database_label.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addPermanentWidget(self.database_label)
+        # Peers remember the server by this on first use and refuse another one later:
+        # the operator publishes it beside the server's address.
+        self.fingerprint_label = QLabel(
+            tr("Fingerprint: {fingerprint}").format(
+                fingerprint=grouped_fingerprint(server.fingerprint)
+            )
+        )
+        self.fingerprint_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.fingerprint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fingerprint_label.setToolTip(
+            tr(
+                "The SHA-256 of this server's TLS certificate. Publish it beside the server's"
+                " address: peers remember it when they first connect and refuse a server that"
+                " presents another one."
+            )
+        )
+        self.statusBar().addPermanentWidget(self.fingerprint_label)
 
         self._connect_server()
         self._counters_timer = QTimer(self, interval=COUNTERS_INTERVAL_MS)

@@ -24,6 +24,7 @@ import pytest
 
 from app.download import layout
 from tests.test_server_cli import ROOT, ServerProcess
+from tests.wire_client import tls_connect
 
 PIECE = 4 * 1024 * 1024
 
@@ -199,7 +200,7 @@ def join_line(sock: socket.socket) -> bytes:
 
 def search_index(port: int, query: str) -> list[str]:
     """The names a SEARCH finds, asked over a plain socket by a peer that shares nothing."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with tls_connect(port) as sock:
         reader = sock.makefile("rb")
         sock.sendall(join_line(sock))
         reader.readline()
@@ -210,7 +211,7 @@ def search_index(port: int, query: str) -> list[str]:
 
 def holders(port: int, name: str) -> int:
     """How many peers the index lists for the file called exactly ``name``."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with tls_connect(port) as sock:
         reader = sock.makefile("rb")
         sock.sendall(join_line(sock))
         reader.readline()
@@ -241,7 +242,7 @@ class IndexWatcher:
         self._thread.start()
 
     def _run(self) -> None:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+        with tls_connect(self.port) as sock:
             reader = sock.makefile("rb")
             sock.sendall(join_line(sock))
             reader.readline()

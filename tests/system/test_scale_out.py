@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from pathlib import Path
 
 import psycopg
@@ -19,6 +18,7 @@ import pytest
 from tests.postgres_server import ThrowawayPostgres
 from tests.system.conftest import Program, search_index, wait_until
 from tests.test_server_cli import ServerProcess
+from tests.wire_client import tls_connect
 
 #: The store's lease (server_app.postgres_store.LEASE_SECONDS) and a sweep period after it.
 LEASE = 5.0
@@ -29,7 +29,7 @@ class WirePeer:
     """A peer over a plain socket that never fails over: it stays where it joined."""
 
     def __init__(self, server_port: int, port: int, files: list[dict]) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server_port), timeout=10)
+        self.sock = tls_connect(server_port)
         self.reader = self.sock.makefile("rb")
         self.port = port
         reply = self.ask({"op": "JOIN", "id": 1, "port": port, "files": files})
@@ -50,7 +50,7 @@ def wire_file(name: str, number: int) -> dict:
 
 def ask_once(server_port: int, message: dict) -> dict:
     """One request from a fresh peer sharing nothing (its JOIN may itself be refused)."""
-    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+    with tls_connect(server_port) as sock:
         reader = sock.makefile("rb")
         sock.sendall(json.dumps({"op": "JOIN", "id": 1, "port": 5999, "files": []}).encode())
         sock.sendall(b"\n")

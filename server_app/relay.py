@@ -229,6 +229,13 @@ class Relay:
                 raise RelayRefused(p.ErrorCode.BAD_REQUEST, "that relay token is already in use")
             self._expected[token] = _Expected(downloader, holder, now + self.settings.pair_timeout)
 
+    def withdraw(self, token: str) -> None:
+        """Forget an awaited token (the holder could not be told)."""
+        with self._lock:
+            expected = self._expected.pop(token, None)
+        if expected is not None and expected.first is not None:
+            _close(expected.first)
+
     def snapshot(self) -> list[RelayInfo]:
         """The running relays, with each one's rate since the last snapshot (bytes/s)."""
         now = time.monotonic()

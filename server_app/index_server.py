@@ -889,6 +889,12 @@ class IndexServer(QTcpServer):
         target = self._ports.get((holder_ip, message.port))
         if target is session or (target is not None and target.peer_id is None):
             target = None
+        if target is None and not self.store.shared:
+            raise p.ProtocolError(
+                p.ErrorCode.NOT_FOUND,
+                f"no peer at {message.host}:{message.port} is online",
+                message.id,
+            )
         relay_host = relay.settings.advertise_host or _local_host(session)
         request = p.RelayRequest(relay_host=relay_host, relay_port=relay.port, token=message.token)
         downloader = f"{session.ip}:{session.entry.port}"

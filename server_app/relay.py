@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from app.network import protocol as p
@@ -141,6 +142,8 @@ class Relay:
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
+        #: Sees every chunk piped (direction, bytes), on the relay's threads: tests only.
+        self.tap: Callable[[int, bytes], None] | None = None
         #: Totals since start: relays paired, bytes piped, connections refused.
         self.relayed_total = 0
         self.bytes_total = 0
@@ -368,6 +371,8 @@ class Relay:
                     n, self._stop
                 ):
                     break
+                if self.tap is not None:
+                    self.tap(direction, bytes(view[:n]))
                 sink.sendall(view[:n])
                 with self._lock:
                     piped.counts[direction] += n

@@ -15,6 +15,7 @@ window polls ``snapshot()``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import logging
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from app.network import protocol as p
 from app.network.push import read_first_line
-from app.network.rate_limit import RateLimiter
+from app.network.rate_limit import RateLimiter, parse_rate
 
 log = logging.getLogger("napster.server.relay")
 
@@ -416,3 +417,64 @@ def _close(sock: socket.socket) -> None:
 def with_enabled(settings: RelaySettings, enabled: bool) -> RelaySettings:
     """The same settings, switched on or off."""
     return replace(settings, enabled=enabled)
+
+
+def add_relay_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--relay`` and its limits on napster-server's command line."""
+    group = parser.add_argument_group("relay (the last resort for two unreachable peers)")
+    group.add_argument(
+        "--relay",
+        action="store_true",
+        help="relay transfers between peers that cannot reach each other (default: off)",
+    )
+    group.add_argument(
+        "--relay-port",
+        type=int,
+        default=DEFAULT_RELAY_PORT,
+        help=f"TCP port of the relay (default: {DEFAULT_RELAY_PORT}; 0 picks a free one)",
+    )
+    group.add_argument(
+        "--relay-host",
+        metavar="ADDRESS",
+        help="the address peers are told to reach the relay at (default: the one they "
+        "reached this server at)",
+    )
+    group.add_argument(
+        "--relay-rate",
+        default="0",
+        metavar="RATE",
+        help="speed limit per relayed transfer, e.g. 500K, 2M (default: 0, none)",
+    )
+    group.add_argument(
+        "--relay-total-rate",
+        default="0",
+        metavar="RATE",
+        help="speed limit over all relayed transfers (default: 0, none)",
+    )
+    group.add_argument(
+        "--max-relays",
+        type=int,
+        default=DEFAULT_MAX_RELAYS,
+        help=f"relayed transfers at once (default: {DEFAULT_MAX_RELAYS})",
+    )
+
+
+def relay_settings_from_args(args: argparse.Namespace, host: str) -> RelaySettings:
+    """The relay settings the command line asked for; ValueError says what is wrong."""
+    if not 0 <= args.relay_port <= 65535:
+        raise ValueError(f"--relay-port must be between 0 and 65535, not {args.relay_port}")
+    if args.max_relays < 1:
+        raise ValueError("--max-relays must be at least 1")
+    try:
+        rate, total = parse_rate(args.relay_rate), parse_rate(args.relay_total_rate)
+    except ValueError as exc:
+        raise ValueError(f"--relay-rate / --relay-total-rate: {exc}") from None
+    return RelaySettings(
+        enabled=args.relay,
+        host=host,
+        port=args.relay_port,
+        advertise_host=args.relay_host,
+        rate=rate,
+        total_rate=total,
+        max_relays=args.max_relays,
+    )

@@ -180,3 +180,15 @@ def test_stop_ends_running_relays(relay):
     assert closed_by_relay(a) and closed_by_relay(b)
     a.close()
     b.close()
+
+
+def test_the_command_line_switches_the_relay_on_with_its_limits():
+    from server_app.__main__ import parse_args
+
+    args = parse_args(["--relay", "--relay-port", "0", "--relay-rate", "2M", "--max-relays", "3"])
+    assert args.relay_settings == RelaySettings(
+        enabled=True, host="0.0.0.0", port=0, rate=2_000_000, max_relays=3
+    )
+    assert parse_args([]).relay_settings.enabled is False  # off by default
+    with pytest.raises(SystemExit):
+        parse_args(["--relay", "--relay-total-rate", "fast"])

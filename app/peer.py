@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 from app.config import PeerConfig, parse_host_port
 from app.download.manager import TransferManager
 from app.download.problems import Problem, writable_folder_problem
-from app.download.source import PushRoute, Timeouts
+from app.download.source import PushRoute, RelayRoute, Timeouts
 from app.download.transfer import TransferState
 from app.filenames import INCOMPLETE_FOLDER
 from app.network import protocol as p
@@ -24,6 +24,7 @@ from app.network.index_client import IndexClient
 from app.network.known_servers import KnownServers
 from app.network.push import PushBroker
 from app.network.rate_limit import RateLimiter
+from app.network.relay_client import RelayBroker
 from app.network.upload_server import UploadLimits, UploadServer
 from app.settings import Settings
 from app.sharing.catalog import SharedFile
@@ -145,6 +146,10 @@ class PeerNode(QObject):
             **client_options,
         )
         self.client.push_requested.connect(self._on_push_requested)
+        #: Answers to this peer's RELAY requests (the last resort when both are unreachable).
+        self.relay_broker = RelayBroker()
+        self.client.relay_broker = self.relay_broker
+        self.client.relay_requested.connect(self._on_relay_requested)
         self.transfers = TransferManager(
             queue_path,
             config.download_dir,
@@ -153,7 +158,9 @@ class PeerNode(QObject):
             self,
             limiter=RateLimiter(config.max_download_rate),
             max_sources=config.max_sources,
-            push=PushRoute(self.client, self.push_broker),
+            push=PushRoute(
+                self.client, self.push_broker, relay=RelayRoute(self.client, self.relay_broker)
+            ),
         )
         self.totals = SessionTotals(self)
         self.transfers.bytes_received.connect(self.totals.add_received)
@@ -183,6 +190,11 @@ class PeerNode(QObject):
         """A downloader cannot reach us: connect out to it and serve it there."""
         if not self.uploads.answer_push(host, port, token):
             log.info("Not connecting out to %s:%d for a push (stopping or too many)", host, port)
+
+    def _on_relay_requested(self, host: str, port: int, token: str) -> None:
+        """A downloader and we cannot reach each other: meet it at the index's relay."""
+        if not self.uploads.answer_relay(host, port, token):
+            log.info("Not connecting to the relay at %s:%d (stopping or too many)", host, port)
 
     def _shared_folders(self) -> list[Path]:
         folders = [self.config.share_dir]

@@ -17,9 +17,11 @@ from PySide6.QtCore import QCoreApplication, QStandardPaths
 from app.network.identity import PeerIdentity
 from app.network.protocol import DEFAULT_SERVER_PORT
 from app.runtime import package_version, setup_logging
+from server_app.relay import RelaySettings, add_relay_arguments, relay_settings_from_args
 from server_app.store import MAX_FILES, MAX_FILES_PER_ADDRESS, IndexStore, IndexUnavailable
 
 if TYPE_CHECKING:
+    from server_app.index_server import IndexServer
     from server_app.ui.admin_window import AdminWindow
 
 ORGANIZATION = "NapsterP2P"
@@ -67,8 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=MAX_FILES_PER_ADDRESS,
         help=f"files the peers of one IP address may share (default: {MAX_FILES_PER_ADDRESS:,})",
     )
+    add_relay_arguments(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     args = parser.parse_args(argv)
+    try:
+        args.relay_settings = relay_settings_from_args(args, args.host)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
     for option in ("max_files", "max_files_per_address"):
@@ -160,6 +167,10 @@ def run_headless(args: argparse.Namespace) -> int:
     print(f"napster-server fingerprint {server.fingerprint}", flush=True)
     # Tests and scripts read the chosen port from this line.
     print(f"napster-server listening on {args.host}:{port}", flush=True)
+    if not start_relay(server, args):
+        server.stop()
+        store.close()
+        return 1
     quitter = QuitOnSignals(app.quit)
     code = app.exec()
     log.info("Shutting down")
@@ -194,7 +205,24 @@ def build_admin_window(args: argparse.Namespace) -> AdminWindow:
     logging.getLogger("napster.server").info("Index database: %s", path)
     if window.start_listening(args.host, args.port):
         name_after_listening(store, args, window.server.serverPort())
+    start_relay(window.server, args)
     return window
+
+
+def start_relay(server: IndexServer, args: argparse.Namespace) -> bool:
+    """Apply ``--relay`` and its limits; False (said on stderr) if its port is taken."""
+    settings = getattr(args, "relay_settings", None) or RelaySettings()
+    try:
+        port = server.configure_relay(settings)
+    except OSError as exc:
+        print(
+            f"napster-server: cannot listen for relays on port {settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return False
+    if settings.enabled:
+        print(f"napster-server relaying on {settings.host}:{port}", flush=True)
+    return True
 
 
 def run_window(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from app.network.identity import PeerIdentity
 from server_app.connection import Connection
 from server_app.index_requests import IndexRequests, Job, PeerEntry
 from server_app.reachability import ReachabilityChecker
+from server_app.relay import OFF_MESSAGE, Relay, RelayRefused, RelaySettings
 from server_app.store import IndexStore, IndexUnavailable, normalize_address
 from server_app.turns import BusyClock, TurnQueue
 
@@ -58,7 +59,7 @@ ACCEPT_BATCH = 30
 #: Requests that use the index wait for their turn (see IndexServer.request_turn).
 INDEX_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update)
 #: The requests the index server answers; any other op is BAD_REQUEST.
-SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Push, p.Ping, p.Leave)
+SERVER_OPS = (p.Join, p.Search, p.Sources, p.Browse, p.Update, p.Push, p.Relay, p.Ping, p.Leave)
 #: The certificate name of an index server's identity (peers pin the fingerprint, not this).
 SERVER_COMMON_NAME = "napster-p2p index server"
 #: What a version-1 (plaintext) client gets before the close.
@@ -152,6 +153,7 @@ class SessionHost(Protocol):
     def note_protocol_error(self, session: PeerSession, error: p.ProtocolError) -> None: ...
     def schedule_upkeep(self) -> None: ...
     def relay_push(self, session: PeerSession, message: p.Push) -> p.Message: ...
+    def relay_transfer(self, session: PeerSession, message: p.Relay) -> p.Message: ...
 
 
 class PeerSession(QObject):
@@ -523,6 +525,8 @@ class PeerSession(QObject):
             return requests.update(self.entry, message)
         if isinstance(message, p.Push):
             return self.host.relay_push(self, message)
+        if isinstance(message, p.Relay):
+            return self.host.relay_transfer(self, message)
         if isinstance(message, p.Ping):
             self.send(p.Pong(id=message.id))
         elif isinstance(message, p.Leave):
@@ -645,6 +649,11 @@ class IndexServer(QTcpServer):
     connection_refused = Signal(str, str)
     #: a ban was added, lifted or ran out (see bans())
     bans_changed = Signal()
+    #: the relay was switched on or off, or its limits changed (see relay_settings)
+    relay_changed = Signal()
+
+    #: The relay for peers that cannot reach each other (None until configure_relay()).
+    relay: Relay | None = None
 
     def __init__(
         self,
@@ -755,6 +764,8 @@ class IndexServer(QTcpServer):
         self._drop_timer.stop()
         self._touch_timer.stop()
         self._forwarded_timer.stop()
+        if self.relay is not None:
+            self.relay.stop()
         self._reaper.stop()
         self._closed_sessions.clear()
 
@@ -854,11 +865,80 @@ class IndexServer(QTcpServer):
             if session is None or session.closing:
                 continue
             try:
-                request = p.PushRequest.parse(body)
+                if body.get("op") == p.RelayRequest.OP:
+                    request: p.Message = p.RelayRequest.parse(body)
+                else:
+                    request = p.PushRequest.parse(body)
             except p.ProtocolError:
                 log.warning("Ignoring a malformed push request from another server")
                 continue
             session.send(request)
+
+    # ------------------------------------------------------------ relay
+
+    @property
+    def relay_settings(self) -> RelaySettings:
+        return self.relay.settings if self.relay is not None else RelaySettings()
+
+    def configure_relay(self, settings: RelaySettings) -> int:
+        """Switch the relay on or off and set its limits; the relay port (0 when off).
+
+        Raises OSError when the relay port cannot be listened on (the relay stays off).
+        Switching it off ends the relays running."""
+        relay = self.relay
+        if relay is None:
+            relay = self.relay = Relay(settings)
+        elif relay.listening and (
+            not settings.enabled
+            or (settings.host, settings.port) != (relay.settings.host, relay.settings.port)
+        ):
+            relay.stop()
+        relay.configure(settings)
+        try:
+            if settings.enabled and not relay.listening:
+                relay.start()
+        finally:
+            self.relay_changed.emit()
+        return relay.port
+
+    def relay_transfer(self, session: PeerSession, message: p.Relay) -> p.Message:
+        """A downloader and the holder at message.host:port cannot reach each other: have
+        both connect to the relay (RELAY_OK to the asker, RELAY_REQUEST to the holder, here
+        or through the shared index), or refuse with a clear ERROR."""
+        assert session.entry.port is not None  # only joined sessions get here
+        relay = self.relay
+        if relay is None or not relay.settings.enabled or not relay.listening:
+            raise p.ProtocolError(p.ErrorCode.NOT_FOUND, OFF_MESSAGE, message.id)
+        holder_ip = normalize_address(message.host)
+        target = self._ports.get((holder_ip, message.port))
+        if target is session or (target is not None and target.peer_id is None):
+            target = None
+        if target is None and not self.store.shared:
+            raise p.ProtocolError(
+                p.ErrorCode.NOT_FOUND,
+                f"no peer at {message.host}:{message.port} is online",
+                message.id,
+            )
+        relay_host = relay.settings.advertise_host or _local_host(session)
+        request = p.RelayRequest(relay_host=relay_host, relay_port=relay.port, token=message.token)
+        downloader = f"{session.ip}:{session.entry.port}"
+        try:
+            relay.expect(message.token, downloader, f"{holder_ip}:{message.port}")
+        except RelayRefused as refused:
+            raise p.ProtocolError(
+                refused.code, refused.message, message.id, retry_after=refused.retry_after
+            ) from None
+        if target is not None:
+            target.send(request)
+        elif not self.store.forward_push(message.host, message.port, request.to_json()):
+            relay.withdraw(message.token)
+            raise p.ProtocolError(
+                p.ErrorCode.NOT_FOUND,
+                f"no peer at {message.host}:{message.port} is online",
+                message.id,
+            )
+        log.info("Relay: %s and %s:%d meet at the relay", downloader, holder_ip, message.port)
+        return p.RelayOk(id=message.id, relay_host=relay_host, relay_port=relay.port)
 
     def note_joined(self, session: PeerSession, files: int) -> None:
         assert session.peer_id is not None
@@ -1083,3 +1163,13 @@ class IndexServer(QTcpServer):
 
     def _reap_sessions(self) -> None:
         self._closed_sessions.clear()
+
+
+def _local_host(session: PeerSession) -> str:
+    """The address this server has on the asking peer's connection (what it reached)."""
+    sock = getattr(session.connection, "_sock", None)
+    try:
+        host = str(sock.getsockname()[0]) if sock is not None else ""
+    except OSError:
+        host = ""
+    return normalize_address(host) if host else "127.0.0.1"

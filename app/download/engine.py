@@ -25,6 +25,7 @@ from app.download import layout
 from app.download.part_state import PartState
 from app.download.problems import Problem, describe, folder_problem
 from app.download.source import (
+    NO_RELAY_REASON,
     DownloadStopped,
     PushRoute,
     SourceConnection,
@@ -263,6 +264,8 @@ class PieceDownloader:
         if not self.sources.usable():
             return DownloadFailed(Problem.SOURCES_CORRUPT)
         detail = "; ".join(failures[-3:]) or "no source could be reached"
+        if failures and all(NO_RELAY_REASON in failure for failure in failures):
+            return DownloadFailed(Problem.NO_RELAY, detail=detail)
         return DownloadFailed(Problem.SOURCES_FAILED, detail=detail)
 
     def _reverify(self, rebuild: bool) -> None:

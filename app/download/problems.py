@@ -34,6 +34,7 @@ class Problem(str, Enum):
     UNEXPECTED = "unexpected"
     SHARE_MISSING = "share_missing"
     SHARE_UNREADABLE = "share_unreadable"
+    NO_RELAY = "no_relay"
 
     @property
     def is_folder_problem(self) -> bool:
@@ -75,6 +76,11 @@ _SENTENCES = {
     Problem.UNEXPECTED: "Unexpected error: {error}",
     Problem.SHARE_MISSING: (
         "The shared folder {folder} does not exist. Create it or choose another one in Settings."
+    ),
+    Problem.NO_RELAY: (
+        "Both you and the sources of this file are behind firewalls or NATs, and the index "
+        "server does not relay transfers. Open your listen port to the internet (port "
+        "forwarding) or use an index server that relays."
     ),
     Problem.SHARE_UNREADABLE: (
         "The shared folder {folder} cannot be read: other peers get nothing from it."

@@ -9,6 +9,11 @@ With a ``PushRoute`` a holder can also be reached by push (it connects out to ou
 port): a holder the index calls unreachable by push only, any other pinned one directly
 first and, if that has not connected within ``race_delay``, by push too; the first TLS
 handshake that proves the holder's fingerprint wins. A pushed connection must be pinned.
+
+With a ``RelayRoute`` too, the last resort joins the race: when both this peer and the
+holder are known unreachable it is asked for at once (a push cannot reach us then), else
+when a push has not connected within ``RelayRoute.delay``. Both peers meet at the index's
+relay, which pipes their TLS session; the holder is pinned exactly as on a push.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ from app.network import pieces as pc
 from app.network import protocol as p
 from app.network import push, tls
 from app.network.rate_limit import RateLimiter
+from app.network.relay_client import RelayBroker, RelayDenied, RelayRequester, relay_out
 
 log = logging.getLogger("napster.download")
+
+#: Begins the reason of a source the index would not relay to (see problems.NO_RELAY).
+NO_RELAY_REASON = "both you and this source are unreachable and the index server will not relay"
 
 #: Addresses already reported as reached without a pinned certificate (bounded).
 _warned_unpinned: set[str] = set()
@@ -101,6 +110,17 @@ def connect_interruptibly(
 
 
 @dataclass(frozen=True)
+class RelayRoute:
+    """How this peer meets a holder at the index's relay: ``delay``: a push not connected
+    by then is raced by a relay; ``answer_wait``: how long the index may take to answer."""
+
+    requester: RelayRequester
+    broker: RelayBroker
+    delay: float = 5.0
+    answer_wait: float = 10.0
+
+
+@dataclass(frozen=True)
 class PushRoute:
     """How this peer gets holders to connect to it: the index relay and its listen port's
     broker. ``race_delay``: a direct connection not up by then is raced by a push;
@@ -110,6 +130,8 @@ class PushRoute:
     broker: push.PushBroker
     race_delay: float = 1.0
     wait: float = 15.0
+    #: The index's relay, the last resort (None: no relay is asked for).
+    relay: RelayRoute | None = None
 
 
 class _Race:
@@ -225,6 +247,41 @@ def _pushed(
     return _secure(raw, address, timeouts, stop, "pushed connection's ")
 
 
+def _relayed(
+    address: p.PeerAddress, timeouts: Timeouts, relay: RelayRoute, stop: threading.Event
+) -> ssl.SSLSocket:
+    """Ask the index for a relay; meet the holder there and pin it."""
+    token = push.new_token()
+    wait = relay.broker.expect(token)
+    try:
+        try:
+            relay.requester.request_relay(address, token)
+        except Exception as exc:  # the requester is the peer's: its failure fails this relay
+            raise SourceFailed(f"could not ask for a relay: {exc}") from None
+        try:
+            where = wait.wait(relay.answer_wait, stop, timeouts.tick)
+        except RelayDenied as denied:
+            if denied.busy:
+                raise SourceFailed(
+                    f"the index server's relay is busy: {denied.reason}",
+                    retry_after=denied.retry_after,
+                ) from None
+            raise SourceFailed(f"{NO_RELAY_REASON} ({denied.reason})") from None
+    finally:
+        wait.cancel()
+    if where is None:
+        if stop.is_set():
+            raise DownloadStopped()
+        raise SourceFailed("the index server did not answer the relay request")
+    try:
+        raw = relay_out(where[0], where[1], token, timeouts.connect, stop, timeouts.tick)
+    except push.PushStopped:
+        raise DownloadStopped() from None
+    except OSError as exc:
+        raise SourceFailed(f"cannot connect to the index's relay: {exc.strerror or exc}") from None
+    return _secure(raw, address, timeouts, stop, "relayed connection's ")
+
+
 def reach(
     address: p.PeerAddress,
     timeouts: Timeouts,
@@ -242,19 +299,36 @@ def reach(
         )
     race = _Race(stop)
     failures: dict[str, str] = {}
+    relay = route.relay
+    # Both unreachable: a push needs the holder to reach us, so only the relay can help.
+    hopeless_push = (
+        relay is not None and not address.reachable and relay.requester.reachable is False
+    )
     try:
         if address.reachable:
             race.start("direct", lambda halt: _direct(address, timeouts, halt))
             push_at = time.monotonic() + route.race_delay
         else:
             push_at = time.monotonic()
-        pushing = False
+        pushing = hopeless_push  # never pushed then
+        relay_at = time.monotonic() if hopeless_push else None
+        relaying = relay is None
         while True:
             if stop.is_set():
                 raise DownloadStopped()
-            if not pushing and (time.monotonic() >= push_at or race.running == 0):
+            now = time.monotonic()
+            if not pushing and (now >= push_at or race.running == 0):
                 pushing = True
+                relay_at = now + (relay.delay if relay is not None else 0.0)
                 race.start("push", lambda halt: _pushed(address, timeouts, route, halt))
+            if (
+                not relaying
+                and relay is not None
+                and relay_at is not None
+                and (now >= relay_at or race.running == 0)
+            ):
+                relaying = True
+                race.start("relay", lambda halt: _relayed(address, timeouts, relay, halt))
             if race.running == 0:
                 raise SourceFailed("; ".join(f"{k}: {r}" for k, r in failures.items()))
             try:
@@ -263,7 +337,7 @@ def reach(
                 continue
             race.running -= 1
             if sock is not None:
-                log.debug("Reached %s %s", address, "by push" if kind == "push" else "directly")
+                log.debug("Reached %s %s", address, _HOW[kind])
                 return sock, kind == "push"
             if isinstance(error, SourceFailed):
                 failures[kind] = error.reason
@@ -271,6 +345,9 @@ def reach(
                 failures[kind] = f"{type(error).__name__}: {error}"
     finally:
         race.finish()
+
+
+_HOW = {"direct": "directly", "push": "by push", "relay": "through the index's relay"}
 
 
 class SourceConnection:

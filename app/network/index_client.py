@@ -27,6 +27,7 @@ from PySide6.QtNetwork import QAbstractSocket, QSsl, QSslSocket
 from app.config import Server, server_text, unique_servers
 from app.network import protocol as p
 from app.network.known_servers import KnownServers, Verdict
+from app.network.relay_client import RelayBroker
 
 log = logging.getLogger("napster.client")
 
@@ -161,7 +162,15 @@ class IndexClient(QObject):
     #: a downloader wants this peer to connect out to it: host, port, token (PUSH_REQUEST)
     push_requested = Signal(str, int, str)
 
+    #: both this peer and a downloader are unreachable: meet it at the index's relay:
+    #: relay host, relay port, token (RELAY_REQUEST)
+    relay_requested = Signal(str, int, str)
+    #: RELAY answers (RELAY_OK or ERROR) settle this broker's waiters; PeerNode sets it.
+    relay_broker: RelayBroker | None = None
+
     _search_failed_later = Signal(int, str)
+    #: request_relay() from any thread, sent from this object's thread
+    _relay_wanted = Signal(str, int, str)
     #: request_push() from any thread, sent from this object's thread
     _push_wanted = Signal(str, int, str)
 
@@ -195,6 +204,9 @@ class IndexClient(QObject):
         #: what the index last said of this peer's reachability (None: not told yet)
         self.reachable: bool | None = None
         self._push_wanted.connect(self._send_push, Qt.ConnectionType.QueuedConnection)
+        self._relay_wanted.connect(self._send_relay, Qt.ConnectionType.QueuedConnection)
+        #: request id -> token of the RELAYs waiting for their answer
+        self._relay_tokens: dict[int, str] = {}
         self._rng = rng or random.Random()
         self._shuffle = shuffle
         #: the servers as given, and the order this client tries them in
@@ -681,6 +693,31 @@ class IndexClient(QObject):
             return
         self._request(p.Push(id=self._take_request_id(), host=host, port=port, token=token))
 
+    def request_relay(self, holder: p.PeerAddress, token: str) -> None:
+        """Ask the index to relay a transfer with ``holder`` (any thread); the answer
+        settles ``relay_broker``'s waiter for ``token``."""
+        self._relay_wanted.emit(holder.host, holder.port, token)
+
+    def _send_relay(self, host: str, port: int, token: str) -> None:
+        if self._state != ClientState.JOINED:
+            if self.relay_broker is not None:
+                self.relay_broker.refuse(token, "not connected to an index server")
+            return
+        request_id = self._take_request_id()
+        self._relay_tokens[request_id] = token
+        self._request(p.Relay(id=request_id, host=host, port=port, token=token))
+
+    def _on_relay_answer(self, message: p.RelayOk | p.Error) -> None:
+        token = self._relay_tokens.pop(message.id, None) if message.id is not None else None
+        broker = self.relay_broker
+        if token is None or broker is None:
+            return
+        if isinstance(message, p.RelayOk):
+            broker.answer(token, message.relay_host, message.relay_port)
+        else:
+            busy = message.code is p.ErrorCode.BUSY
+            broker.refuse(token, p.printable(message.message), busy, message.retry_after)
+
     def _send_join(self) -> None:
         files = self._current_files()
         first = files[: p.MAX_FILES_PER_MESSAGE]
@@ -762,6 +799,10 @@ class IndexClient(QObject):
             self.reachability_changed.emit(message.reachable)
         elif isinstance(message, p.PushRequest):
             self.push_requested.emit(message.host, message.port, message.token)
+        elif isinstance(message, p.RelayRequest):
+            self.relay_requested.emit(message.relay_host, message.relay_port, message.token)
+        elif isinstance(message, p.RelayOk):
+            self._on_relay_answer(message)
         elif not isinstance(message, p.JoinOk | p.SearchOk | p.SourcesOk | p.BrowseOk | p.UpdateOk):
             self._protocol_failure(
                 p.ProtocolError(p.ErrorCode.BAD_REQUEST, f"unexpected {message.OP}")
@@ -799,7 +840,10 @@ class IndexClient(QObject):
             and (error.code is p.ErrorCode.BAD_REQUEST)
         ):
             self.sources_supported = False
-        if request is not None and request.op == "PUSH":
+        if request is not None and request.op == "RELAY":
+            log.info("The index will not relay: %s", text)
+            self._on_relay_answer(error)
+        elif request is not None and request.op == "PUSH":
             # The pushed connection simply does not come; the download tries its other ways.
             log.info("The index could not pass on a push request: %s", text)
         elif request is not None and request.search_id is not None:
@@ -854,4 +898,5 @@ _REQUEST_OF_REPLY = {
     "BROWSE_OK": "BROWSE",
     "UPDATE_OK": "UPDATE",
     "PUSH_OK": "PUSH",
+    "RELAY_OK": "RELAY",
 }

@@ -619,6 +619,88 @@ class Pushed(Message):
 
 
 @dataclass(frozen=True)
+class Relay(Message):
+    """Downloader -> index: neither of us can reach the other; relay a transfer with the
+    holder at host:port through the index's relay port (it sees only TLS records)."""
+
+    OP: ClassVar[str] = "RELAY"
+    host: str
+    port: int
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Relay:
+        return cls(
+            id=obj.get("id"),
+            host=_check_str(_require(obj, "host"), "host", 255),
+            port=check_int(_require(obj, "port"), "port", 1, 65535),
+            token=check_token(_require(obj, "token")),
+        )
+
+
+@dataclass(frozen=True)
+class RelayOk(Message):
+    """Index -> downloader: connect to relay_host:relay_port and send RELAYED there."""
+
+    OP: ClassVar[str] = "RELAY_OK"
+    relay_host: str
+    relay_port: int
+
+    def body(self) -> dict[str, Any]:
+        return {"relay_host": self.relay_host, "relay_port": self.relay_port}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> RelayOk:
+        return cls(
+            id=obj.get("id"),
+            relay_host=_check_str(_require(obj, "relay_host"), "relay_host", 255),
+            relay_port=check_int(_require(obj, "relay_port"), "relay_port", 1, 65535),
+        )
+
+
+@dataclass(frozen=True)
+class RelayRequest(Message):
+    """Index -> holder, unasked: connect to the relay, send RELAYED with the token and serve
+    that connection as the TLS server, as a pushed one."""
+
+    OP: ClassVar[str] = "RELAY_REQUEST"
+    relay_host: str
+    relay_port: int
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"relay_host": self.relay_host, "relay_port": self.relay_port, "token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> RelayRequest:
+        return cls(
+            id=obj.get("id"),
+            relay_host=_check_str(_require(obj, "relay_host"), "relay_host", 255),
+            relay_port=check_int(_require(obj, "relay_port"), "relay_port", 1, 65535),
+            token=check_token(_require(obj, "token")),
+        )
+
+
+@dataclass(frozen=True)
+class Relayed(Message):
+    """Either peer -> the relay port, in plain text as the first line; the relay pairs the
+    two connections with one token and pipes their bytes (TLS, end to end) both ways."""
+
+    OP: ClassVar[str] = "RELAYED"
+    token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"token": self.token}
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> Relayed:
+        return cls(id=obj.get("id"), token=check_token(_require(obj, "token")))
+
+
+@dataclass(frozen=True)
 class Ping(Message):
     OP: ClassVar[str] = "PING"
 
@@ -773,6 +855,10 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         PushOk,
         PushRequest,
         Pushed,
+        Relay,
+        RelayOk,
+        RelayRequest,
+        Relayed,
         Ping,
         Pong,
         Leave,

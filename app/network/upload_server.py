@@ -44,6 +44,7 @@ from app.network import protocol as p
 from app.network import push, tls
 from app.network.identity import PeerIdentity
 from app.network.rate_limit import RateLimiter
+from app.network.relay_client import relay_out
 
 log = logging.getLogger("napster.upload")
 
@@ -506,6 +507,44 @@ class UploadServer(QTcpServer):
                     self._pushes -= 1
             log.info("Pushed a connection to %s:%d", host, port)
             self.serve_pushed(sock, f"{_plain_ip(host)}:{port}")
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def answer_relay(self, host: str, port: int, token: str) -> bool:
+        """A RELAY_REQUEST: connect to the index's relay at host:port, send RELAYED and serve
+        that connection as the TLS server, as a pushed one (the relay pipes it to the
+        downloader). Returns at once; False if refused, as ``answer_push``."""
+        if self._tls_context is None or self.stopping.is_set():
+            return False
+        with self._lock:
+            if self._pushes >= self.limits.max_pushes:
+                log.info("Ignored a relay request to %s:%d: too many in progress", host, port)
+                return False
+            self._pushes += 1
+        thread = threading.Thread(
+            target=self._relay_out,
+            args=(host, port, token),
+            name=f"relay {host}:{port}",
+            daemon=True,
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        return True
+
+    def _relay_out(self, host: str, port: int, token: str) -> None:
+        try:
+            try:
+                sock = relay_out(host, port, token, self.limits.request_timeout, self.stopping)
+            except (OSError, push.PushStopped) as exc:
+                log.info("Could not reach the index's relay at %s:%d: %s", host, port, exc)
+                return
+            finally:
+                with self._lock:
+                    self._pushes -= 1
+            log.info("Serving a download through the index's relay at %s:%d", host, port)
+            self.serve_pushed(sock, f"relay {_plain_ip(host)}:{port}")
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())

@@ -109,6 +109,12 @@ def problem_text(code: str, params: dict, fallback: str = "") -> str:
             "The shared folder {folder} does not exist. Create it or choose another one in "
             "Settings.",
         ),
+        "no_relay": translate(
+            "Problems",
+            "Both you and the sources of this file are behind firewalls or NATs, and the index "
+            "server does not relay transfers. Open your listen port to the internet (port "
+            "forwarding) or use an index server that relays.",
+        ),
         "share_unreadable": translate(
             "Problems",
             "The shared folder {folder} cannot be read: other peers get nothing from it.",

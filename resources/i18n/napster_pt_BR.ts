@@ -185,6 +185,10 @@
     <context>
         <name>AdminWindow</name>
         <message>
+            <source>Relay</source>
+            <translation>Retransmissão</translation>
+        </message>
+        <message>
             <source>Quit the index server</source>
             <translation>Sair do servidor de índice</translation>
         </message>
@@ -2083,6 +2087,73 @@ Napster P2P
         <message>
             <source>The shared folder {folder} cannot be read: other peers get nothing from it.</source>
             <translation>A pasta compartilhada {folder} não pode ser lida: os outros peers não recebem nada dela.</translation>
+        </message>
+        <message>
+            <source>Both you and the sources of this file are behind firewalls or NATs, and the index server does not relay transfers. Open your listen port to the internet (port forwarding) or use an index server that relays.</source>
+            <translation>Você e as fontes deste arquivo estão atrás de firewalls ou NATs, e o servidor de índice não retransmite transferências. Abra sua porta de escuta para a internet (redirecionamento de portas) ou use um servidor de índice que retransmita.</translation>
+        </message>
+    </context>
+    <context>
+        <name>RelayPanel</name>
+        <message>
+            <source>Relay transfers between peers that cannot reach each other</source>
+            <translation>Retransmitir transferências entre peers que não conseguem se alcançar</translation>
+        </message>
+        <message>
+            <source>0 = no limit; e.g. 500K, 2M</source>
+            <translation>0 = sem limite; ex.: 500K, 2M</translation>
+        </message>
+        <message>
+            <source>Apply</source>
+            <translation>Aplicar</translation>
+        </message>
+        <message>
+            <source>Downloader</source>
+            <translation>Quem baixa</translation>
+        </message>
+        <message>
+            <source>Holder</source>
+            <translation>Quem tem o arquivo</translation>
+        </message>
+        <message>
+            <source>Since</source>
+            <translation>Desde</translation>
+        </message>
+        <message>
+            <source>Bytes</source>
+            <translation>Bytes</translation>
+        </message>
+        <message>
+            <source>Rate</source>
+            <translation>Taxa</translation>
+        </message>
+        <message>
+            <source>Relay port</source>
+            <translation>Porta de retransmissão</translation>
+        </message>
+        <message>
+            <source>Limit per transfer</source>
+            <translation>Limite por transferência</translation>
+        </message>
+        <message>
+            <source>Limit over all relays</source>
+            <translation>Limite total das retransmissões</translation>
+        </message>
+        <message>
+            <source>Relays at once</source>
+            <translation>Retransmissões simultâneas</translation>
+        </message>
+        <message>
+            <source>Cannot listen for relays on port {port}: {error}</source>
+            <translation>Não é possível escutar retransmissões na porta {port}: {error}</translation>
+        </message>
+        <message>
+            <source>Off: peers that cannot reach each other are told this server does not relay</source>
+            <translation>Desligada: peers que não conseguem se alcançar são avisados de que este servidor não retransmite</translation>
+        </message>
+        <message>
+            <source>Relaying on port {port}: {running} now, {awaited} awaited, {total} in all</source>
+            <translation>Retransmitindo na porta {port}: {running} agora, {awaited} aguardadas, {total} no total</translation>
         </message>
     </context>
 </TS>

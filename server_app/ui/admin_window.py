@@ -42,6 +42,7 @@ from server_app.ui.models import (
     sort_proxy,
 )
 from server_app.ui.peer_feed import PeerFeed
+from server_app.ui.relay_panel import RelayPanel
 from server_app.ui.traffic import SAMPLE_SECONDS, TrafficStats
 from server_app.ui.traffic_chart import TrafficChart
 from server_app.ui.widgets import StatTile, TableView
@@ -159,6 +160,8 @@ class AdminWindow(QMainWindow):
         self.tabs.addTab(self._build_peers_tab(), tr("Peers"))
         self.tabs.addTab(self._build_files_tab(), tr("Files"))
         self.tabs.addTab(self._build_bans_tab(), tr("Bans"))
+        self.relay_panel = RelayPanel(server)
+        self.tabs.addTab(self.relay_panel, tr("Relay"))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.log_pane = LogPane(self.log_buffer)
         splitter = QSplitter(Qt.Orientation.Vertical)

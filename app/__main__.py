@@ -146,6 +146,24 @@ def run_headless(args: argparse.Namespace) -> int:
     client.server_changed.connect(
         lambda server: print(f"napster-peer: trying the index server at {server}", flush=True)
     )
+    client.reachability_changed.connect(
+        lambda reachable: print(
+            "napster-peer: other peers can reach you"
+            if reachable
+            else "napster-peer: you are behind a firewall or router: others can still download"
+            " from you through the server's push",
+            flush=True,
+        )
+    )
+    client.server_identity_changed.connect(
+        lambda server, known, presented: print(
+            f"napster-peer: the index server at {server} presented another identity than the"
+            f" one remembered ({known}); not connecting to {presented}. If its operator"
+            f" changed it, delete its line from {node.data_dir / 'known_servers.json'}",
+            file=sys.stderr,
+            flush=True,
+        )
+    )
     quitter = QuitOnSignals(app.quit)
     code = app.exec()
     node.stop()

@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServerProcess:
-    def __init__(self, *args: str, env: dict | None = None) -> None:
+    def __init__(self, *args: str, env: dict | None = None, wrap=None) -> None:
+        """``wrap``: how to run the command elsewhere (a network namespace's host)."""
+        argv = [sys.executable, "-m", "server_app", "--headless", *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server_app", "--headless", *args],
+            wrap(argv) if wrap else argv,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -51,7 +51,14 @@ class Program:
 
     running: list[Program] = []
 
-    def __init__(self, profile: Path, *args: str, stdin: bool = False) -> None:
+    def __init__(
+        self,
+        profile: Path,
+        *args: str,
+        stdin: bool = False,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        """``wrap``: how to run the command elsewhere (a network namespace's host)."""
         profile.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -63,8 +70,9 @@ class Program:
             "PYTHONUNBUFFERED": "1",
         }
         self.args = args
+        argv = [sys.executable, "-m", "app", *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", *args],
+            wrap(argv) if wrap else argv,
             cwd=ROOT,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ def stop_server(server: subprocess.Popen) -> None:
         server.kill()
 
 
-def start_server(db: Path | str, *extra: str) -> tuple[subprocess.Popen, int, list[int]]:
+def start_server(db: Path | str, *extra: str) -> tuple[subprocess.Popen, int, deque[str]]:
     """A headless napster-server on ``db`` (a SQLite file or a PostgreSQL URL)."""
     server = subprocess.Popen(
         [
@@ -138,11 +139,11 @@ def start_server(db: Path | str, *extra: str) -> tuple[subprocess.Popen, int, li
             break
     if port is None:
         raise SystemExit("the server did not start")
-    lines = [0]
+    lines: deque[str] = deque(maxlen=300)
 
     def drain() -> None:  # the server logs every request; its pipe must never fill
-        for _ in server.stdout:
-            lines[0] += 1
+        for line in server.stdout:
+            lines.append(line)
 
     threading.Thread(target=drain, daemon=True).start()
     return server, port, lines

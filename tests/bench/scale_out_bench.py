@@ -275,12 +275,16 @@ def run_sqlite(args: argparse.Namespace, names: Names, total: int) -> None:
     peers = max(1, total // files)
     print(f"SQLite: 1 server, {peers:,} peers x {files:,} files")
     db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-    process, port, _ = start_server(db, "--max-files", str(total * 2))
+    process, port, log = start_server(db, "--max-files", str(total * 2))
     stop = threading.Event()
     joined: list[Peer] = []
     searcher = None
     try:
-        joined, seconds = fill([port], peers, files, names)
+        try:
+            joined, seconds = fill([port], peers, files, names)
+        except SystemExit:
+            print("".join(list(log)[-40:]))  # the server's last words
+            raise
         threading.Thread(target=keep_alive, args=(joined, stop), daemon=True).start()
         print(f"  JOIN: {total / seconds:,.0f} files/s ({seconds:.0f} s for {total:,} files)")
         searcher = Searcher(port, 5900)
@@ -316,10 +320,12 @@ def main() -> None:
         default="1000000,10000000",
         help="comma-separated index sizes for the SQLite comparison ('' for none)",
     )
+    parser.add_argument("--skip-postgres", action="store_true", help="only the SQLite runs")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.peers * 2 + 200)), hard))
-    run_postgres(args, Names.make(7, args.rare_words))
+    if not args.skip_postgres:
+        run_postgres(args, Names.make(7, args.rare_words))
     for size in filter(None, args.sqlite_files.split(",")):
         run_sqlite(args, Names.make(7, args.rare_words), int(size))
     print("targets: selective SEARCH p99 < 50 ms at 10 M files; dead server's peers gone < 10 s")

@@ -25,6 +25,7 @@ import random
 import resource
 import selectors
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,6 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.network import tls  # noqa: E402
+
 PROBE_MS = 10
 SOURCES = 40  # client addresses 127.0.0.2 ... 127.0.0.41
 
@@ -84,12 +89,17 @@ def run_peers(args: argparse.Namespace) -> None:
             sock = key.fileobj
             state = key.data
             if events & selectors.EVENT_WRITE:
+                selector.unregister(sock)
                 sock.setblocking(True)
+                sock = tls.shared_client_context().wrap_socket(sock)  # protocol version 2
                 sock.sendall(join_line(state[0], args.files_per_peer, rng))
                 sock.setblocking(False)
-                selector.modify(sock, selectors.EVENT_READ, state)
+                selector.register(sock, selectors.EVENT_READ, state)
                 continue
-            chunk = sock.recv(65536)
+            try:
+                chunk = sock.recv(65536)
+            except ssl.SSLWantReadError:
+                continue
             if not chunk:
                 raise SystemExit(f"peer {state[0]} was disconnected before JOIN_OK")
             state[1] += chunk

@@ -21,6 +21,7 @@ import json
 import random
 import resource
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,10 @@ from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.wire_client import tls_connect  # noqa: E402
+
 SYLLABLES = [
     "ka",
     "lo",
@@ -105,7 +110,7 @@ class KeepAlive:
             try:
                 while sock.recv(65536):
                     pass
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError):
                 pass
             finally:
                 sock.setblocking(True)
@@ -183,7 +188,7 @@ def flood(server: subprocess.Popen, port: int, total: int, round_: int) -> list[
     sockets = []
     for index in range(connections):
         source = f"127.0.1.{10 + index}"
-        sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        sock = tls_connect(port, source_address=(source, 0))
         buffer = bytearray()
         rng = random.Random(round_ * 100 + index)
         files = [
@@ -209,7 +214,7 @@ def run_flood(args: argparse.Namespace) -> None:
     """Fill, empty, fill, empty: the server's memory and SEARCH time after each."""
     db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
     server, port, _log_lines = start_server(db)
-    searcher = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.250", 0))
+    searcher = tls_connect(port, source_address=("127.0.0.250", 0))
     buffer = bytearray()
     try:
         request(searcher, buffer, {"op": "JOIN", "id": 1, "port": 5999, "files": []})
@@ -276,7 +281,7 @@ def main() -> None:
             keep_alive.tick()
             # 32 connections per address is the server's limit: spread over 127.0.0.x.
             source = f"127.0.0.{2 + peer // 30}"
-            sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+            sock = tls_connect(port, source_address=(source, 0))
             files = [
                 {
                     "name": name,
@@ -295,7 +300,7 @@ def main() -> None:
         join_seconds = time.perf_counter() - started
         total = args.peers * args.files
 
-        searcher = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.250", 0))
+        searcher = tls_connect(port, source_address=("127.0.0.250", 0))
         buffer = bytearray()
         searcher.sendall(b'{"op":"JOIN","id":1,"port":5999,"files":[]}\n')
         read_line(searcher, buffer)

@@ -21,6 +21,7 @@ import random
 import resource
 import selectors
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from tests.bench.index_bench import (  # noqa: E402
     stop_server,
     words,
 )
+from tests.wire_client import tls_connect  # noqa: E402
 
 PER_ADDRESS = 25  # below the server's 32 connections per IP
 PROBE_BUDGET_MS = 200.0
@@ -61,7 +63,7 @@ class Peer:
 
 def connect_and_join(port: int, index: int, files: list[dict]) -> socket.socket:
     source = f"127.0.0.{2 + index // PER_ADDRESS}"
-    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+    sock = tls_connect(port, source_address=(source, 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     join = {"op": "JOIN", "id": 0, "port": 6000 + index, "files": files}
     sock.sendall(json.dumps(join).encode() + b"\n")
@@ -76,7 +78,7 @@ def probe(port: int, seconds: float, vocabulary: list[str]) -> None:
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
     times: list[tuple[float, float]] = []  # (time.time() when sent, milliseconds)
-    sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.254", 0))
+    sock = tls_connect(port, source_address=("127.0.0.254", 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(REPLY_DEADLINE)
     buffer = bytearray()
@@ -198,7 +200,7 @@ def main() -> None:
                 peer = key.data
                 try:
                     chunk = peer.sock.recv(1 << 20)
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantReadError):
                     continue
                 except OSError as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1

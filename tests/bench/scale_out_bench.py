@@ -20,6 +20,7 @@ import json
 import random
 import resource
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from tests.bench.index_bench import (
     words,
 )
 from tests.postgres_server import ThrowawayPostgres
+from tests.wire_client import tls_connect
 
 QUALITIES = ("720p", "1080p", "2160p")
 EXTENSIONS = ("mkv", "mp4", "avi")
@@ -100,7 +102,7 @@ class Peer:
 def join_peer(server_port: int, peer: int, files: list[dict]) -> socket.socket:
     group = peer // PEERS_PER_ADDRESS
     source = f"127.0.{2 + group // 250}.{2 + group % 250}"
-    sock = socket.create_connection(("127.0.0.1", server_port), source_address=(source, 0))
+    sock = tls_connect(server_port, source_address=(source, 0))
     sock.sendall(
         json.dumps({"op": "JOIN", "id": 1, "port": 6000 + peer, "files": files}).encode() + b"\n"
     )
@@ -155,7 +157,7 @@ class Searcher:
     """A peer sharing nothing that SEARCHes and BROWSEs through one server."""
 
     def __init__(self, port: int, own_port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.1.250", 0))
+        self.sock = tls_connect(port, source_address=("127.0.1.250", 0))
         self.buffer = bytearray()
         reply = self.ask({"op": "JOIN", "id": 1, "port": own_port, "files": []})
         if reply.get("op") != "JOIN_OK":
@@ -192,7 +194,7 @@ def keep_alive(peers: list[Peer], stop: threading.Event) -> None:
                 try:
                     while peer.sock.recv(65536):
                         pass
-                except (BlockingIOError, OSError):
+                except (BlockingIOError, ssl.SSLWantReadError, OSError):
                     pass
                 finally:
                     peer.sock.setblocking(True)

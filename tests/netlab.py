@@ -363,11 +363,17 @@ class NetLab:
         _run([*ip_h, "route", "add", "default", "via", GATEWAY])
         return port
 
-    def add_public_host(self, name: str) -> Host:
-        """A machine with a public address on the internet."""
+    def add_public_host(self, name: str, rate: str | None = None) -> Host:
+        """A machine with a public address on the internet; rate (a tc rate) shapes its
+        link both ways with tbf, as for a router."""
+        if rate is not None:
+            rate_bits(rate)
         host = Host(self, name, str(next(self._addresses)))
         self._add_machine(host)
-        self._plug_in(host, "eth0")
+        port = self._plug_in(host, "eth0")
+        if rate is not None:
+            self._shape(host.namespace, "eth0", rate)
+            self._shape(self.internet, port, rate)
         return host
 
     def add_nat_router(self, name: str, rate: str | None = None) -> Router:

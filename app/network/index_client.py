@@ -456,6 +456,16 @@ class IndexClient(QObject):
     def _connect(self) -> None:
         self._reconnect_timer.stop()
         self._discard_socket()
+        if not QSslSocket.supportsSsl():
+            # Qt's TLS backend loads OpenSSL 3 at run time; without it nothing can connect.
+            log.error("Qt cannot use TLS here: %s", QSslSocket.sslLibraryBuildVersionString())
+            self._set_state(ClientState.OFFLINE)
+            self.connection_problem.emit(
+                "cannot_reach",
+                self.server_address,
+                "this build cannot use TLS (Qt found no OpenSSL 3 library on this system)",
+            )
+            return
         socket = QSslSocket(self)
         configuration = socket.sslConfiguration()
         configuration.setProtocol(QSsl.SslProtocol.TlsV1_3OrLater)

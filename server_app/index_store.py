@@ -55,7 +55,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from app.network.protocol import FileInfo, PeerAddress, SearchResult
 from server_app.search_terms import TRIGRAM, SearchTerms, fold
@@ -68,6 +67,7 @@ from server_app.store import (
     IndexedFile,
     IndexLimitError,
     PeerRecord,
+    RankedGroup,
     SearchPage,
     StoreCounters,
     normalize_address,
@@ -164,25 +164,6 @@ CREATE TABLE IF NOT EXISTS main.bans (
     banned_at REAL NOT NULL
 );
 """
-
-
-@dataclass
-class _Group:
-    """A distinct (hash, size, name) candidate while a search is ranked."""
-
-    hash: bytes
-    name: str
-    size: int
-    exact: bool
-    holders: int = 0
-
-    @property
-    def key(self) -> tuple[bytes, int]:
-        """The file: its hash and its size together."""
-        return (self.hash, self.size)
-
-    def rank_key(self) -> tuple[bool, int, str, str, bytes]:
-        return (not self.exact, -self.holders, fold(self.name), self.name, self.hash)
 
 
 _Entries = dict[tuple[bytes, str], tuple[str, int]]
@@ -795,11 +776,11 @@ class SqliteIndexStore:
             sql += " AND f.size = ?"
             params += (size,)
         rows = self._db.execute(sql + " LIMIT ?", (*params, MAX_SOURCE_RESULTS * 4)).fetchall()
-        groups = [_Group(h, name, s, exact=False) for h, name, s in rows]
+        groups = [RankedGroup(h, name, s, exact=False) for h, name, s in rows]
         holder_ids = self._holder_ids(list({group.key for group in groups}), exclude_peer)
         for group in groups:
             group.holders = len(holder_ids[group.key])
-        held = sorted((g for g in groups if g.holders), key=_Group.rank_key)
+        held = sorted((g for g in groups if g.holders), key=RankedGroup.rank_key)
         held = held[:MAX_SOURCE_RESULTS]
         addresses = self._addresses_of(holder_ids, [group.key for group in held])
         return [SearchResult(g.name, g.size, g.hash.hex(), tuple(addresses[g.key])) for g in held]
@@ -838,7 +819,7 @@ class SqliteIndexStore:
 
     def _ranked_groups(
         self, terms: SearchTerms, limit: int, exclude: int | None
-    ) -> tuple[list[_Group], bool, dict[bytes, list[int]]]:
+    ) -> tuple[list[RankedGroup], bool, dict[bytes, list[int]]]:
         """The best ``limit`` (hash, name) groups held by a peer other than ``exclude``.
 
         Also True when more groups than ``limit`` matched, and the ids of the online
@@ -854,10 +835,10 @@ class SqliteIndexStore:
             group.holders = len(holder_ids[group.key])
             if group.holders:
                 held.append(group)
-        held.sort(key=_Group.rank_key)
+        held.sort(key=RankedGroup.rank_key)
         return held[:limit], len(held) > limit, holder_ids
 
-    def _candidates(self, terms: SearchTerms, cap: int, exclude: int | None) -> list[_Group]:
+    def _candidates(self, terms: SearchTerms, cap: int, exclude: int | None) -> list[RankedGroup]:
         """Up to ``cap`` matching groups some peer other than ``exclude`` holds, exact ones first.
 
         Fewer than ``cap`` means these are all of them.
@@ -876,14 +857,14 @@ class SqliteIndexStore:
                 " ON q.peer_id = g.peer_id WHERE g.hash = f.hash AND g.peer_id != ?))"
             )
             held_params = (exclude, exclude)
-        groups: dict[tuple[bytes, int, str], _Group] = {}
+        groups: dict[tuple[bytes, int, str], RankedGroup] = {}
         exact_rows = db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
             f" CROSS JOIN peers AS p ON {_ONLINE} WHERE f.name_key = ?{held} LIMIT ?",
             (terms.exact + END, *held_params, cap),
         ).fetchall()
         for hash_, name, size in exact_rows:
-            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=True))
+            groups.setdefault((hash_, size, name), RankedGroup(hash_, name, size, exact=True))
         # Each term the index can look up, as an FTS5 expression; the long terms' are
         # not exact (see _trigram_cover), so they are checked in the names too.
         indexed = [(term, _trigram_cover(term)) for term in terms.long_terms]
@@ -935,7 +916,7 @@ class SqliteIndexStore:
                     sql = filtered("peers AS o CROSS JOIN files AS f ON o.peer_id = f.peer_id")
                 rows = db.execute(sql, (*checked, *held_params, cap)).fetchall()
         for hash_, name, size in rows:
-            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=False))
+            groups.setdefault((hash_, size, name), RankedGroup(hash_, name, size, exact=False))
         return list(groups.values())
 
     def _driven_rows(
@@ -991,16 +972,16 @@ class SqliteIndexStore:
                 return rows + more.fetchall()
         return None
 
-    def _groups_by_name(self, limit: int) -> list[_Group]:
+    def _groups_by_name(self, limit: int) -> list[RankedGroup]:
         rows = self._db.execute(
             "SELECT DISTINCT f.hash, f.name, f.size FROM files AS f"
             f" CROSS JOIN peers AS p ON {_ONLINE}"
             " ORDER BY f.name_key, f.name, f.hash LIMIT ?",
             (limit,),
         ).fetchall()
-        groups: dict[tuple[bytes, int, str], _Group] = {}
+        groups: dict[tuple[bytes, int, str], RankedGroup] = {}
         for hash_, name, size in rows:
-            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=False))
+            groups.setdefault((hash_, size, name), RankedGroup(hash_, name, size, exact=False))
         hashes = list({group.hash for group in groups.values()})
         counts = dict(
             self._select_in(

@@ -57,6 +57,7 @@ from server_app.store import (
     IndexLimitError,
     IndexUnavailable,
     PeerRecord,
+    RankedGroup,
     SearchPage,
     StoreCounters,
     normalize_address,
@@ -167,24 +168,6 @@ class _OwnPeer:
     @property
     def bytes(self) -> int:
         return max(0, min(sum(self.entries.values()), MAX_STORED_INT))
-
-
-@dataclass
-class _Group:
-    """A distinct (hash, size, name) candidate while a search is ranked."""
-
-    hash: bytes
-    name: str
-    size: int
-    exact: bool
-    holders: int = 0
-
-    @property
-    def key(self) -> tuple[bytes, int]:
-        return (self.hash, self.size)
-
-    def rank_key(self) -> tuple[bool, int, str, str, bytes]:
-        return (not self.exact, -self.holders, fold(self.name), self.name, self.hash)
 
 
 def _like(term: str) -> str:
@@ -894,7 +877,7 @@ class PostgresIndexStore:
 
     def _ranked_groups(
         self, conn: psycopg.Connection, terms: SearchTerms, limit: int, exclude: int | None
-    ) -> tuple[list[_Group], bool, dict[tuple[bytes, int], list[PeerAddress]]]:
+    ) -> tuple[list[RankedGroup], bool, dict[tuple[bytes, int], list[PeerAddress]]]:
         cap = max(limit * CANDIDATE_FACTOR, MIN_CANDIDATES, limit + 1)
         groups, complete = self._candidates(conn, terms, cap, exclude)
         holders = self._holders(conn, [group.key for group in groups], exclude)
@@ -903,12 +886,12 @@ class PostgresIndexStore:
             group.holders = len(holders[group.key])
             if group.holders:
                 held.append(group)
-        held.sort(key=_Group.rank_key)
+        held.sort(key=RankedGroup.rank_key)
         return held[:limit], len(held) > limit or not complete, holders
 
     def _candidates(
         self, conn: psycopg.Connection, terms: SearchTerms, cap: int, exclude: int | None
-    ) -> tuple[list[_Group], bool]:
+    ) -> tuple[list[RankedGroup], bool]:
         """Up to ``cap`` matching groups some peer other than ``exclude`` holds, exact ones
         first; and False if the search ran out of time before it saw every match."""
         if exclude is None:
@@ -919,7 +902,7 @@ class PostgresIndexStore:
                 " WHERE g.hash = f.hash AND g.peer_id <> %s))"
             )
             held_params = (exclude, exclude)
-        groups: dict[tuple[bytes, int, str], _Group] = {}
+        groups: dict[tuple[bytes, int, str], RankedGroup] = {}
         exact, _ = self._distinct_rows(
             conn,
             f"SELECT f.hash, f.name, f.size FROM files AS f WHERE f.name_key = %s{held}",
@@ -927,7 +910,7 @@ class PostgresIndexStore:
             cap,
         )
         for hash_, name, size in exact:
-            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=True))
+            groups.setdefault((hash_, size, name), RankedGroup(hash_, name, size, exact=True))
         # Longest terms first: PostgreSQL looks up the trigrams of the long ones in the
         # index and checks the rest (1-2 character terms have no trigram) in those rows.
         ordered = sorted(terms.long_terms + terms.short_terms, key=len, reverse=True)
@@ -939,7 +922,7 @@ class PostgresIndexStore:
             cap,
         )
         for hash_, name, size in rows:
-            groups.setdefault((hash_, size, name), _Group(hash_, name, size, exact=False))
+            groups.setdefault((hash_, size, name), RankedGroup(hash_, name, size, exact=False))
         return list(groups.values()), complete
 
     @staticmethod
@@ -1003,11 +986,11 @@ class PostgresIndexStore:
             params += (size,)
         with self._db() as conn:
             rows = conn.execute(sql + " LIMIT %s", (*params, MAX_SOURCE_RESULTS * 4)).fetchall()
-            groups = [_Group(bytes(h), name, s, exact=False) for h, name, s in rows]
+            groups = [RankedGroup(bytes(h), name, s, exact=False) for h, name, s in rows]
             holders = self._holders(conn, list({g.key for g in groups}), exclude_peer)
         for group in groups:
             group.holders = len(holders[group.key])
-        held = sorted((g for g in groups if g.holders), key=_Group.rank_key)
+        held = sorted((g for g in groups if g.holders), key=RankedGroup.rank_key)
         return [
             SearchResult(g.name, g.size, g.hash.hex(), tuple(holders[g.key]))
             for g in held[:MAX_SOURCE_RESULTS]
@@ -1053,13 +1036,13 @@ class PostgresIndexStore:
         return [IndexedFile(g.name, g.size, g.hash.hex(), g.holders) for g in groups]
 
     @staticmethod
-    def _groups_by_name(conn: psycopg.Connection, limit: int) -> list[_Group]:
+    def _groups_by_name(conn: psycopg.Connection, limit: int) -> list[RankedGroup]:
         rows = conn.execute(
             "SELECT DISTINCT name_key, name, hash, size FROM files"
             " ORDER BY name_key, name, hash LIMIT %s",
             (limit,),
         ).fetchall()
-        groups = [_Group(bytes(h), name, size, exact=False) for _key, name, h, size in rows]
+        groups = [RankedGroup(bytes(h), name, size, exact=False) for _key, name, h, size in rows]
         counts = dict(
             conn.execute(
                 "SELECT hash, count(DISTINCT peer_id) FROM files WHERE hash = ANY(%s)"

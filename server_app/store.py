@@ -28,6 +28,7 @@ __all__ = [
     "IndexUnavailable",
     "IndexedFile",
     "PeerRecord",
+    "RankedGroup",
     "SearchPage",
     "StoreCounters",
     "fold",
@@ -133,6 +134,26 @@ def normalize_address(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
+
+
+@dataclass
+class RankedGroup:
+    """A distinct (hash, size, name) candidate while a search is ranked: both engines rank
+    results by this one rule (an exact name first, then most holders, then by name)."""
+
+    hash: bytes
+    name: str
+    size: int
+    exact: bool
+    holders: int = 0
+
+    @property
+    def key(self) -> tuple[bytes, int]:
+        """The file: its hash and its size together."""
+        return (self.hash, self.size)
+
+    def rank_key(self) -> tuple[bool, int, str, str, bytes]:
+        return (not self.exact, -self.holders, fold(self.name), self.name, self.hash)
 
 
 class IndexUnavailable(Exception):

@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import select
 import socket
 import ssl
 import threading
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from app.network import tls
+from app.network.identity import PeerIdentity
 from server_app.connection import Connection
 
 REFUSAL = b'{"op":"ERROR","code":"BAD_REQUEST","message":"speak TLS"}\n'
 
 
 @pytest.fixture(scope="module")
-def server_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    folder: Path = tmp_path_factory.mktemp("cert")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
+def server_context() -> ssl.SSLContext:
+    return tls.server_context(PeerIdentity.generate("test server"))
 
 
 def client_context() -> ssl.SSLContext:

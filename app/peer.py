@@ -37,6 +37,8 @@ log = logging.getLogger("napster.peer")
 #: How often running downloads ask the index for new holders (a peer that finished the
 #: same file meanwhile becomes a source).
 SOURCES_INTERVAL_MS = 3 * 60 * 1000
+#: The index servers' fingerprints this peer remembered, in its data folder.
+KNOWN_SERVERS_FILE = "known_servers.json"
 
 __all__ = ["PeerConfig", "PeerNode", "SessionTotals", "default_data_dir", "parse_host_port"]
 
@@ -111,6 +113,9 @@ class PeerNode(QObject):
                 queue_path,
                 queue_path.with_name("queue.json.napster-tmp"),
                 queue_path.with_name("queue.json.bad"),
+                # The TLS identity: its private key must never leave this machine.
+                *PeerIdentity.paths(data_dir),
+                data_dir / KNOWN_SERVERS_FILE,
                 data_dir,
                 Settings.for_app().fileName(),
             ],
@@ -142,7 +147,7 @@ class PeerNode(QObject):
             self.library.infos,
             parent=self,
             fingerprint=self.identity.fingerprint,
-            known_servers=KnownServers(data_dir / "known_servers.json"),
+            known_servers=KnownServers(data_dir / KNOWN_SERVERS_FILE),
             **client_options,
         )
         self.client.push_requested.connect(self._on_push_requested)

@@ -228,7 +228,7 @@ def test_a_data_folder_that_is_the_shared_folder_still_shares_the_rest(qtbot, tm
     node = start_peer(qtbot, share, share, data_dir=share)
     try:
         assert [shared.name for shared in node.library.files()] == ["visible.txt"]
-        for own in ("queue.json", "hashes.sqlite3"):
+        for own in ("queue.json", "hashes.sqlite3", "peer-key.pem", "peer-cert.pem"):
             assert not served(qtbot, node.listen_port, hash_file(share / own).hash), own
     finally:
         node.stop()

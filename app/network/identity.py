@@ -72,6 +72,11 @@ class PeerIdentity:
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
         return cls(key_pem, cert_pem, fingerprint_of(cert.public_bytes(serialization.Encoding.DER)))
 
+    @staticmethod
+    def paths(folder: Path, stem: str = "peer") -> tuple[Path, Path]:
+        """The key and certificate files ``load_or_create`` keeps in ``folder``."""
+        return folder / f"{stem}-key.pem", folder / f"{stem}-cert.pem"
+
     @classmethod
     def load_or_create(
         cls, folder: Path, stem: str = "peer", common_name: str = "napster-p2p peer"
@@ -81,8 +86,7 @@ class PeerIdentity:
         A pair that cannot be read as a key and its certificate is replaced with a warning.
         Raises OSError only if the folder cannot hold the new files.
         """
-        key_path = folder / f"{stem}-key.pem"
-        cert_path = folder / f"{stem}-cert.pem"
+        key_path, cert_path = cls.paths(folder, stem)
         if key_path.exists() or cert_path.exists():
             try:
                 loaded = cls._load(key_path, cert_path)

@@ -91,7 +91,7 @@ BUILD_ONLY_SUFFIXES = {".ico", ".icns", ".desktop", ".qm"}
 
 # Qt plugins kept, by plugin folder: file-name patterns (matched case-insensitively, without the
 # "lib" prefix and the extension). A folder not listed here is left out entirely: egldevice-
-# integrations, generic (evdev/tuio input), networkinformation, tls, xcbglintegrations, ...
+# integrations, generic (evdev/tuio input), networkinformation, xcbglintegrations, ...
 QT_PLUGINS_KEPT = {
     # On-screen platforms of Linux, Windows and macOS, plus offscreen/minimal for tests and CI.
     "platforms": ["qxcb", "qwayland*", "qwindows", "qcocoa", "qoffscreen", "qminimal"],
@@ -108,6 +108,9 @@ QT_PLUGINS_KEPT = {
     "wayland-shell-integration": ["xdg-shell"],
     "wayland-decoration-client": ["*"],
     "wayland-graphics-integration-client": ["qt-plugin-wayland-egl"],
+    # The index client's TLS (QSslSocket): OpenSSL on Linux, Schannel on Windows, Secure
+    # Transport on macOS. Without it a peer cannot reach any index server.
+    "tls": ["qopensslbackend", "qschannelbackend", "qsecuretransportbackend"],
 }
 
 

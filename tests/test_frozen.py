@@ -39,9 +39,9 @@ EXCHANGE_DEADLINE = 20  # seconds for the index to list a shared file, and for e
 STOP_DEADLINE = 15  # seconds for a program to exit after SIGTERM
 
 NEEDED_QT_PLUGINS = {"qoffscreen", "qsvgicon", "qsvg"} | {
-    "linux": {"qxcb", "qwayland", "composeplatforminputcontextplugin"},
-    "win32": {"qwindows"},
-    "darwin": {"qcocoa"},
+    "linux": {"qxcb", "qwayland", "composeplatforminputcontextplugin", "qopensslbackend"},
+    "win32": {"qwindows", "qschannelbackend"},
+    "darwin": {"qcocoa", "qsecuretransportbackend"},
 }.get(sys.platform, set())
 
 PAINT_PROBE = {
@@ -305,7 +305,7 @@ def test_bundles_carry_their_resources_and_leave_out_what_they_do_not_use(frozen
         }
         assert not NEEDED_QT_PLUGINS - plugins, f"{key}: missing {NEEDED_QT_PLUGINS - plugins}"
         unused = re.compile(
-            r"tkinter|tcl|Qt6?(Qml|Quick|Pdf|WebEngine|OpenGLWidgets)|libqgtk3|/tls/"
+            r"tkinter|tcl|Qt6?(Qml|Quick|Pdf|WebEngine|OpenGLWidgets)|libqgtk3|qcertonlybackend"
             r"|platforms/[^/]*(eglfs|vnc|linuxfb)",
             re.IGNORECASE,
         )

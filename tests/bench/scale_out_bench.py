@@ -112,11 +112,13 @@ def join_peer(server_port: int, peer: int, files: list[dict]) -> socket.socket:
     return sock
 
 
-def fill(ports: list[int], peers: int, files: int, names: Names) -> tuple[list[Peer], float]:
+def fill(
+    ports: list[int], peers: int, files: int, names: Names, joined: list[Peer]
+) -> tuple[list[Peer], float]:
     """JOIN ``peers`` peers of ``files`` files each, round-robin over the servers, one
-    thread per server; returns the peers and the seconds it took."""
+    thread per server, into ``joined`` (kept alive meanwhile by the caller); returns the
+    peers and the seconds it took."""
     lock = threading.Lock()
-    joined: list[Peer] = []
 
     def files_of() -> list[dict]:
         with lock:
@@ -250,8 +252,9 @@ def run_postgres(args: argparse.Namespace, names: Names) -> None:
         peers: list[Peer] = []
         searchers: list[Searcher] = []
         try:
-            peers, seconds = fill(ports, args.peers, args.files, names)
+            # Peers that joined first are idle for minutes while the rest join: ping them.
             threading.Thread(target=keep_alive, args=(peers, stop), daemon=True).start()
+            peers, seconds = fill(ports, args.peers, args.files, names, peers)
             print(f"  JOIN: {total / seconds:,.0f} files/s ({seconds:.0f} s for {total:,} files)")
             searchers = [Searcher(port, 5900 + i) for i, port in enumerate(ports)]
             measure_queries(searchers, names, args.searches, lambda i: f"server {i + 1}")
@@ -282,12 +285,12 @@ def run_sqlite(args: argparse.Namespace, names: Names, total: int) -> None:
     joined: list[Peer] = []
     searcher = None
     try:
+        threading.Thread(target=keep_alive, args=(joined, stop), daemon=True).start()
         try:
-            joined, seconds = fill([port], peers, files, names)
+            joined, seconds = fill([port], peers, files, names, joined)
         except SystemExit:
             print("".join(list(log)[-40:]))  # the server's last words
             raise
-        threading.Thread(target=keep_alive, args=(joined, stop), daemon=True).start()
         print(f"  JOIN: {total / seconds:,.0f} files/s ({seconds:.0f} s for {total:,} files)")
         searcher = Searcher(port, 5900)
         measure_queries([searcher], names, args.searches, lambda _: "sqlite  ")

@@ -594,3 +594,39 @@ def test_the_admin_window_speaks_brazilian_portuguese(qtbot, harness):
         assert window.tiles["peers"].caption_label.text() == "Peers online"
     finally:
         translations.apply("en")
+
+
+def test_on_a_shared_index_the_window_shows_every_servers_peers_and_their_server(
+    qtbot, postgres_url, monkeypatch
+):
+    """Two servers over one PostgreSQL index: this window lists the other server's peer too,
+    with the server each peer is on, and drops it when it leaves there."""
+    from server_app.postgres_store import PostgresIndexStore
+    from server_app.ui import peer_feed
+
+    monkeypatch.setattr(peer_feed, "POLL_MS", 100)
+    mine = PostgresIndexStore(postgres_url, server_name="index-1:1099")
+    other = PostgresIndexStore(postgres_url, server_name="index-2:1099")
+    window = AdminWindow(IndexServer(mine), database="postgresql://…", prompts=FakePrompts())
+    client = None
+    try:
+        assert window.start_listening("127.0.0.1", 0)
+        client = WireClient(window.server.serverPort())
+        reply = client.request(qtbot, {"op": "JOIN", "id": 1, "port": 7001, "files": []})
+        assert reply["op"] == "JOIN_OK"
+        elsewhere = other.add_peer("10.9.9.9", 6001, "far/1", [], now=1000.0)
+        qtbot.waitUntil(lambda: len(window.peer_addresses()) == 2, timeout=5000)
+        servers = {
+            row.display[PeerTableModel.ADDRESS]: row.display[PeerTableModel.SERVER]
+            for row in map(window.peer_model.peer_at, range(window.peer_model.rowCount()))
+        }
+        assert servers == {"127.0.0.1:7001": "index-1:1099", "10.9.9.9:6001": "index-2:1099"}
+        other.remove_peer(elsewhere)
+        qtbot.waitUntil(lambda: window.peer_addresses() == ["127.0.0.1:7001"], timeout=5000)
+    finally:
+        if client:
+            client.close()
+        window.shutdown()
+        window.close()
+        mine.close()
+        other.close()

@@ -33,6 +33,7 @@ too little in that time answers with what it found and ``more`` set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -643,8 +644,9 @@ class PostgresIndexStore:
             stale = [key for key, size in peer.entries.items() if entries.get(key) != size]
             added = [(key, size) for key, size in entries.items() if key not in peer.entries]
             added += [(key, entries[key]) for key in stale if key in entries]
-            new = _OwnPeer(peer.host, peer.port, peer.agent, peer.joined_at, peer.last_seen)
-            new.entries = entries
+            # A copy with the new list: the fingerprint and reachability stay (a re-assert
+            # writes them back).
+            new = dataclasses.replace(peer, entries=entries)
             self._write(conn, peer_id, new, stale, [], added)
             self._own[peer_id] = new
         return len(entries)
@@ -662,8 +664,7 @@ class PostgresIndexStore:
             if total > self.max_files_per_peer:
                 raise IndexLimitError(total, self.max_files_per_peer)
             self._check_capacity(conn, peer.host, peer_id, total)
-            new = _OwnPeer(peer.host, peer.port, peer.agent, peer.joined_at, peer.last_seen)
-            new.entries = {**kept, **dict(added)}
+            new = dataclasses.replace(peer, entries={**kept, **dict(added)})
             self._write(conn, peer_id, new, [], removed_hashes, added)
             self._own[peer_id] = new
         return total

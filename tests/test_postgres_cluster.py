@@ -235,3 +235,19 @@ def test_a_push_for_a_peer_on_another_server_reaches_that_server(make_store):
     assert not near.forward_push("10.0.0.9", 7777, request)
     own = near.add_peer("10.0.0.5", 6005, "t", [])
     assert not near.forward_push("10.0.0.5", 6005, request) and own
+
+
+def test_fingerprint_and_reachability_survive_updates_and_a_re_insert(make_store, postgres_url):
+    store = make_store("127.0.0.1:8000")
+    peer = store.add_peer("10.0.0.9", 6009, "t", [info("a.mkv")], fingerprint="ab" * 32)
+    store.set_reachable(peer, False)
+    store.update_files(peer, [info("b.mkv")], [])
+    store.replace_files(peer, [info("a.mkv"), info("c.mkv")])
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM servers")  # swept while cut off: the store re-inserts
+
+    def holders() -> list:
+        return [(p.fingerprint, p.reachable) for r in store.search("mkv") for p in r.peers]
+
+    wait_until(lambda: len(holders()) == 2, 10)
+    assert holders() == [("ab" * 32, False)] * 2

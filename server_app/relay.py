@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import itertools
 import logging
+import select
 import socket
 import threading
 import time
@@ -339,6 +340,8 @@ class Relay:
             log.info("Relay refused a connection from %s: %s", ip, refusal)
             _close(sock)
             return
+        for each in piped.sockets:
+            each.settimeout(None)  # blocking, no timeout: the pipes wait in select()
         log.info("Relaying %s <-> %s (relay %d)", piped.downloader, piped.holder, piped.id)
         self._spawn(self._pipe, f"relay {piped.id} b->a", piped, 1)
         self._pipe(piped, 0)
@@ -351,20 +354,25 @@ class Relay:
         return None
 
     def _pipe(self, piped: _Piped, direction: int) -> None:
-        """Copy one direction until either side ends; then end both."""
+        """Copy one direction until either side ends; then end both.
+
+        Both directions share each socket, so neither touches its timeout or blocking mode
+        (one direction's setting would be the other's): each waits in select() and then
+        reads or writes with MSG_DONTWAIT."""
         source, sink = piped.sockets[direction], piped.sockets[1 - direction]
         buffer = bytearray(BUFFER)
         view = memoryview(buffer)
-        source.settimeout(TICK)
-        sink.settimeout(30.0)
         try:
             while not piped.done.is_set() and not self._stop.is_set():
-                wanted = self._total.chunk(piped.limiter.chunk(BUFFER))
-                try:
-                    n = source.recv_into(view[:wanted])
-                except TimeoutError:
+                readable, _, _ = select.select([source], [], [], TICK)
+                if not readable:
                     if time.monotonic() - piped.last_moved > IDLE_TIMEOUT:
                         break
+                    continue
+                wanted = self._total.chunk(piped.limiter.chunk(BUFFER))
+                try:
+                    n = source.recv_into(view[:wanted], 0, socket.MSG_DONTWAIT)
+                except BlockingIOError:
                     continue
                 if n == 0:
                     break
@@ -374,7 +382,7 @@ class Relay:
                     break
                 if self.tap is not None:
                     self.tap(direction, bytes(view[:n]))
-                sink.sendall(view[:n])
+                self._send_all(piped, sink, view[:n])
                 with self._lock:
                     piped.counts[direction] += n
                     self.bytes_total += n
@@ -394,6 +402,24 @@ class Relay:
                 with self._lock:
                     self._running.pop(piped.id, None)
                 log.info("Relay %d ended after %d bytes", piped.id, sum(piped.counts))
+
+    def _send_all(self, piped: _Piped, sink: socket.socket, data: memoryview) -> None:
+        """Send ``data`` as the other side takes it; OSError when the relay ends first or
+        nothing could be sent for IDLE_TIMEOUT."""
+        deadline = time.monotonic() + IDLE_TIMEOUT
+        while data:
+            if piped.done.is_set() or self._stop.is_set():
+                raise OSError("the relay ended")
+            _, writable, _ = select.select([], [sink], [], TICK)
+            if not writable:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the other side takes nothing")
+                continue
+            try:
+                data = data[sink.send(data, socket.MSG_DONTWAIT) :]
+            except BlockingIOError:
+                continue
+            deadline = time.monotonic() + IDLE_TIMEOUT
 
     def _purge(self, now: float) -> None:
         """Forget expired tokens (lock held), closing a first connection left waiting."""

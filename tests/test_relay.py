@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -78,8 +79,9 @@ def test_two_connections_with_one_token_are_piped_both_ways(relay):
     holder.sendall(b"x" * 100_000)
     assert read_exactly(downloader, 100_000) == b"x" * 100_000
     assert wait_for(lambda: r.running() == 1)
-    [info] = r.snapshot()
-    assert info.bytes == 100_012 and info.downloader == f"{HERE}:5000"
+    # Counted once sent: the last chunk may be counted just after the peer has it.
+    assert wait_for(lambda: r.snapshot()[0].bytes == 100_012)
+    assert r.snapshot()[0].downloader == f"{HERE}:5000"
     downloader.close()  # either side closing ends the relay
     assert closed_by_relay(holder)
     assert wait_for(lambda: r.running() == 0)
@@ -192,3 +194,23 @@ def test_the_command_line_switches_the_relay_on_with_its_limits():
     assert parse_args([]).relay_settings.enabled is False  # off by default
     with pytest.raises(SystemExit):
         parse_args(["--relay", "--relay-total-rate", "fast"])
+
+
+def test_a_side_that_pauses_reading_does_not_end_the_relay(relay):
+    """Each direction used to set the shared sockets' timeouts: a downloader that paused
+    reading for half a second (a rate limit, a disk write) cut the relay."""
+    r = relay()
+    r.expect(TOKEN, f"{HERE}:5000", f"{HERE}:6000")
+    downloader = arrive(r, TOKEN)
+    holder = arrive(r, TOKEN)
+    assert wait_for(lambda: r.running() == 1)
+    payload = bytes(range(256)) * 40_000  # 10 MB: more than the sockets' buffers
+    sender = threading.Thread(target=holder.sendall, args=(payload,), daemon=True)
+    sender.start()
+    paused = threading.Event()
+    assert not paused.wait(1.0)  # the downloader reads nothing for a second
+    assert read_exactly(downloader, len(payload)) == payload
+    sender.join(10)
+    assert r.running() == 1
+    downloader.close()
+    holder.close()

@@ -69,6 +69,10 @@ class Connection(QObject):
         self._tls_in = ssl.MemoryBIO()
         self._tls_out = ssl.MemoryBIO()
         self._handshaking = tls is not None
+        #: The peer's TCP end was seen (TLS): what is left in the buffers is still read.
+        self._raw_eof = False
+        #: The peer's close_notify was read: it sends nothing more.
+        self._tls_closed = False
         #: Application bytes written before the handshake finished.
         self._early = bytearray()
         #: The peer spoke plain text (a version-1 client) and was refused.
@@ -94,12 +98,13 @@ class Connection(QObject):
             and not self.at_eof
             and not self._closing
             and len(self._in) < self.read_limit
-            and not self._read_notifier.isEnabled()
         ):
-            self._read_notifier.setEnabled(True)
-            if self._tls is not None and self._tls_in.pending:
-                # Records already taken from the kernel: the notifier will not say so.
-                QTimer.singleShot(0, self, self._on_readable)
+            if not self._raw_eof and not self._read_notifier.isEnabled():
+                self._read_notifier.setEnabled(True)
+            if self._tls is not None and (self._tls_in.pending or self._tls.pending()):
+                # Records taken from the kernel, or bytes the TLS object has decrypted
+                # already, wait past the read limit: no notifier will say so.
+                QTimer.singleShot(0, self, self._drain_tls)
         return data
 
     def _on_readable(self) -> None:
@@ -141,9 +146,12 @@ class Connection(QObject):
     # ------------------------------------------------------------ TLS
 
     def _on_tls_readable(self) -> None:
-        """Raw records in, handshake or decrypted bytes out (bounded by ``read_limit``)."""
-        ended = False
-        while self._tls_in.pending < RECV_CHUNK * 4 and len(self._in) < self.read_limit:
+        """Raw records in (bounded), then handshake or decrypted bytes out."""
+        while (
+            not self._raw_eof
+            and self._tls_in.pending < RECV_CHUNK * 4
+            and len(self._in) < self.read_limit
+        ):
             try:
                 data = self._sock.recv(RECV_CHUNK)
             except (BlockingIOError, InterruptedError):
@@ -152,31 +160,40 @@ class Connection(QObject):
                 self.abort()
                 return
             if not data:
-                ended = True
+                self._raw_eof = True
+                self._read_notifier.setEnabled(False)
+                self._tls_in.write_eof()
                 break
             if self._tls is None and not self._start_tls(data):
                 return
             self._tls_in.write(data)
             if len(data) < RECV_CHUNK:
                 break
-        if ended:
-            self._tls_in.write_eof()
         if self._tls is None:
-            if ended:
+            if self._raw_eof:
                 self._input_ended(False)
+            return
+        self._drain_tls()
+
+    def _drain_tls(self) -> None:
+        """Handshake, or decrypt what waits (up to ``read_limit``); the input has ended once
+        the peer's close_notify came, or its TCP end and nothing is left to decrypt."""
+        if not self.is_open or self._tls is None or self.at_eof:
             return
         try:
             if self._handshaking and not self._finish_handshake():
-                if ended:
+                if self._raw_eof:
                     self.abort()
                 return
             got, closed = self._decrypt()
         except ssl.SSLError:
             self.abort()  # not TLS we accept (an old version, garbage): nothing to answer
             return
+        self._tls_closed = self._tls_closed or closed
         if len(self._in) >= self.read_limit:
             self._read_notifier.setEnabled(False)
-        if ended or closed:
+        drained = not self._tls_in.pending and not self._tls.pending()
+        if self._tls_closed or (self._raw_eof and drained):
             self._input_ended(bool(got))
         elif got:
             self.ready_read.emit()

@@ -9,6 +9,7 @@ import ssl
 import threading
 
 import pytest
+from PySide6.QtCore import QTimer
 
 from app.network import tls
 from app.network.identity import PeerIdentity
@@ -160,3 +161,64 @@ def test_tls_1_2_is_refused(qtbot, server_context) -> None:
     qtbot.waitUntil(lambda: not outcome["thread"].is_alive(), timeout=5000)
     assert outcome["value"] != "connected"
     qtbot.waitUntil(lambda: not connection.is_open, timeout=5000)
+
+
+class SlowReader:
+    """Takes at most ``bite`` bytes a turn, a turn per pass of the loop while bytes wait, as
+    a server busy with other connections does."""
+
+    def __init__(self, context: ssl.SSLContext, read_limit: int, bite: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context, self.read_limit, self.bite = context, read_limit, bite
+        self.got = bytearray()
+        self.ended = False
+        self.connection: Connection | None = None
+
+    def accept(self) -> None:
+        sock, _ = self.listener.accept()
+        self.connection = Connection(sock, self.read_limit, self.context, REFUSAL)
+        self.connection.ready_read.connect(self._bite)
+        self.connection.input_finished.connect(self._end)
+
+    def _bite(self) -> None:
+        assert self.connection is not None
+        self.got += self.connection.read(self.bite)
+        if self.connection.bytes_available():
+            QTimer.singleShot(0, self.connection, self._bite)  # its next turn
+
+    def _end(self) -> None:
+        self._bite()
+        self.ended = True
+
+
+@pytest.mark.parametrize("then", ["wait", "close_notify", "tcp_close"])
+def test_a_record_bigger_than_the_read_limit_is_all_delivered_and_the_end_after_it(
+    qtbot, server_context, then
+):
+    reader = SlowReader(server_context, read_limit=1000, bite=300)
+    payload = bytes(range(250)) * 20  # 5,000 bytes in one TLS record
+    finished = threading.Event()
+
+    def client(raw: socket.socket) -> None:
+        tls = client_context().wrap_socket(raw)
+        tls.sendall(payload)
+        if then == "close_notify":
+            tls.setblocking(False)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()
+        elif then == "tcp_close":
+            tls.shutdown(socket.SHUT_WR)  # a FIN without close_notify (closing would reset)
+        finished.wait(10)  # keep the connection until the test has looked
+
+    outcome = run_client(reader.port, client)
+    reader.accept()
+    qtbot.waitUntil(lambda: len(reader.got) == len(payload), timeout=5000)
+    assert bytes(reader.got) == payload
+    if then != "wait":
+        qtbot.waitUntil(lambda: reader.ended, timeout=5000)
+        assert bytes(reader.got) == payload  # nothing dropped at the end of the input
+    else:
+        assert not reader.ended
+    finished.set()
+    outcome["thread"].join(5)

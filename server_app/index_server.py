@@ -843,6 +843,12 @@ class IndexServer(QTcpServer):
         request = p.PushRequest(host=session.ip, port=session.entry.port, token=message.token)
         target = self._ports.get((normalize_address(message.host), message.port))
         if target is not None and target is not session and target.peer_id is not None:
+            if target.fingerprint is None:  # a peer that announced no identity cannot prove it
+                raise p.ProtocolError(
+                    p.ErrorCode.NOT_FOUND,
+                    f"the peer at {message.host}:{message.port} cannot be pushed (no fingerprint)",
+                    message.id,
+                )
             target.send(request)
             log.info("Push: %s asks %s to connect out to it", session.peer_label, target.peer_label)
             return p.PushOk(id=message.id)
@@ -1024,7 +1030,11 @@ class IndexServer(QTcpServer):
             "Kicked peer %s; its address is refused for %.0f s", session.peer_label, ban_seconds
         )
         session.close(flush=False)
-        if ban_seconds > 0 and not self.store.is_banned(session.ip):
+        try:
+            banned_for_good = self.store.is_banned(session.ip)
+        except IndexUnavailable:
+            banned_for_good = False  # the kick's own ban holds either way
+        if ban_seconds > 0 and not banned_for_good:
             now = self.now()
             self._temporary_bans[session.ip] = Ban(session.ip, KICK_REASON, now, now + ban_seconds)
             self.bans_changed.emit()

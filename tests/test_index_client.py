@@ -707,8 +707,8 @@ def test_a_server_with_another_identity_than_remembered_is_refused_before_anythi
     assert impostor.store.counters().peers == 0 and client.state != "joined"
     assert not any(session.peer_id for session in impostor.sessions)
 
-    # The user accepts the new identity: the next attempt remembers it and joins.
-    client.forget_server_identity(f"127.0.0.1:{port}")
+    # The user accepts the identity shown: it is remembered, and the next attempt joins.
+    client.trust_server_identity(f"127.0.0.1:{port}", impostor.fingerprint)
     qtbot.waitUntil(lambda: client.state == "joined", timeout=WAIT_MS)
     assert client.known_servers.fingerprint_of(f"127.0.0.1:{port}") == impostor.fingerprint
 

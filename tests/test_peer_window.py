@@ -497,6 +497,21 @@ def test_dropped_files_are_copied_into_the_shared_folder_and_announced(
 # ---------------------------------------------------------------- connection state
 
 
+def test_trusting_a_new_identity_remembers_the_one_shown_and_joins(
+    qtbot, make_window, index_server, make_index_server
+):
+    from app.network.identity import PeerIdentity
+
+    window = make_window()
+    window.prompts.trust_answer = True
+    port = index_server.serverPort()
+    index_server.stop()
+    renewed = make_index_server(port=port, identity=PeerIdentity.generate("renewed"))
+    qtbot.waitUntil(lambda: renewed.store.counters().peers == 1, timeout=15000)
+    known = window.node.client.known_servers.fingerprint_of(f"127.0.0.1:{port}")
+    assert known == renewed.fingerprint
+
+
 def test_the_status_says_whether_other_peers_can_reach_this_one(qtbot, make_window, index_server):
     window = make_window()
     label = window.status.connection_label
@@ -530,6 +545,7 @@ def test_a_server_with_a_new_identity_is_refused_and_the_user_asked_once(
     # Refused again on every retry, but asked only once.
     qtbot.waitUntil(lambda: window.node.client.state == "waiting", timeout=10000)
     assert [q[0] for q in window.prompts.asked].count("identity") == 1
+    assert window.node.client.known_servers.fingerprint_of(f"127.0.0.1:{port}") == remembered
 
 
 def test_server_down_shows_the_reconnect_state_then_recovers(qtbot, make_window, index_server):

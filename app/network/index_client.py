@@ -456,6 +456,12 @@ class IndexClient(QObject):
     def _connect(self) -> None:
         self._reconnect_timer.stop()
         self._discard_socket()
+        # What the last server said of itself or of our requests does not hold for the next.
+        self.sources_supported = True
+        lost, self._relay_tokens = self._relay_tokens, {}
+        if self.relay_broker is not None:
+            for token in lost.values():
+                self.relay_broker.refuse(token, "the connection to the index server was lost")
         if not QSslSocket.supportsSsl():
             # Qt's TLS backend loads OpenSSL 3 at run time; without it nothing can connect.
             log.error("Qt cannot use TLS here: %s", QSslSocket.sslLibraryBuildVersionString())
@@ -618,8 +624,13 @@ class IndexClient(QObject):
         self.server_fingerprint = fingerprint
         self._on_connected()
 
+    def trust_server_identity(self, address: str, fingerprint: str) -> None:
+        """Remember ``fingerprint`` for ``address`` (the user accepted the one shown): the
+        next connection is checked against it, not against whatever comes next."""
+        self.known_servers.replace(address, fingerprint)
+
     def forget_server_identity(self, address: str) -> None:
-        """Trust whatever certificate ``address`` presents next (the user accepted it)."""
+        """Trust whatever certificate ``address`` presents next."""
         self.known_servers.forget(address)
 
     def _on_connected(self) -> None:

@@ -64,6 +64,12 @@ class KnownServers:
             self._save()
             return Verdict.NEW
 
+    def replace(self, address: str, fingerprint: str) -> None:
+        """Remember ``fingerprint`` for ``address`` from now on (the user trusted it)."""
+        with self._lock:
+            self._known[address] = fingerprint
+            self._save()
+
     def forget(self, address: str) -> None:
         """Accept whatever certificate ``address`` presents next (and remember that one)."""
         with self._lock:

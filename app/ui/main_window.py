@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
     def _ask_about_identity(self, server: str, known: str, presented: str) -> None:
         if self.prompts.trust_new_server_identity(server, known, presented):
             log.warning("The user trusts the new identity of %s: %s", server, presented)
-            self.node.client.forget_server_identity(server)
+            self.node.client.trust_server_identity(server, presented)
 
     # ------------------------------------------------------------ life cycle
 

@@ -936,12 +936,13 @@ class PostgresIndexStore:
         deadline = time.monotonic() + SEARCH_SECONDS
         try:
             with conn.transaction(), conn.cursor(name="search") as cursor:
+                # Once for the whole read (a SET per FETCH was a round trip each): a single
+                # FETCH cannot outlast the budget, and the loop stops at the deadline.
+                conn.execute(f"SET LOCAL statement_timeout = {int(SEARCH_SECONDS * 1000)}")
                 cursor.execute(sql, params)
                 while len(found) < cap:
-                    left_ms = int((deadline - time.monotonic()) * 1000)
-                    if left_ms <= 0:
+                    if time.monotonic() >= deadline:
                         return list(found), False
-                    conn.execute(f"SET LOCAL statement_timeout = {left_ms}")
                     rows = cursor.fetchmany(FETCH_ROWS)
                     for hash_, name, size in rows:
                         found[(bytes(hash_), name, size)] = None

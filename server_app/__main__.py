@@ -206,6 +206,9 @@ def build_admin_window(args: argparse.Namespace) -> AdminWindow:
     if window.start_listening(args.host, args.port):
         name_after_listening(store, args, window.server.serverPort())
     start_relay(window.server, args)
+    # The Relay tab was built before the command line's relay started: show what runs.
+    window.relay_panel.show_settings(window.server.relay_settings)
+    window.relay_panel.refresh()
     return window
 
 

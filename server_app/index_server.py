@@ -70,6 +70,9 @@ VERSION_1_REFUSAL = p.encode(
         " TLS 1.3; please upgrade your peer",
     )
 )
+#: ERROR replies that answer a well-formed request (nobody to push to, the relay off or
+#: full, the database away): not counted or logged as the peer's protocol errors.
+ANSWERS_NOT_ERRORS = frozenset({p.ErrorCode.NOT_FOUND, p.ErrorCode.BUSY, p.ErrorCode.UNAVAILABLE})
 #: How often a server of a shared index looks for push requests other servers passed on.
 FORWARDED_PUSH_MS = 100
 #: A kicked peer's address is refused for this many seconds.
@@ -458,7 +461,8 @@ class PeerSession(QObject):
     def _fail(self, error: p.ProtocolError) -> None:
         if self._closing:
             return
-        self.host.note_protocol_error(self, error)
+        if error.code not in ANSWERS_NOT_ERRORS:
+            self.host.note_protocol_error(self, error)
         self.send(error.to_message())
         if error.closes_connection:
             self.close()
@@ -899,10 +903,12 @@ class IndexServer(QTcpServer):
             or (settings.host, settings.port) != (relay.settings.host, relay.settings.port)
         ):
             relay.stop()
+            log.info("Relay stopped")
         relay.configure(settings)
         try:
             if settings.enabled and not relay.listening:
                 relay.start()
+                log.info("Relaying on %s:%d", settings.host or "0.0.0.0", relay.port)
         finally:
             self.relay_changed.emit()
         return relay.port

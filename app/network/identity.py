@@ -34,6 +34,12 @@ def fingerprint_of(cert_der: bytes) -> str:
     return hashlib.sha256(cert_der).hexdigest()
 
 
+def grouped_fingerprint(fingerprint: str) -> str:
+    """``ab12cd34...`` as ``AB12 CD34 ...``: one way to show a fingerprint everywhere, easier
+    to read aloud and compare."""
+    return " ".join(fingerprint[i : i + 4].upper() for i in range(0, len(fingerprint), 4))
+
+
 @dataclass(frozen=True)
 class PeerIdentity:
     """A private key and its self-signed certificate, PEM-encoded."""

@@ -629,6 +629,17 @@ class IndexClient(QObject):
         next connection is checked against it, not against whatever comes next."""
         self.known_servers.replace(address, fingerprint)
 
+    def retry_server(self, address: str) -> None:
+        """Connect to ``address`` (one of the servers) now, without waiting for the backoff
+        (the user has just trusted its new identity)."""
+        if not self._running or self._state in (ClientState.JOINING, ClientState.JOINED):
+            return
+        for position, server in enumerate(self._order):
+            if server_text(server) == address:
+                self._position = position
+                self._connect()
+                return
+
     def forget_server_identity(self, address: str) -> None:
         """Trust whatever certificate ``address`` presents next."""
         self.known_servers.forget(address)

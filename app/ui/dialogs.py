@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.network import protocol as p
+from app.network.identity import grouped_fingerprint
 from app.settings import Settings
 from app.ui.formatting import format_count, format_size
 from app.ui.validation import (
@@ -563,7 +564,7 @@ class Prompts(QObject):
                 "Another machine may be answering at that address. Trust the new identity"
                 " only if the server's operator says it changed.\n\nRemembered: {known}\n"
                 "Presented: {presented}"
-            ).format(known=known, presented=presented)
+            ).format(known=grouped_fingerprint(known), presented=grouped_fingerprint(presented))
         )
         trust = box.addButton(self.tr("Trust the new identity"), QMessageBox.ButtonRole.AcceptRole)
         box.addButton(self.tr("Keep refusing"), QMessageBox.ButtonRole.RejectRole)

@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
         if self.prompts.trust_new_server_identity(server, known, presented):
             log.warning("The user trusts the new identity of %s: %s", server, presented)
             self.node.client.trust_server_identity(server, presented)
+            self.node.client.retry_server(server)
 
     # ------------------------------------------------------------ life cycle
 

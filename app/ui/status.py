@@ -31,6 +31,8 @@ class StatusArea(QObject):
         self._retry_at: float | None = None
         self._last_problem = ""
         self._problem_server = ""
+        #: the server last refused for a changed identity ("" when none)
+        self._identity_refused = ""
         self._hashing: tuple[int, int] | None = None
         self._copying: tuple[str, int, int, int] | None = None  # name, done, total, queued
         self._upload_speed = 0.0
@@ -38,11 +40,13 @@ class StatusArea(QObject):
         self._alternative_limits = False
 
         self.connection_label = self._label(status_bar, "connection")
+        self.reach_label = self._plain_label(status_bar, "reachability")
         self.activity_label = self._label(status_bar, "activity")
         self.speed_label = self._plain_label(status_bar, "speed")
         self.totals_label = self._plain_label(status_bar, "totals")
         self.limits_label = self._plain_label(status_bar, "limits")
         status_bar.addWidget(self.connection_label, 1)
+        status_bar.addWidget(self.reach_label)
         status_bar.addWidget(self.activity_label, 1)
         status_bar.addPermanentWidget(self.speed_label)
         status_bar.addPermanentWidget(self.totals_label)
@@ -118,6 +122,7 @@ class StatusArea(QObject):
             self._retry_at = None
         if state == ClientState.JOINED:
             self._last_problem = ""
+            self._identity_refused = ""
         self.refresh()
 
     def _on_reconnect_scheduled(self, delay: float) -> None:
@@ -129,6 +134,7 @@ class StatusArea(QObject):
         if code == "connection_lost":
             text = self.tr("Lost the connection to {server}: {reason}")
         elif code == "identity_changed":
+            self._identity_refused = server
             text = self.tr(
                 "Not connected to {server}: it presented another identity than the one"
                 " remembered (another machine may be answering at that address)"
@@ -164,11 +170,13 @@ class StatusArea(QObject):
         state = client.state
         if state == ClientState.JOINED:
             count, size = self._shared
-            text = self.tr("Connected to {server} · sharing {files} ({size})").format(
+            return self.tr("Connected to {server} · sharing {files} ({size})").format(
                 server=server, files=format_files(count), size=format_size(size)
             )
-            reach = self.reachability_text()
-            return f"{text} · {reach}" if reach else text
+        if self._identity_refused == server and state != ClientState.JOINED:
+            return self.tr("Refused {server}: its identity changed").format(
+                server=self._identity_refused
+            )
         if state == ClientState.CONNECTING:
             if self._last_problem and self._problem_server == server:
                 return self.tr("Server unreachable, trying again now…")
@@ -184,6 +192,15 @@ class StatusArea(QObject):
                 )
             return self.tr("Server unreachable, retrying in {seconds} s").format(seconds=seconds)
         return self.tr("Offline")
+
+    def reachability_short(self) -> str:
+        """The reachability label: a few words (the full sentence is its tooltip)."""
+        reachable = self.node.client.reachable
+        if reachable is None or self.node.client.state != ClientState.JOINED:
+            return ""
+        if reachable:
+            return self.tr("Other peers can reach you")
+        return self.tr("Behind a firewall: sharing through push")
 
     def reachability_text(self) -> str:
         """What the index's connect-back found (empty until it has said)."""
@@ -201,11 +218,7 @@ class StatusArea(QObject):
         """The last connection problem while not joined, and every index server when several
         are given."""
         client = self.node.client
-        lines = (
-            [self.reachability_text()]
-            if client.state == ClientState.JOINED
-            else [self._last_problem]
-        )
+        lines = [] if client.state == ClientState.JOINED else [self._last_problem]
         if len(client.servers) > 1:
             servers = ", ".join(server_text(server) for server in client.servers)
             lines.append(self.tr("Index servers: {servers}").format(servers=servers))
@@ -265,7 +278,13 @@ class StatusArea(QObject):
     def refresh(self) -> None:
         self.connection_label.setText(self.connection_text())
         self.connection_label.setToolTip(self.connection_tooltip())
-        self.activity_label.setText(self.activity_text())
+        reach = self.reachability_short()
+        self.reach_label.setText(reach)
+        self.reach_label.setVisible(bool(reach))
+        self.reach_label.setToolTip(self.reachability_text())
+        activity = self.activity_text()
+        self.activity_label.setText(activity)
+        self.activity_label.setVisible(bool(activity))  # an empty one took half the bar
         self.speed_label.setText(self.speed_text())
         totals = self.totals_text()
         self.totals_label.setText(totals)
@@ -282,6 +301,7 @@ class StatusArea(QObject):
         """Everything the status area says, in one line (for tests and logs)."""
         parts = [
             self.connection_text(),
+            self.reachability_short(),
             self.activity_text(),
             self.speed_text(),
             self.totals_text(),

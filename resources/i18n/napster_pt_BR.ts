@@ -1316,6 +1316,14 @@ verificados e oferecidos a outros peers.</translation>
     <context>
         <name>StatusArea</name>
     <message>
+        <source>Behind a firewall: sharing through push</source>
+        <translation>Atrás de um firewall: compartilhando por push</translation>
+    </message>
+    <message>
+        <source>Refused {server}: its identity changed</source>
+        <translation>{server} recusado: a identidade dele mudou</translation>
+    </message>
+    <message>
         <source>Other peers can reach you</source>
         <translation>Outros pares conseguem alcançar você</translation>
     </message>

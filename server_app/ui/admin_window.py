@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.network.identity import grouped_fingerprint
 from app.network.protocol import DEFAULT_SERVER_PORT
 from server_app.index_server import IndexServer, ServerStartError
 from server_app.log_handler import LogBuffer, QtLogHandler
@@ -104,11 +105,6 @@ class AdminPrompts:
                 "they cannot search until you press Start again. Stop?"
             )
         return self.confirm(title, question.format(peers=format_count(peers)))
-
-
-def grouped_fingerprint(fingerprint: str) -> str:
-    """``ab12cd34...`` as ``AB12 CD34 ...``: easier to read aloud and compare."""
-    return " ".join(fingerprint[i : i + 4].upper() for i in range(0, len(fingerprint), 4))
 
 
 class AdminWindow(QMainWindow):

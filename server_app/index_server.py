@@ -931,8 +931,19 @@ class IndexServer(QTcpServer):
                 f"no peer at {message.host}:{message.port} is online",
                 message.id,
             )
+        if target is not None and target.fingerprint is None:
+            raise p.ProtocolError(
+                p.ErrorCode.NOT_FOUND,
+                f"the peer at {message.host}:{message.port} cannot be relayed to (no fingerprint)",
+                message.id,
+            )
+        # Each peer is told the relay's address as it reached this server (another address
+        # family or network than the asker's, perhaps); forwarded, only an advertised one.
         relay_host = relay.settings.advertise_host or _local_host(session)
-        request = p.RelayRequest(relay_host=relay_host, relay_port=relay.port, token=message.token)
+        holder_host = relay.settings.advertise_host or (
+            _local_host(target) if target is not None else relay_host
+        )
+        request = p.RelayRequest(relay_host=holder_host, relay_port=relay.port, token=message.token)
         downloader = f"{session.ip}:{session.entry.port}"
         try:
             relay.expect(message.token, downloader, f"{holder_ip}:{message.port}")
@@ -940,15 +951,18 @@ class IndexServer(QTcpServer):
             raise p.ProtocolError(
                 refused.code, refused.message, message.id, retry_after=refused.retry_after
             ) from None
-        if target is not None:
-            target.send(request)
-        elif not self.store.forward_push(message.host, message.port, request.to_json()):
-            relay.withdraw(message.token)
-            raise p.ProtocolError(
-                p.ErrorCode.NOT_FOUND,
-                f"no peer at {message.host}:{message.port} is online",
-                message.id,
-            )
+        try:
+            if target is not None:
+                target.send(request)
+            elif not self.store.forward_push(message.host, message.port, request.to_json()):
+                raise p.ProtocolError(
+                    p.ErrorCode.NOT_FOUND,
+                    f"no peer at {message.host}:{message.port} is online",
+                    message.id,
+                )
+        except BaseException:
+            relay.withdraw(message.token)  # the slot is not held by a relay that cannot be
+            raise
         log.info("Relay: %s and %s:%d meet at the relay", downloader, holder_ip, message.port)
         return p.RelayOk(id=message.id, relay_host=relay_host, relay_port=relay.port)
 

@@ -49,6 +49,12 @@ BUSY_RETRY_AFTER = 30
 BUFFER = 64 * 1024
 #: How often blocking calls look at the stop flag.
 TICK = 0.25
+#: Relays one downloader's address may hold (awaited or running): one peer cannot fill
+#: the relay's cap for everyone else.
+MAX_RELAYS_PER_ASKER = 2
+#: Connections that have not yet said RELAYED, in all and per address; more are closed.
+MAX_ARRIVING = 64
+MAX_ARRIVING_PER_IP = 4
 
 OFF_MESSAGE = "this index server does not relay transfers; the holder and you are both unreachable"
 
@@ -144,6 +150,8 @@ class Relay:
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
+        #: Connections still to say RELAYED, by source address.
+        self._arriving: Counter[str] = Counter()
         #: Sees every chunk piped (direction, bytes), on the relay's threads: tests only.
         self.tap: Callable[[int, bytes], None] | None = None
         #: Totals since start: relays paired, bytes piped, connections refused.
@@ -230,6 +238,22 @@ class Relay:
                     f"({self.settings.max_relays}); try again later",
                     BUSY_RETRY_AFTER,
                 )
+            asker = plain_ip(downloader.rsplit(":", 1)[0])
+            mine = sum(
+                1
+                for waiting in self._expected.values()
+                if plain_ip(waiting.downloader.rsplit(":", 1)[0]) == asker
+            ) + sum(
+                1
+                for piped in self._running.values()
+                if plain_ip(piped.downloader.rsplit(":", 1)[0]) == asker
+            )
+            if mine >= MAX_RELAYS_PER_ASKER:
+                raise RelayRefused(
+                    p.ErrorCode.BUSY,
+                    f"this address already has {mine} relayed transfers; try again later",
+                    BUSY_RETRY_AFTER,
+                )
             if token in self._expected:
                 raise RelayRefused(p.ErrorCode.BAD_REQUEST, "that relay token is already in use")
             self._expected[token] = _Expected(downloader, holder, now + self.settings.pair_timeout)
@@ -288,7 +312,12 @@ class Relay:
         thread = threading.Thread(target=run, name=name, daemon=True)
         with self._lock:
             self._threads.add(thread)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            with self._lock:
+                self._threads.discard(thread)  # never started: stop() must not join it
+            raise
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
@@ -307,7 +336,32 @@ class Relay:
                 time.sleep(TICK)  # e.g. out of descriptors: do not spin
                 continue
             sock.settimeout(None)
-            self._spawn(self._arrive, f"relay {address[0]}", sock, plain_ip(address[0]))
+            ip = plain_ip(address[0])
+            with self._lock:
+                crowded = (
+                    sum(self._arriving.values()) >= MAX_ARRIVING
+                    or self._arriving[ip] >= MAX_ARRIVING_PER_IP
+                )
+                if not crowded:
+                    self._arriving[ip] += 1
+            if crowded:
+                _close(sock)  # relays are asked for through the index, not by connecting
+                continue
+            try:
+                self._spawn(self._arrive_counted, f"relay {address[0]}", sock, ip)
+            except RuntimeError:  # no thread to be had: refuse this one, keep accepting
+                with self._lock:
+                    self._arriving[ip] -= 1
+                _close(sock)
+
+    def _arrive_counted(self, sock: socket.socket, ip: str) -> None:
+        try:
+            self._arrive(sock, ip)
+        finally:
+            with self._lock:
+                self._arriving[ip] -= 1
+                if self._arriving[ip] <= 0:
+                    del self._arriving[ip]
 
     def _arrive(self, sock: socket.socket, ip: str) -> None:
         """Read the RELAYED line; the first of a pair waits, the second starts the pipe."""

@@ -214,3 +214,28 @@ def test_a_side_that_pauses_reading_does_not_end_the_relay(relay):
     assert r.running() == 1
     downloader.close()
     holder.close()
+
+
+def test_one_asker_cannot_hold_every_relay(relay):
+    r = relay(max_relays=8)
+    tokens = [f"{n:032x}" for n in range(3)]
+    r.expect(tokens[0], "10.0.0.1:5000", "10.0.0.9:6000")
+    r.expect(tokens[1], "10.0.0.1:5000", "10.0.0.8:6000")
+    with pytest.raises(RelayRefused) as refused:
+        r.expect(tokens[2], "10.0.0.1:5000", "10.0.0.7:6000")
+    assert refused.value.code is p.ErrorCode.BUSY
+    r.expect(tokens[2], "10.0.0.2:5000", "10.0.0.7:6000")  # another asker still gets one
+
+
+def test_connections_that_never_say_relayed_are_capped_per_address(relay):
+    from server_app.relay import MAX_ARRIVING_PER_IP
+
+    r = relay()
+    silent = [
+        socket.create_connection((HERE, r.port), timeout=5) for _ in range(MAX_ARRIVING_PER_IP)
+    ]
+    assert wait_for(lambda: sum(r._arriving.values()) == MAX_ARRIVING_PER_IP)
+    one_more = socket.create_connection((HERE, r.port), timeout=5)
+    assert closed_by_relay(one_more)  # at once, not after the line's deadline
+    for sock in [*silent, one_more]:
+        sock.close()

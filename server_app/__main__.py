@@ -228,6 +228,13 @@ def start_relay(server: IndexServer, args: argparse.Namespace) -> bool:
     return True
 
 
+def quit_without_asking(window: AdminWindow, app) -> None:
+    """SIGTERM/SIGINT: the operator (or the service manager) already decided; the window's
+    "peers are online, quit?" question would keep the server running."""
+    window.shutdown()
+    app.quit()
+
+
 def run_window(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -248,7 +255,7 @@ def run_window(args: argparse.Namespace) -> int:
         QMessageBox.critical(None, "Napster P2P index server", str(exc))
         return 1
     window.show()
-    quitter = QuitOnSignals(app.quit)
+    quitter = QuitOnSignals(lambda: quit_without_asking(window, app))
     code = app.exec()
     logging.getLogger("napster.server").info("Shutting down")
     window.shutdown()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,34 @@ def test_the_server_prefers_qts_own_event_loop(monkeypatch):
     monkeypatch.delenv("QT_NO_GLIB")
     server_main.prefer_plain_event_loop()
     assert os.environ["QT_NO_GLIB"] == "1"
+
+
+def test_the_admin_window_quits_on_sigterm_even_with_peers_online(tmp_path):
+    """The window asks before disconnecting peers when a person closes it; a signal (the
+    service manager, Ctrl+C) has already decided and must not leave the server running."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "server_app", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--db", str(tmp_path / "i.db"), "--identity-dir", str(tmp_path / "id")]
+    window = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                peer = tls_connect(port)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the admin window never listened"
+                assert window.poll() is None, window.stderr.read()
+                threading.Event().wait(0.1)
+        with peer:
+            peer.sendall(b'{"op":"JOIN","id":1,"port":7001,"files":[]}\n')
+            assert json.loads(peer.makefile("rb").readline())["op"] == "JOIN_OK"
+            window.send_signal(signal.SIGTERM)
+            assert window.wait(timeout=20) == 0
+    finally:
+        if window.poll() is None:
+            window.kill()
+            window.wait()

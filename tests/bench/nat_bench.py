@@ -42,13 +42,13 @@ def start(host, argv: list[str], ready: str) -> subprocess.Popen:
     return process
 
 
-def sharer(host, index: str, folder: Path, name: str, size: int) -> subprocess.Popen:
+def sharer(host, index: str, folder: Path, name: str, size: int, port: int) -> subprocess.Popen:
     share = folder / "share"
     share.mkdir(parents=True)
     (share / name).write_bytes(os.urandom(size))
     argv = [sys.executable, "-m", "app", "--headless", "--server", index, "--share", str(share)]
     argv += ["--downloads", str(folder / "dl"), "--data-dir", str(folder / "state")]
-    return start(host, [*argv, "--port", "6699"], "joined as")
+    return start(host, [*argv, "--port", str(port)], "joined as")
 
 
 def timed_get(host, index: str, folder: Path, name: str) -> float:
@@ -90,8 +90,10 @@ def main() -> None:
         try:
             for round_ in range(args.rounds):
                 names = {"direct": f"direct {round_}.bin", "push": f"push {round_}.bin"}
-                processes.append(sharer(public, index, work / f"p{round_}", names["direct"], size))
-                processes.append(sharer(natted, index, work / f"n{round_}", names["push"], size))
+                port = 6699 + round_  # the last round's sharers are still running
+                for host, kind in ((public, "direct"), (natted, "push")):
+                    folder = work / f"{kind}{round_}"
+                    processes.append(sharer(host, index, folder, names[kind], size, port))
                 for kind in ("direct", "push"):
                     seconds = timed_get(downloader, index, work / f"d{round_}{kind}", names[kind])
                     times[kind].append(seconds)

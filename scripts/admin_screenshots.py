@@ -15,6 +15,7 @@ import json
 import math
 import os
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from server_app.index_server import IndexServer  # noqa: E402
 from server_app.index_store import SqliteIndexStore  # noqa: E402
 from server_app.ui.admin_window import AdminWindow  # noqa: E402
 from server_app.ui.traffic import HISTORY_SECONDS, SAMPLE_SECONDS, TrafficSample  # noqa: E402
+from tests.tls_client import handshake_while_serving  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 #: "" for English, else the language of the window (the file names get "-<language>").
@@ -90,11 +92,11 @@ def pump(until: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 class Peer:
-    """A plain-socket peer from its own loopback address."""
+    """A TLS peer over a plain socket, from its own loopback address."""
 
     def __init__(self, port: int, source: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
-        self.sock.setblocking(False)
+        raw = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        self.sock = handshake_while_serving(raw)  # left non-blocking
         self.buffer = b""
 
     def request(self, message: dict) -> dict:
@@ -104,7 +106,7 @@ class Peer:
         return json.loads(line)
 
     def _has_line(self) -> bool:
-        with contextlib.suppress(BlockingIOError):
+        with contextlib.suppress(BlockingIOError, ssl.SSLWantReadError):
             self.buffer += self.sock.recv(65536)
         return b"\n" in self.buffer
 
@@ -200,8 +202,8 @@ def main() -> int:
             "remove": [],
         }
     )
-    rude = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.66", 0))
-    rude.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    rude = Peer(port, "127.0.0.66")  # over TLS, then HTTP: a protocol error
+    rude.sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
     pump(lambda: window.stats.protocol_errors >= 1)
     window.ban_address("127.0.0.66", "sent HTTP requests to the index port")
     window.ban_address("198.51.100.23", "flooded SEARCH requests")
@@ -230,7 +232,7 @@ def main() -> int:
 
     for peer in peers:
         peer.sock.close()
-    rude.close()
+    rude.sock.close()
     refused.close()
     window.shutdown()
     window.close()

@@ -45,6 +45,10 @@ class StatusArea(QObject):
         self.speed_label = self._plain_label(status_bar, "speed")
         self.totals_label = self._plain_label(status_bar, "totals")
         self.limits_label = self._plain_label(status_bar, "limits")
+        # Room for "Connected to host:port…" at least, however much else the bar holds.
+        self.connection_label.setMinimumWidth(
+            self.connection_label.fontMetrics().horizontalAdvance("M" * 18)
+        )
         status_bar.addWidget(self.connection_label, 1)
         status_bar.addWidget(self.reach_label)
         status_bar.addWidget(self.activity_label, 1)

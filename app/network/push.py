@@ -152,11 +152,24 @@ def push_out(
     Raises OSError (TimeoutError after ``timeout``) or PushStopped. TLS is the caller's
     next step, as the server.
     """
-    line = p.encode(p.Pushed(token=p.check_token(token)))
+    return connect_and_announce(
+        host, port, p.Pushed(token=p.check_token(token)), timeout, stop, tick
+    )
+
+
+def connect_and_announce(
+    host: str,
+    port: int,
+    first: p.Message,
+    timeout: float,
+    stop: threading.Event | None,
+    tick: float,
+) -> socket.socket:
+    """Connect with a deadline and send ``first`` as the one plaintext line before TLS."""
     sock = connect_with_deadline(host, port, timeout, stop, tick)
     try:
         sock.settimeout(timeout)
-        sock.sendall(line)
+        sock.sendall(p.encode(first))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         sock.close()

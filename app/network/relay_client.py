@@ -16,7 +16,7 @@ import time
 from typing import Protocol
 
 from app.network import protocol as p
-from app.network.push import PushStopped, connect_with_deadline
+from app.network.push import PushStopped, connect_and_announce
 
 #: An answer nobody waited for is forgotten after this long.
 DEFAULT_EXPIRY = 60.0
@@ -135,16 +135,9 @@ def relay_out(
 
     Raises OSError (TimeoutError after ``timeout``) or PushStopped. TLS follows on it.
     """
-    line = p.encode(p.Relayed(token=p.check_token(token)))
-    sock = connect_with_deadline(host, port, timeout, stop, tick)
-    try:
-        sock.settimeout(timeout)
-        sock.sendall(line)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return connect_and_announce(
+        host, port, p.Relayed(token=p.check_token(token)), timeout, stop, tick
+    )
 
 
 __all__ = [

@@ -18,8 +18,9 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.waiting import poll
 
 __all__ = ["ThrowawayPostgres", "find_binaries"]
 
@@ -135,9 +136,7 @@ class ThrowawayPostgres:
             for each in processes:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(each, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(map(_alive, processes)):
-                time.sleep(0.02)
+            poll(lambda: not any(map(_alive, processes)), 10)
             # A dead postmaster may linger as a zombie until init reaps it, and the new one
             # would take its pid file for a running server.
             for stale in (self.data / "postmaster.pid", *self.root.glob(".s.PGSQL.*")):

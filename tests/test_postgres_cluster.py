@@ -17,6 +17,7 @@ from app.network.protocol import FileInfo
 from server_app.postgres_store import PostgresIndexStore
 from server_app.store import IndexUnavailable
 from tests.postgres_server import ThrowawayPostgres
+from tests.waiting import poll
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 2.0
@@ -28,16 +29,18 @@ def info(name: str) -> FileInfo:
 
 
 def wait_until(condition: Callable[[], object], timeout: float) -> float:
-    """Poll ``condition`` until true; returns the seconds it took (fails after ``timeout``)."""
-    start = time.monotonic()
-    while True:
+    """Poll ``condition`` until true (the store may be away meanwhile); returns the seconds
+    it took (fails after ``timeout``)."""
+
+    def holds() -> bool:
         try:
-            if condition():
-                return time.monotonic() - start
+            return bool(condition())
         except IndexUnavailable:
-            pass
-        assert time.monotonic() - start < timeout, "condition not met in time"
-        time.sleep(0.05)
+            return False
+
+    start = time.monotonic()
+    assert poll(holds, timeout), "condition not met in time"
+    return time.monotonic() - start
 
 
 def found(store: PostgresIndexStore, query: str) -> list[str]:

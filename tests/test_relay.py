@@ -10,6 +10,7 @@ import pytest
 
 from app.network import protocol as p
 from server_app.relay import OFF_MESSAGE, Relay, RelayRefused, RelaySettings
+from tests.waiting import poll
 
 TOKEN = "ab" * 16
 OTHER = "cd" * 16
@@ -61,12 +62,7 @@ def closed_by_relay(sock: socket.socket, timeout: float = 5.0) -> bool:
 
 
 def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+    return poll(condition, timeout)
 
 
 def test_two_connections_with_one_token_are_piped_both_ways(relay):

@@ -24,22 +24,10 @@ import pytest
 
 from app.download import layout
 from tests.test_server_cli import ROOT, ServerProcess
+from tests.waiting import wait_until
 from tests.wire_client import tls_connect
 
 PIECE = 4 * 1024 * 1024
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        pause.wait(0.02)
 
 
 class Program:

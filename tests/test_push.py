@@ -450,6 +450,8 @@ def test_a_holder_stopping_ends_its_pushed_connections(qtbot, net):
             qtbot.waitUntil(lambda: holder.connection_count == 1, timeout=3000)
             started = time.monotonic()
             holder.stop()
-            assert time.monotonic() - started < 1.5
+            # Well inside the 10 s handshake deadline: stop() ended it, not the deadline
+            # (1.5 s was missed once on the loaded 2-core machine).
+            assert time.monotonic() - started < 5
             assert holder.connection_count == 0
             assert conn.recv(65536) == b""  # closed, nothing sent in plaintext

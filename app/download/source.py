@@ -19,11 +19,8 @@ relay, which pipes their TLS session; the holder is pinned exactly as on a push.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import queue
-import select
 import socket
 import ssl
 import threading
@@ -78,35 +75,13 @@ def connect_interruptibly(
     A plain ``create_connection`` blocks for its whole timeout, which would hold up quitting.
     """
     try:
-        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        return push.connect_with_deadline(
+            address.host, address.port, timeouts.connect, stop, timeouts.tick
+        )
+    except push.PushStopped:
+        raise DownloadStopped() from None
     except OSError as exc:
         raise SourceFailed(f"cannot connect: {exc.strerror or exc}") from None
-    deadline = time.monotonic() + timeouts.connect
-    last_error = "timed out"
-    for family, kind, proto, _name, sockaddr in infos:
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        try:
-            code = sock.connect_ex(sockaddr)
-            while code in (errno.EINPROGRESS, errno.EWOULDBLOCK):
-                if stop.is_set():
-                    raise DownloadStopped()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                _, writable, _ = select.select([], [sock], [], min(timeouts.tick, remaining))
-                if writable:
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code == 0:
-                sock.setblocking(True)
-                return sock
-            if code not in (errno.EINPROGRESS, errno.EWOULDBLOCK):
-                last_error = os.strerror(code)
-        except BaseException:
-            sock.close()
-            raise
-        sock.close()
-    raise SourceFailed(f"cannot connect: {last_error}")
 
 
 @dataclass(frozen=True)

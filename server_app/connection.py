@@ -86,6 +86,14 @@ class Connection(QObject):
 
     # ------------------------------------------------------------ reading
 
+    @property
+    def local_host(self) -> str:
+        """The address of this end (the one the peer reached), "" once closed."""
+        try:
+            return str(self._sock.getsockname()[0])
+        except OSError:
+            return ""
+
     def bytes_available(self) -> int:
         return len(self._in)
 

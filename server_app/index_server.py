@@ -1197,9 +1197,5 @@ class IndexServer(QTcpServer):
 
 def _local_host(session: PeerSession) -> str:
     """The address this server has on the asking peer's connection (what it reached)."""
-    sock = getattr(session.connection, "_sock", None)
-    try:
-        host = str(sock.getsockname()[0]) if sock is not None else ""
-    except OSError:
-        host = ""
+    host = session.connection.local_host
     return normalize_address(host) if host else "127.0.0.1"

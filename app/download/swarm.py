@@ -1,7 +1,9 @@
 """``Swarm``: the missing pieces of one file from every usable source at once (blocking, no Qt).
 
-One connection and one worker thread per source, each with one 4 MiB receive buffer
-(memory grows with sources, not with pieces in flight). Each worker keeps about three
+One connection and one worker thread per source, each with two 4 MiB buffers: a piece is
+verified and written (``_Delivery``, on its own thread) while the next one is received, so
+receiving (over TLS: decrypting) and hashing and writing use two cores (memory grows with
+sources, not with pieces in flight). Each worker keeps about three
 seconds of its own measured rate in flight as pipelined one-piece DOWNLOADs (at least one,
 at most ``MAX_PIPELINE``), so a source is never idle between pieces; the ``PiecePicker``
 gives each the next piece in order, then, once everything missing is being fetched, a copy
@@ -19,6 +21,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -58,6 +61,52 @@ class SourceStats:
     detail: str = ""
     #: The holder connected to us (push) instead of we to it.
     via_push: bool = False
+
+
+class _Delivery:
+    """Verifies and writes one worker's received piece on its own thread while the worker
+    receives the next one into the other buffer.
+
+    One piece at most is in flight: handing over the next waits for it, and its error (a
+    corrupt piece, a write that failed) is raised in the worker there or at ``close``.
+    """
+
+    def __init__(self, swarm: Swarm, worker: _Worker) -> None:
+        self._swarm = swarm
+        self._worker = worker
+        self._buffers = [memoryview(bytearray(p.PIECE_SIZE)) for _ in range(2)]
+        self._turn = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def buffer(self, length: int) -> memoryview:
+        """Where to receive the next piece: never the buffer of the piece in flight."""
+        return self._buffers[self._turn][:length]
+
+    def hand_over(self, index: int, offset: int, piece: memoryview) -> bool:
+        """Deliver ``piece`` (received into ``buffer()``) in the background; False when the
+        previous delivery found the worker has nothing useful left to fetch."""
+        useful = self.settle()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, f"deliver {self._worker.address}")
+        self._pending = self._executor.submit(
+            self._swarm.deliver, self._worker, index, offset, piece
+        )
+        self._turn ^= 1
+        return useful
+
+    def settle(self) -> bool:
+        """Wait for the piece in flight (raising its error); False as ``hand_over``."""
+        pending, self._pending = self._pending, None
+        return True if pending is None else pending.result()
+
+    def close(self) -> None:
+        """Wait for the piece in flight and end the thread; the piece's error is raised."""
+        try:
+            self.settle()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
 
 
 class _Worker:
@@ -129,10 +178,10 @@ class _Worker:
         )
         conn = engine._connect(self.address, engine.timeouts, self.halt, engine.limiter)
         self.started_at = time.monotonic()
+        delivery = _Delivery(swarm, self)
         try:
             swarm.set_stats(self, state="downloading", via_push=getattr(conn, "via_push", False))
             swarm.report_downloading()
-            buffer = memoryview(bytearray(p.PIECE_SIZE))
             pipeline: list[tuple[int, int, int, int]] = []  # request id, piece, offset, length
             last = time.monotonic()
             while True:
@@ -142,12 +191,14 @@ class _Worker:
                     conn.send_download(request_id, state.hash, offset, length)
                     pipeline.append((request_id, index, offset, length))
                 if not pipeline:
+                    if not delivery.settle():
+                        return  # only copies others already delivered were left: cancelled
                     if swarm.wait_for_work(self):
                         return
                     continue
                 request_id, index, offset, length = pipeline[0]
                 conn.read_download_ok(request_id, state.hash, offset, length)
-                piece = buffer[:length]
+                piece = delivery.buffer(length)
                 conn.read_exact(piece)
                 pipeline.pop(0)
                 now = time.monotonic()
@@ -155,10 +206,13 @@ class _Worker:
                     instant = length / max(now - last, 1e-6)
                     self.rate = instant if not self.rate else 0.7 * self.rate + 0.3 * instant
                 last = now
-                if not swarm.deliver(self, index, offset, piece):
+                if not delivery.hand_over(index, offset, piece):
                     return  # only copies others already delivered were left: cancelled
         finally:
-            conn.close()
+            try:
+                delivery.close()
+            finally:
+                conn.close()
 
 
 class Swarm:

@@ -797,7 +797,8 @@ class SqliteIndexStore:
             peer_ids,
             after=(limit + 1,),
         )
-        holder = self._addresses[peer_ids[0]]  # with its fingerprint and reachability
+        # The newest JOIN at this address gives the fingerprint and reachability.
+        holder = self._addresses[max(peer_ids)]
         results = [SearchResult(name, size, hash_.hex(), (holder,)) for name, size, hash_ in rows]
         return SearchPage(results[:limit], len(results) > limit)
 
@@ -1019,7 +1020,8 @@ class SqliteIndexStore:
         """The addresses of each file's holders, in peer id order.
 
         An address is listed once even if two peer ids have it (a JOIN on a new
-        connection before the server noticed the old one drop).
+        connection before the server noticed the old one drop), with what the newest of
+        them JOINed with: a peer that restarted with a new identity is pinned to that one.
         """
         addresses = self._addresses
         repeated = self._repeated
@@ -1030,6 +1032,8 @@ class SqliteIndexStore:
                 address = addresses[peer_id]
                 if peer_id not in repeated or address not in listed:
                     listed.append(address)
+                else:
+                    listed[listed.index(address)] = address  # ids ascend: this one is newer
         return holders
 
     def _select_in(

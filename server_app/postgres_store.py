@@ -956,7 +956,8 @@ class PostgresIndexStore:
         self, conn: psycopg.Connection, keys: Sequence[tuple[bytes, int]], exclude: int | None
     ) -> dict[tuple[bytes, int], list[PeerAddress]]:
         """The online peers holding each (hash, size) but ``exclude``, in peer id order, each
-        address once (a peer id per connection: two while a peer rejoins)."""
+        address once (a peer id per connection: two while a peer rejoins) with what the
+        newest of its peer ids JOINed with (a restarted peer may have a new identity)."""
         holders: dict[tuple[bytes, int], list[PeerAddress]] = {key: [] for key in keys}
         if not keys:
             return holders
@@ -973,6 +974,8 @@ class PostgresIndexStore:
                 address = PeerAddress(host, port, fingerprint, reachable)
                 if address not in listed:
                     listed.append(address)
+                else:
+                    listed[listed.index(address)] = address  # ids ascend: this one is newer
         return holders
 
     def sources(
@@ -1004,7 +1007,7 @@ class PostgresIndexStore:
         with self._db() as conn:
             holder = conn.execute(
                 "SELECT fingerprint, reachable FROM peers WHERE host = %s AND port = %s"
-                " ORDER BY peer_id LIMIT 1",
+                " ORDER BY peer_id DESC LIMIT 1",
                 (address.host, port),
             ).fetchone()
             if holder is None:

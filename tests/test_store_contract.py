@@ -203,6 +203,19 @@ def test_remove_peer_removes_the_peer_and_all_its_files(store):
     assert not store.upkeep_due
 
 
+def test_a_peer_that_rejoins_with_a_new_identity_is_listed_with_the_new_one(store):
+    """A peer restarted with a new certificate JOINs again at its address before the server
+    noticed its old connection drop: downloaders must pin the new fingerprint."""
+    old, new = "a" * 64, "b" * 64
+    film = info("film.mkv")
+    store.add_peer("10.0.0.1", 6699, "test/1", [film], fingerprint=old)
+    store.add_peer("10.0.0.1", 6699, "test/1", [film], fingerprint=new)
+    for results in (store.search("film"), store.sources(film.hash)):
+        assert [h.fingerprint for h in results[0].peers] == [new]
+    page = store.browse("10.0.0.1", 6699)
+    assert [h.fingerprint for h in page.results[0].peers] == [new]
+
+
 def test_counters_and_huge_sizes(store):
     assert store.counters() == StoreCounters(0, 0, 0)
     join(store, 1, [info("a", size=2**40), info("b", size=1)])

@@ -17,11 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.download import engine as fp
-from app.download.source import PushRoute, SourceConnection, SourceFailed
+from app.download.source import PushRoute, RelayRoute, Route, SourceConnection, SourceFailed
 from app.network import protocol as p
 from app.network import push, tls
 from app.network.identity import PeerIdentity
+from app.network.relay_client import RelayBroker
 from app.network.upload_server import UploadLimits, UploadServer
+from server_app.relay import Relay, RelaySettings
 from tests.catalog import Catalog
 from tests.test_transfer import (
     PIECE,
@@ -259,8 +261,59 @@ def test_a_direct_source_and_a_push_only_source_both_deliver(qtbot, net):
         timeout=3000,
     )
     by_address = {s.address: s for s in seen["stats"]}
-    assert by_address[str(at(pushed))].via_push and by_address[str(at(pushed))].pieces > 0
-    assert not by_address[str(at(direct))].via_push and by_address[str(at(direct))].pieces > 0
+    assert by_address[str(at(pushed))].route is Route.PUSHED
+    assert by_address[str(at(direct))].route is Route.DIRECT
+    assert by_address[str(at(pushed))].pieces > 0 and by_address[str(at(direct))].pieces > 0
+
+
+class FakeRelayIndex:
+    """Both peers unreachable: the index registers the token with its relay, answers the
+    downloader RELAY_OK and asks the holder there, as the real one does."""
+
+    reachable = False  # what the index said of the downloader
+
+    def __init__(self, relay: Relay, broker: RelayBroker) -> None:
+        self.relay = relay
+        self.broker = broker
+        self.holders: dict[str, UploadServer] = {}
+
+    def request_relay(self, holder: p.PeerAddress, token: str) -> None:
+        server = self.holders[holder.fingerprint or ""]
+        self.relay.expect(token, "127.0.0.1:1", f"127.0.0.1:{server.serverPort()}")
+        self.broker.answer(token, "127.0.0.1", self.relay.port)
+        server.answer_relay("127.0.0.1", self.relay.port, token)
+
+
+def test_a_source_reached_through_the_relay_is_reported_as_relayed(qtbot, net):
+    relay = Relay(RelaySettings(enabled=True, host="127.0.0.1", port=0))
+    relay.start()
+    try:
+        catalog, entry = film(net, pieces=3)
+        holder, _ = net.holder(catalog)
+        broker = RelayBroker()
+        index = FakeRelayIndex(relay, broker)
+        index.holders[holder.fingerprint] = holder
+        route = PushRoute(net.index, net.broker, wait=3.0, relay=RelayRoute(index, broker))
+        source = at(holder, reachable=False)
+
+        conn = in_thread(
+            qtbot, lambda: SourceConnection(source, FAST, threading.Event(), push=route)
+        )
+        conn.close()
+        assert conn.route is Route.RELAYED and conn.pinned
+        assert net.index.calls == []  # both unreachable: no push was tried
+
+        downloader = fp.PieceDownloader(
+            spec_for(entry, net.downloads, [source]), timeouts=FAST, push=route
+        )
+        seen: dict = {}
+        downloader._on_details = lambda states, stats, known: seen.update(stats=stats)
+        assert same_bytes(run_download(qtbot, downloader), entry.path)
+        [stats] = seen["stats"]
+        assert stats.route is Route.RELAYED and stats.pieces == 4
+        assert relay.relayed_total >= 2 and holder.accepted_total == 0
+    finally:
+        relay.stop()
 
 
 # ------------------------------------------------------------------ what is refused

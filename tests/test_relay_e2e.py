@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from app.download.problems import Problem
+from app.download.source import Route
 from app.download.transfer import TransferState
 from app.network import protocol as p
 from app.network.push import new_token
@@ -60,10 +61,12 @@ def test_two_unreachable_peers_transfer_through_the_relay(
 
     started = time.monotonic()
     with qtbot.waitSignal(b.transfers.transfer_finished, timeout=30000) as done:
-        b.download(result)
+        transfer_id = b.download(result)
     took = time.monotonic() - started
     original = (a.config.share_dir / "film.mkv").read_bytes()
     assert Path(done.args[1]).read_bytes() == original
+    # The details pane says the source came through the relay (and so may be slow).
+    assert [s.route for s in b.transfers.get(transfer_id).source_stats] == [Route.RELAYED]
     assert a.uploads.accepted_total == 0  # nothing came in directly...
     assert a.uploads.pushed_total >= 1  # ...A served connections it opened to the relay
     assert relay.relayed_total >= 1 and relay.bytes_total >= len(original)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from app.download.source import Route
 from app.download.swarm import SourceStats
 from app.download.transfer import Transfer, TransferState
 from app.network import protocol as p
-from app.ui.transfer_details import DONE, FETCHING, MISSING, TransferDetails
+from app.ui.transfer_details import DONE, FETCHING, MISSING, SourcesModel, TransferDetails
 
 
 def running_transfer() -> Transfer:
@@ -70,3 +72,79 @@ def test_the_sources_column_counts_sources_in_use(qtbot, tmp_path):
         assert "10.0.0.1:6699 (in use)" in tip and "10.0.0.1:6701 (in use)" not in tip
     finally:
         manager.shutdown()
+
+
+def sources_by_route() -> Transfer:
+    transfer = running_transfer()
+    transfer.source_stats = [
+        SourceStats("10.0.0.1:6699", "downloading", pieces=9, rate=2e6, route=Route.DIRECT),
+        SourceStats("10.0.0.1:6700", "downloading", pieces=6, rate=1e6, route=Route.PUSHED),
+        SourceStats("10.0.0.1:6701", "downloading", pieces=1, rate=2e5, route=Route.RELAYED),
+        SourceStats("10.0.0.1:6702"),  # still connecting: no route yet
+    ]
+    return transfer
+
+
+def route_column(details: TransferDetails) -> tuple[str, list[str], list[str]]:
+    model = details.model
+    column = SourcesModel.ROUTE
+    header = model.headerData(column, Qt.Orientation.Horizontal)
+    texts = [model.data(model.index(row, column)) for row in range(model.rowCount())]
+    tips = [
+        model.data(model.index(row, column), Qt.ItemDataRole.ToolTipRole)
+        for row in range(model.rowCount())
+    ]
+    return header, texts, tips
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_details_say_how_each_source_is_connected(qtbot):
+    details = TransferDetails()
+    qtbot.addWidget(details)
+    details.resize(1000, 300)
+    details.show()
+    details.show_transfer(sources_by_route())
+    header, texts, tips = route_column(details)
+    assert header == "Connection"
+    assert texts == [
+        "Direct",
+        "Pushed to us (source behind a firewall)",
+        "Through the server's relay (speed limited)",
+        "",
+    ]
+    assert "asked it to connect to you" in tips[1]
+    assert "limits the relay's speed" in tips[2] and "slower" in tips[2]
+    # On screen: the column is there and wide enough for the relay's words.
+    table = details.table
+    qtbot.waitUntil(lambda: table.isVisible())
+    assert not table.isColumnHidden(SourcesModel.ROUTE)
+    assert table.columnWidth(SourcesModel.ROUTE) >= table.fontMetrics().horizontalAdvance(texts[2])
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_the_route_of_each_source_is_told_in_portuguese(qtbot, isolated_home):
+    from app.i18n import Translations
+
+    translations = Translations()
+    try:
+        translations.apply("pt_BR")
+        details = TransferDetails()
+        qtbot.addWidget(details)
+        details.resize(1000, 300)
+        details.show()
+        details.show_transfer(sources_by_route())
+        header, texts, tips = route_column(details)
+        assert header == "Conexão"
+        assert texts == [
+            "Direta",
+            "Por push (a fonte está atrás de um firewall)",
+            "Pela retransmissão do servidor (velocidade limitada)",
+            "",
+        ]
+        assert "limita a velocidade" in tips[2]
+        table = details.table
+        assert table.columnWidth(SourcesModel.ROUTE) >= table.fontMetrics().horizontalAdvance(
+            texts[2]
+        )
+    finally:
+        translations.apply("en")

@@ -26,6 +26,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 
 from app.network import pieces as pc
 from app.network import protocol as p
@@ -40,6 +41,17 @@ NO_RELAY_REASON = "both you and this source are unreachable and the index server
 
 #: Addresses already reported as reached without a pinned certificate (bounded).
 _warned_unpinned: set[str] = set()
+
+
+class Route(str, Enum):
+    """How the connection to a source was made (the transfer details show it)."""
+
+    #: We connected to the source.
+    DIRECT = "direct"
+    #: The source connected to us, asked through the index: it is behind a firewall.
+    PUSHED = "pushed"
+    #: Both met at the index server's relay, which limits the speed its operator set.
+    RELAYED = "relayed"
 
 
 class DownloadStopped(Exception):
@@ -262,11 +274,11 @@ def reach(
     timeouts: Timeouts,
     stop: threading.Event,
     route: PushRoute | None,
-) -> tuple[ssl.SSLSocket, bool]:
-    """A pinned TLS connection to the holder and whether it came by push; SourceFailed or
+) -> tuple[ssl.SSLSocket, Route]:
+    """A pinned TLS connection to the holder and how it was made; SourceFailed or
     DownloadStopped (as soon as ``stop`` is set) otherwise."""
     if route is None or (address.reachable and address.fingerprint is None):
-        return _direct(address, timeouts, stop), False
+        return _direct(address, timeouts, stop), Route.DIRECT
     if address.fingerprint is None:
         raise SourceFailed(
             "it can only be reached by push, and the index server gave no certificate "
@@ -313,7 +325,7 @@ def reach(
             race.running -= 1
             if sock is not None:
                 log.debug("Reached %s %s", address, _HOW[kind])
-                return sock, kind == "push"
+                return sock, _ROUTES[kind]
             if isinstance(error, SourceFailed):
                 failures[kind] = error.reason
             elif not isinstance(error, DownloadStopped):
@@ -323,6 +335,7 @@ def reach(
 
 
 _HOW = {"direct": "directly", "push": "by push", "relay": "through the index's relay"}
+_ROUTES = {"direct": Route.DIRECT, "push": Route.PUSHED, "relay": Route.RELAYED}
 
 
 class SourceConnection:
@@ -350,13 +363,13 @@ class SourceConnection:
         self._window_bytes = 0
         #: True when the source's certificate was checked against its fingerprint.
         self.pinned = False
-        #: True when the holder connected to us (push) rather than we to it.
-        self.via_push = False
+        #: Direct, pushed (the holder connected to us) or relayed (through the index).
+        self.route = Route.DIRECT
         if plaintext_for_tests:
             self.sock: socket.socket = connect_interruptibly(address, timeouts, stop)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return
-        self.sock, self.via_push = reach(address, timeouts, stop, push)
+        self.sock, self.route = reach(address, timeouts, stop, push)
         self._note_pinning()
 
     def _note_pinning(self) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from app.download.picker import PiecePicker
 from app.download.problems import Problem
-from app.download.source import DownloadStopped, SourceFailed
+from app.download.source import DownloadStopped, Route, SourceFailed
 from app.network import pieces as pc
 from app.network import protocol as p
 
@@ -59,8 +59,9 @@ class SourceStats:
     bytes: int = 0
     rate: float = 0.0
     detail: str = ""
-    #: The holder connected to us (push) instead of we to it.
-    via_push: bool = False
+    #: How the connection was made (None until it is): a relayed one is as fast as the
+    #: index server's operator allows.
+    route: Route | None = None
 
 
 class _Delivery:
@@ -174,13 +175,16 @@ class _Worker:
         state = engine.state
         by_push = engine.push is not None and not self.address.reachable
         swarm.set_stats(
-            self, state="connecting", detail="asked to connect to us" if by_push else ""
+            self,
+            state="connecting",
+            detail="asked to connect to us" if by_push else "",
+            route=None,
         )
         conn = engine._connect(self.address, engine.timeouts, self.halt, engine.limiter)
         self.started_at = time.monotonic()
         delivery = _Delivery(swarm, self)
         try:
-            swarm.set_stats(self, state="downloading", via_push=getattr(conn, "via_push", False))
+            swarm.set_stats(self, state="downloading", route=getattr(conn, "route", None))
             swarm.report_downloading()
             pipeline: list[tuple[int, int, int, int]] = []  # request id, piece, offset, length
             last = time.monotonic()

@@ -1,4 +1,5 @@
-"""The details of one download: a piece map and its sources (speed, pieces, state)."""
+"""The details of one download: a piece map and its sources (speed, pieces, state, and how
+each is connected: directly, pushed to us or through the index server's relay)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, Q
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QTableView, QVBoxLayout, QWidget
 
+from app.download.source import Route
 from app.download.transfer import Transfer
 from app.ui.formatting import format_count, format_size, format_speed, translate
 from app.ui.models import _TableModel
+from app.ui.search_page import fit_header
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -63,7 +66,7 @@ class PieceBar(QWidget):
 class SourcesModel(_TableModel):
     """The sources of the download in view, as the engine last reported them."""
 
-    PEER, STATE, SPEED, PIECES, RECEIVED = range(5)
+    PEER, STATE, SPEED, PIECES, RECEIVED, ROUTE = range(6)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -76,6 +79,7 @@ class SourcesModel(_TableModel):
             self.tr("Speed"),
             self.tr("Pieces"),
             self.tr("Received"),
+            self.tr("Connection"),
         ]
 
     def set_stats(self, stats: list) -> None:
@@ -91,12 +95,16 @@ class SourcesModel(_TableModel):
         return 0 if parent.isValid() else len(self._stats)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
-            if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= self.SPEED:
+        if not index.isValid():
+            return None
+        column = index.column()
+        if role == Qt.ItemDataRole.ToolTipRole and column == self.ROUTE:
+            return route_tooltip(self._stats[index.row()].route)
+        if role != Qt.ItemDataRole.DisplayRole:
+            if role == Qt.ItemDataRole.TextAlignmentRole and self.SPEED <= column <= self.RECEIVED:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             return None
         stats = self._stats[index.row()]
-        column = index.column()
         if column == self.PEER:
             return stats.address
         if column == self.STATE:
@@ -105,7 +113,40 @@ class SourcesModel(_TableModel):
             return format_speed(stats.rate) if stats.state == "downloading" else ""
         if column == self.PIECES:
             return format_count(stats.pieces)
+        if column == self.ROUTE:
+            return route_text(stats.route)
         return format_size(stats.bytes)
+
+
+def route_text(route: Route | None) -> str:
+    """How a source is connected, in a few words ("" while it is not)."""
+    if route is Route.PUSHED:
+        return translate("SourcesModel", "Pushed to us (source behind a firewall)")
+    if route is Route.RELAYED:
+        return translate("SourcesModel", "Through the server's relay (speed limited)")
+    if route is Route.DIRECT:
+        return translate("SourcesModel", "Direct")
+    return ""
+
+
+def route_tooltip(route: Route | None) -> str:
+    """The route's text in full, for the column's tooltip."""
+    if route is Route.PUSHED:
+        return translate(
+            "SourcesModel",
+            "The source is behind a firewall or router, so the index server asked it to "
+            "connect to you.",
+        )
+    if route is Route.RELAYED:
+        return translate(
+            "SourcesModel",
+            "Neither you nor the source can be reached from outside, so the transfer goes "
+            "through the index server's relay. Its operator limits the relay's speed, so this "
+            "source may be slower than the others.",
+        )
+    if route is Route.DIRECT:
+        return translate("SourcesModel", "You connected straight to the source.")
+    return ""
 
 
 def source_state_text(state: str, detail: str) -> str:
@@ -139,14 +180,20 @@ class TransferDetails(QWidget):
         self.table.verticalHeader().hide()
         self.table.setSelectionMode(QTableView.SelectionMode.NoSelection)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.horizontalHeader().resizeSection(0, 170)
-        self.table.horizontalHeader().resizeSection(1, 190)
+        self.table.horizontalHeader().resizeSection(SourcesModel.PEER, 170)
+        self.table.horizontalHeader().resizeSection(SourcesModel.STATE, 190)
+        fit_header(self.table)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.bar)
         layout.addWidget(self.table, 1)
         self.show_transfer(None)
+
+    def retranslate(self) -> None:
+        """Headers in the current language, widened where a title no longer fits."""
+        self.model.retranslate()
+        fit_header(self.table)
 
     def show_transfer(self, transfer: Transfer | None) -> None:
         """Show this download (None: a hint), refreshed by calling again."""

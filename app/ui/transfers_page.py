@@ -159,6 +159,7 @@ class TransfersPage(QWidget):
         self.uploads.retranslate()
         fit_header(self.downloads_table)
         fit_header(self.uploads_table)
+        self.details.retranslate()
         self._show_state()
 
     def _on_downloads_changed(self, *_args: object) -> None:

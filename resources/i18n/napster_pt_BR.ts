@@ -1985,6 +1985,34 @@ Napster P2P
             <source>Dropped: too slow</source>
             <translation>Descartado: lento demais</translation>
         </message>
+        <message>
+            <source>Connection</source>
+            <translation>Conexão</translation>
+        </message>
+        <message>
+            <source>Direct</source>
+            <translation>Direta</translation>
+        </message>
+        <message>
+            <source>Pushed to us (source behind a firewall)</source>
+            <translation>Por push (a fonte está atrás de um firewall)</translation>
+        </message>
+        <message>
+            <source>Through the server's relay (speed limited)</source>
+            <translation>Pela retransmissão do servidor (velocidade limitada)</translation>
+        </message>
+        <message>
+            <source>You connected straight to the source.</source>
+            <translation>Você se conectou diretamente à fonte.</translation>
+        </message>
+        <message>
+            <source>The source is behind a firewall or router, so the index server asked it to connect to you.</source>
+            <translation>A fonte está atrás de um firewall ou roteador, então o servidor de índice pediu que ela se conectasse a você.</translation>
+        </message>
+        <message>
+            <source>Neither you nor the source can be reached from outside, so the transfer goes through the index server's relay. Its operator limits the relay's speed, so this source may be slower than the others.</source>
+            <translation>Nem você nem a fonte podem ser alcançados de fora, então a transferência passa pela retransmissão do servidor de índice. O operador dele limita a velocidade da retransmissão, por isso esta fonte pode ser mais lenta que as outras.</translation>
+        </message>
     </context>
     <context>
         <name>TransferDetails</name>

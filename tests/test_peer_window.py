@@ -526,6 +526,21 @@ def test_the_status_says_whether_other_peers_can_reach_this_one(qtbot, make_wind
     )
 
 
+def test_a_status_message_is_never_drawn_over_the_reachability(qtbot, make_window, index_server):
+    window = make_window()
+    status = window.status
+    qtbot.waitUntil(lambda: window.node.client.reachable is not None, timeout=10000)
+    status.set_copying("clip.mp4", 10, 100, 0)  # the activity label shows too
+    bar = window.statusBar()
+    bar.showMessage("Download finished: film.mkv is in /tmp/downloads", 8000)
+    status.refresh()  # the labels refresh four times a second while the message shows
+    for label in (status.connection_label, status.reach_label, status.activity_label):
+        assert not label.isVisibleTo(window), label.objectName()
+    bar.clearMessage()
+    for label in (status.connection_label, status.reach_label, status.activity_label):
+        assert label.isVisibleTo(window), label.objectName()
+
+
 def test_a_server_with_a_new_identity_is_refused_and_the_user_asked_once(
     qtbot, make_window, index_server, make_index_server
 ):

@@ -28,6 +28,7 @@ class StatusArea(QObject):
     def __init__(self, node: PeerNode, status_bar: QStatusBar, parent: QObject | None = None):
         super().__init__(parent)
         self.node = node
+        self.status_bar = status_bar
         self._retry_at: float | None = None
         self._last_problem = ""
         self._problem_server = ""
@@ -55,6 +56,9 @@ class StatusArea(QObject):
         status_bar.addPermanentWidget(self.speed_label)
         status_bar.addPermanentWidget(self.totals_label)
         status_bar.addPermanentWidget(self.limits_label)
+        # A message (a menu's hint, "Download finished") hides the left-hand labels while it
+        # shows; they come back, as they should be, when it goes.
+        status_bar.messageChanged.connect(lambda _message: self.refresh())
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -282,13 +286,16 @@ class StatusArea(QObject):
     def refresh(self) -> None:
         self.connection_label.setText(self.connection_text())
         self.connection_label.setToolTip(self.connection_tooltip())
+        # While a message shows, the bar hides its left-hand labels: showing one again would
+        # draw it under the message.
+        room = not self.status_bar.currentMessage()
         reach = self.reachability_short()
         self.reach_label.setText(reach)
-        self.reach_label.setVisible(bool(reach))
+        self.reach_label.setVisible(bool(reach) and room)
         self.reach_label.setToolTip(self.reachability_text())
         activity = self.activity_text()
         self.activity_label.setText(activity)
-        self.activity_label.setVisible(bool(activity))  # an empty one took half the bar
+        self.activity_label.setVisible(bool(activity) and room)  # an empty one took half the bar
         self.speed_label.setText(self.speed_text())
         totals = self.totals_text()
         self.totals_label.setText(totals)

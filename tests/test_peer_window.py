@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -20,7 +20,7 @@ from app.peer import PeerConfig, PeerNode
 from app.settings import Settings
 from app.ui.dialogs import CancelAnswer, SettingsDialog, SettingsValues
 from app.ui.formatting import format_count
-from app.ui.main_window import MainWindow
+from app.ui.main_window import DEFAULT_SIZE, MainWindow
 from app.ui.models import (
     DownloadsModel,
     SearchResultsModel,
@@ -1048,6 +1048,65 @@ def test_browse_a_peer_lists_its_files_and_downloads_from_the_list(qtbot, window
     qtbot.waitUntil(
         lambda: window.node.transfers.get(transfer_id).state is TransferState.DONE, timeout=20000
     )
+
+
+class Screen:
+    """A screen of the given width (the off-screen one is 800 wide)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def availableGeometry(self) -> QRect:
+        return QRect(0, 0, self.width, 1080)
+
+
+def test_in_portuguese_the_window_widens_until_every_toolbar_button_shows(
+    qtbot, make_window, monkeypatch
+):
+    window = make_window()
+    window.resize(DEFAULT_SIZE)
+    monkeypatch.setattr(window, "screen", lambda: Screen(1920))
+    toolbar = window.toolbar
+    settings_button = toolbar.widgetForAction(window.actions["settings"])
+    qtbot.waitUntil(settings_button.isVisible)  # English fits the usual width
+    window.set_language("pt_BR")
+    try:
+        assert window.actions["settings"].iconText() == "Configurações"
+        assert window.width() > DEFAULT_SIZE.width()
+        qtbot.waitUntil(settings_button.isVisible)
+        assert toolbar.widgetForAction(window.actions["alt_limits"]).isVisible()
+        # Never wider than the screen: on a small one the overflow menu stays.
+        monkeypatch.setattr(window, "screen", lambda: Screen(1000))
+        window.resize(900, 700)
+        window.fit_toolbar()
+        assert window.width() == 1000
+    finally:
+        window.set_language("en")
+
+
+def test_in_portuguese_the_status_bar_says_everything_in_full(qtbot, make_window, monkeypatch):
+    window = make_window()
+    monkeypatch.setattr(window, "screen", lambda: Screen(1920))
+    window.set_language("pt_BR")
+    try:
+        node, status = window.node, window.status
+        node.config.max_download_rate, node.config.max_upload_rate = 4_000_000, 1_000_000
+        node.totals.uploaded = 115_300_000
+        node.totals.add_received(67_100_000)
+        status.set_upload_speed(1_900_000)
+        status.refresh()
+        labels = (status.reach_label, status.speed_label, status.totals_label, status.limits_label)
+        assert [label.text() for label in labels] == [
+            "Acessível a outros peers",
+            "Recebendo 0 B/s · Enviando 1,9 MB/s",
+            "Sessão: 67,1 MB recebidos, 115,3 MB enviados",
+            "Limite: download 4,0 MB/s, envio 1,0 MB/s",
+        ]
+        for label in labels:
+            needed = label.fontMetrics().horizontalAdvance(label.text())
+            qtbot.waitUntil(lambda label=label, needed=needed: label.width() >= needed)
+    finally:
+        window.set_language("en")
 
 
 def test_why_the_server_cannot_be_reached_is_told_in_portuguese(qtbot, make_window):

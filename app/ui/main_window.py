@@ -314,6 +314,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.window_state("geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(DEFAULT_SIZE)
+            self.fit_toolbar()
         toolbars = self.settings.window_state("toolbars")
         if toolbars is not None:
             self.restoreState(toolbars)
@@ -610,6 +611,19 @@ class MainWindow(QMainWindow):
         """Show the window in ``choice`` ("" follows the system), at once."""
         self.translations.apply(choice)
         self.retranslate()
+        self.fit_toolbar()
+
+    def fit_toolbar(self) -> None:
+        """Widen the window, as far as the screen allows, until every toolbar button shows:
+        in Portuguese their texts are longer, and Settings went into the overflow menu."""
+        if self.isMaximized() or self.isFullScreen():
+            return
+        wanted = self.toolbar.sizeHint().width()
+        screen = self.screen()
+        if screen is not None:
+            wanted = min(wanted, screen.availableGeometry().width())
+        if self.width() < wanted:
+            self.resize(wanted, self.height())
 
     def show_about(self) -> None:
         self.prompts.show_about()

@@ -410,7 +410,7 @@ Toda conexão destes endereços é fechada agora e recusada daqui em diante, tam
         </message>
         <message>
             <source>The SHA-256 of this server's TLS certificate. Publish it beside the server's address: peers remember it when they first connect and refuse a server that presents another one.</source>
-            <translation>O SHA-256 do certificado TLS deste servidor. Publique-o ao lado do endereço do servidor: os pares o guardam na primeira conexão e recusam um servidor que apresente outro.</translation>
+            <translation>O SHA-256 do certificado TLS deste servidor. Publique-o ao lado do endereço do servidor: os peers o guardam na primeira conexão e recusam um servidor que apresente outro.</translation>
         </message>
         <message>
             <source>Listening on {address}</source>
@@ -1325,7 +1325,7 @@ verificados e oferecidos a outros peers.</translation>
     </message>
     <message>
         <source>Other peers can reach you</source>
-        <translation>Outros pares conseguem alcançar você</translation>
+        <translation>Acessível a outros peers</translation>
     </message>
     <message>
         <source>You are behind a firewall or router: others can still download from you through the server's push</source>
@@ -1730,15 +1730,15 @@ Outros peers podem baixar todos os arquivos da página Arquivos compartilhados.<
         </message>
         <message>
             <source>Alternative speed limits: none set</source>
-            <translation>Limites de velocidade alternativos: nenhum definido</translation>
+            <translation>Limites alternativos: nenhum definido</translation>
         </message>
         <message>
             <source>Alternative speed limits: {limits}</source>
-            <translation>Limites de velocidade alternativos: {limits}</translation>
+            <translation>Limites alternativos: {limits}</translation>
         </message>
         <message>
             <source>Speed limit: {limits}</source>
-            <translation>Limite de velocidade: {limits}</translation>
+            <translation>Limite: {limits}</translation>
         </message>
         <message>
             <source>Bytes downloaded and uploaded since the app started</source>

@@ -526,6 +526,7 @@ ADMIN_CONTEXTS = {
     "server_app/ui/log_pane.py": "AdminLog",
     "server_app/ui/traffic_chart.py": "AdminChart",
     "server_app/ui/models.py": "AdminTables",
+    "server_app/ui/relay_panel.py": "RelayPanel",
 }
 
 
@@ -592,6 +593,47 @@ def test_the_admin_window_speaks_brazilian_portuguese(qtbot, harness):
         assert window.log_pane.follow_box.text() == "Seguir novas linhas"
         assert window.counter("peers") == "0"
         assert window.tiles["peers"].caption_label.text() == "Peers online"
+        # Every column title fits ("Visto por último", "Quem tem o arquivo" were cut).
+        for view in (
+            window.peers_view,
+            window.files_view,
+            window.bans_view,
+            window.relay_panel.table,
+        ):
+            header = view.horizontalHeader()
+            for column in range(header.count()):
+                qtbot.waitUntil(
+                    lambda header=header, column=column: (
+                        header.sectionSize(column) >= header.sectionSizeFromContents(column).width()
+                    )
+                )
+    finally:
+        translations.apply("en")
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+@pytest.mark.parametrize("language", ["en", "pt_BR"])
+def test_the_status_bar_shows_the_whole_fingerprint_and_shortens_the_path(
+    qtbot, harness, tmp_path, language
+):
+    from app.i18n import Translations
+
+    folder = tmp_path / ("a folder with a rather long name " * 3).strip()
+    folder.mkdir()
+    translations = Translations()
+    try:
+        translations.apply(language)
+        window = harness(str(folder / "index.sqlite3")).window
+        window.show()
+        # The listening state is above; a copy of it was squeezed beside the path ("Listening or").
+        assert window.statusBar().currentMessage() == ""
+        label = window.fingerprint_label
+        qtbot.waitUntil(
+            lambda: label.width() >= label.fontMetrics().horizontalAdvance(label.text())
+        )
+        database = window.database_label
+        assert database.toolTip() == str(folder / "index.sqlite3")
+        assert "…" in database.shown_text() and database.shown_text() != database.text()
     finally:
         translations.apply("en")
 

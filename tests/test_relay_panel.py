@@ -39,10 +39,12 @@ def test_the_relay_tab_switches_the_relay_and_shows_relays(qtbot, make_index_ser
 
     panel.rate_edit.setText("fast")
     assert not panel.apply() and "not a rate" in panel.state_label.text()
+    panel.refresh()  # once a second: the reason stays until the next Apply
+    assert panel.state_label.text().startswith("Limit per transfer: “fast” is not a rate.")
     panel.rate_edit.setText("0")
     panel.enabled_box.setChecked(False)
     assert panel.apply()
-    assert not relay.listening and "Off" in panel.state_text()
+    assert not relay.listening and "Off" in panel.state_label.text()
     for sock in ends:
         sock.close()
     window.shutdown()

@@ -2191,5 +2191,9 @@ Napster P2P
             <source>Relaying on port {port}: {running} now, {awaited} awaited, {total} in all</source>
             <translation>Retransmitindo na porta {port}: {running} agora, {awaited} aguardadas, {total} no total</translation>
         </message>
+        <message>
+            <source>{field}: “{text}” is not a rate. Write for example 500K or 2M (bytes per second, at least 1K), or 0 for no limit.</source>
+            <translation>{field}: “{text}” não é uma taxa. Escreva por exemplo 500K ou 2M (bytes por segundo, no mínimo 1K), ou 0 para sem limite.</translation>
+        </message>
     </context>
 </TS>

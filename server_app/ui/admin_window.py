@@ -46,7 +46,7 @@ from server_app.ui.peer_feed import PeerFeed
 from server_app.ui.relay_panel import RelayPanel
 from server_app.ui.traffic import SAMPLE_SECONDS, TrafficStats
 from server_app.ui.traffic_chart import TrafficChart
-from server_app.ui.widgets import StatTile, TableView
+from server_app.ui.widgets import ElidedLabel, StatTile, TableView
 
 log = logging.getLogger("napster.admin")
 
@@ -168,11 +168,13 @@ class AdminWindow(QMainWindow):
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
-        self.database_label = QLabel(
+        # The path gives way (elided in the middle, whole in its tooltip) to the fingerprint.
+        self.database_label = ElidedLabel()
+        self.database_label.setText(
             tr("Index database: {path}").format(path=database) if database else ""
         )
-        self.database_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.statusBar().addPermanentWidget(self.database_label)
+        self.database_label.setToolTip(database)
+        self.statusBar().addWidget(self.database_label, 1)
         # Peers remember the server by this on first use and refuse another one later:
         # the operator publishes it beside the server's address.
         self.fingerprint_label = QLabel(
@@ -482,7 +484,6 @@ class AdminWindow(QMainWindow):
         self.host_edit.setEnabled(not listening)
         self.port_box.setEnabled(not listening)
         self.peers_view.set_empty_text(tr(EMPTY_PEERS if listening else EMPTY_PEERS_STOPPED))
-        self.statusBar().showMessage(text.removeprefix("● "))
 
     def listen_state_text(self) -> str:
         return self.listen_state.text()

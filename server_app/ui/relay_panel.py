@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -67,12 +68,18 @@ class RelayPanel(QWidget):
         self.apply_button.clicked.connect(self.apply)
         self.state_label = QLabel()
         self.state_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.state_label.setWordWrap(True)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(
             [tr("Downloader"), tr("Holder"), tr("Since"), tr("Bytes"), tr("Rate")]
         )
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        for column in range(self.table.columnCount() - 1):  # "Quem tem o arquivo" was cut
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        #: Why the last Apply failed, shown until the next one (the refresh kept erasing it).
+        self.problem = ""
         form = QFormLayout()
         form.addRow(self.enabled_box)
         form.addRow(tr("Relay port"), self.port_box)
@@ -102,12 +109,22 @@ class RelayPanel(QWidget):
 
     def apply(self) -> bool:
         """Apply what the form says; False (and why, in the state line) if it cannot."""
-        try:
-            rate = parse_rate(self.rate_edit.text() or "0")
-            total = parse_rate(self.total_rate_edit.text() or "0")
-        except ValueError as exc:
-            self.state_label.setText(str(exc))
-            return False
+        rates = []
+        for label, edit in (
+            (tr("Limit per transfer"), self.rate_edit),
+            (tr("Limit over all relays"), self.total_rate_edit),
+        ):
+            text = edit.text().strip() or "0"
+            try:
+                rates.append(parse_rate(text))
+            except ValueError:
+                return self._failed(
+                    tr(
+                        "{field}: “{text}” is not a rate. Write for example 500K or 2M (bytes"
+                        " per second, at least 1K), or 0 for no limit."
+                    ).format(field=label, text=text)
+                )
+        rate, total = rates
         current = self.server.relay_settings
         settings = RelaySettings(
             enabled=self.enabled_box.isChecked(),
@@ -123,14 +140,19 @@ class RelayPanel(QWidget):
             self.server.configure_relay(settings)
         except OSError as exc:
             self.enabled_box.setChecked(False)
-            self.state_label.setText(
+            return self._failed(
                 tr("Cannot listen for relays on port {port}: {error}").format(
                     port=settings.port, error=exc.strerror or exc
                 )
             )
-            return False
+        self.problem = ""
         self.refresh()
         return True
+
+    def _failed(self, problem: str) -> bool:
+        self.problem = problem
+        self.refresh()
+        return False
 
     def state_text(self) -> str:
         relay = self.server.relay
@@ -146,7 +168,7 @@ class RelayPanel(QWidget):
         )
 
     def refresh(self) -> None:
-        self.state_label.setText(self.state_text())
+        self.state_label.setText(self.problem or self.state_text())
         relay = self.server.relay
         infos = relay.snapshot() if relay is not None and relay.listening else []
         self.table.setRowCount(len(infos))

@@ -593,6 +593,12 @@ def test_the_admin_window_speaks_brazilian_portuguese(qtbot, harness):
         assert window.log_pane.follow_box.text() == "Seguir novas linhas"
         assert window.counter("peers") == "0"
         assert window.tiles["peers"].caption_label.text() == "Peers online"
+        # Numbers as the peer window writes them in Portuguese ("12.4 GB" read as 12,4 there).
+        h.join(8776, [file("aula1.mp4", BIG, H1), file("aula2.mp4", 1_000, H2)])
+        h.wait_for_peer("127.0.0.1:8776")
+        assert window.peer_model.peer_at(0).display[PeerTableModel.SHARED] == "12,4 GB"
+        qtbot.waitUntil(lambda: window.counter("bytes") == "12,4 GB")
+        assert window.tiles["bytes"].toolTip() == "12.400.001.000 bytes"
         # Every column title fits ("Visto por último", "Quem tem o arquivo" were cut).
         for view in (
             window.peers_view,

@@ -74,6 +74,7 @@ class RelayPanel(QWidget):
             [tr("Downloader"), tr("Holder"), tr("Since"), tr("Bytes"), tr("Rate")]
         )
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()  # as in the other tabs: no row numbers
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         for column in range(self.table.columnCount() - 1):  # "Quem tem o arquivo" was cut

@@ -217,7 +217,7 @@ class SqliteIndexStore:
         #: Online peer ids by address, oldest first (usually one; two while a peer JOINs
         #: on a new connection before the server noticed the old one drop).
         self._ids_by_address: dict[PeerAddress, list[int]] = {}
-        #: Peer ids whose address an older online peer id also has: listed once in results.
+        #: Peer ids whose address another online peer id also has: listed once in results.
         self._repeated: set[int] = set()
         #: Departed peers whose file rows are still to be deleted, oldest first, and
         #: about how many rows that is.
@@ -323,7 +323,7 @@ class SqliteIndexStore:
         same = self._ids_by_address.setdefault(address, [])
         same.append(peer_id)
         if len(same) > 1:
-            self._repeated.add(peer_id)
+            self._repeated.update(same)  # every id at an address JOINed more than once
         return peer_id
 
     def replace_files(self, peer_id: int, files: Sequence[FileInfo]) -> int:
@@ -408,9 +408,9 @@ class SqliteIndexStore:
         same = self._ids_by_address[address]
         same.remove(peer_id)
         self._repeated.discard(peer_id)
-        if same:
+        if len(same) == 1:
             self._repeated.discard(same[0])
-        else:
+        elif not same:
             del self._ids_by_address[address]
         self._departed.append(peer_id)
 
@@ -999,8 +999,10 @@ class SqliteIndexStore:
     def _holder_ids(
         self, keys: Sequence[tuple[bytes, int]], exclude: int | None
     ) -> dict[tuple[bytes, int], list[int]]:
-        """The online peers holding each (hash, size), by peer id, without ``exclude``."""
+        """The online peers holding each (hash, size), by peer id, without ``exclude`` and any
+        other peer id at its address (itself before a restart)."""
         addresses = self._addresses
+        skip = set(self._ids_by_address[addresses[exclude]]) if exclude in addresses else set()
         holders: dict[tuple[bytes, int], list[int]] = {key: [] for key in keys}
         rows = self._select_in(
             "SELECT DISTINCT hash, size, peer_id FROM files WHERE hash IN ({marks})"
@@ -1010,7 +1012,8 @@ class SqliteIndexStore:
         )
         for hash_, size, peer_id in rows:
             listed = holders.get((hash_, size))
-            if listed is not None and peer_id in addresses:  # else departed, not purged yet
+            # A peer id not in addresses has departed and is not purged yet.
+            if listed is not None and peer_id in addresses and peer_id not in skip:
                 listed.append(peer_id)
         return holders
 
@@ -1029,11 +1032,14 @@ class SqliteIndexStore:
         for key in keys:
             listed = holders[key] = []
             for peer_id in holder_ids[key]:
-                address = addresses[peer_id]
-                if peer_id not in repeated or address not in listed:
+                if peer_id not in repeated:
+                    listed.append(addresses[peer_id])
+                    continue
+                # The newest id at the address, whether or not it holds this file yet (a
+                # big JOIN arrives in steps; a restarted peer may UPDATE its files later).
+                address = addresses[self._ids_by_address[addresses[peer_id]][-1]]
+                if address not in listed:
                     listed.append(address)
-                else:
-                    listed[listed.index(address)] = address  # ids ascend: this one is newer
         return holders
 
     def _select_in(

@@ -961,10 +961,15 @@ class PostgresIndexStore:
         holders: dict[tuple[bytes, int], list[PeerAddress]] = {key: [] for key in keys}
         if not keys:
             return holders
+        # The fingerprint and reachability are the newest JOIN's at the address, whether or
+        # not that one holds the file yet; the asker is left out under every id it has.
         rows = conn.execute(
-            "SELECT DISTINCT f.hash, f.size, f.peer_id, p.host, p.port, p.fingerprint,"
-            " p.reachable FROM files AS f"
-            " JOIN peers AS p USING (peer_id) WHERE f.hash = ANY(%s) AND f.peer_id <> %s"
+            "SELECT DISTINCT f.hash, f.size, f.peer_id, p.host, p.port, n.fingerprint,"
+            " n.reachable FROM files AS f JOIN peers AS p USING (peer_id)"
+            " CROSS JOIN LATERAL (SELECT q.fingerprint, q.reachable FROM peers AS q"
+            "  WHERE q.host = p.host AND q.port = p.port ORDER BY q.peer_id DESC LIMIT 1) AS n"
+            " WHERE f.hash = ANY(%s) AND NOT EXISTS (SELECT 1 FROM peers AS me"
+            "  WHERE me.peer_id = %s AND me.host = p.host AND me.port = p.port)"
             " ORDER BY f.hash, f.size, f.peer_id",
             (list({hash_ for hash_, _ in keys}), -1 if exclude is None else exclude),
         ).fetchall()
@@ -974,8 +979,6 @@ class PostgresIndexStore:
                 address = PeerAddress(host, port, fingerprint, reachable)
                 if address not in listed:
                     listed.append(address)
-                else:
-                    listed[listed.index(address)] = address  # ids ascend: this one is newer
         return holders
 
     def sources(

@@ -216,6 +216,28 @@ def test_a_peer_that_rejoins_with_a_new_identity_is_listed_with_the_new_one(stor
     assert [h.fingerprint for h in page.results[0].peers] == [new]
 
 
+def test_the_new_identity_counts_for_files_only_the_old_session_lists_yet(store):
+    """The new session's JOIN arrives in steps (or its files in later UPDATEs): a file only
+    the old session lists is still reached at the one address, so with the new fingerprint."""
+    old, new = "a" * 64, "b" * 64
+    film, doc = info("film.mkv"), info("notes.txt")
+    store.add_peer("10.0.0.1", 6699, "test/1", [film, doc], fingerprint=old)
+    store.add_peer("10.0.0.1", 6699, "test/1", [film], fingerprint=new)
+    for results in (store.search("notes"), store.sources(doc.hash)):
+        assert [h.fingerprint for h in results[0].peers] == [new]
+
+
+def test_a_restarted_peer_is_not_offered_its_own_old_session_as_a_source(store):
+    film = info("film.mkv")
+    store.add_peer("10.0.0.1", 6699, "test/1", [film], fingerprint="a" * 64)
+    me = store.add_peer("10.0.0.1", 6699, "test/1", [], fingerprint="b" * 64)
+    assert store.search("film", exclude_peer=me) == []
+    assert store.sources(film.hash, exclude_peer=me) == []
+    other = store.add_peer("10.0.0.2", 6699, "test/1", [film], fingerprint="c" * 64)
+    assert [str(h) for h in store.sources(film.hash, exclude_peer=me)[0].peers] == ["10.0.0.2:6699"]
+    assert other
+
+
 def test_counters_and_huge_sizes(store):
     assert store.counters() == StoreCounters(0, 0, 0)
     join(store, 1, [info("a", size=2**40), info("b", size=1)])

@@ -17,7 +17,7 @@ import socket
 import time
 from collections import Counter, deque
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -80,6 +80,9 @@ KICK_BAN_SECONDS = 600.0
 KICK_REASON = "kicked from the admin window"
 #: Seconds a closing connection has to flush its last replies.
 FLUSH_SECONDS = 5.0
+#: The heartbeat a connection that asked for it (JOIN "heartbeat") gets while its requests
+#: wait: an unasked PONG, so its peer can tell a busy server from a frozen one.
+HEARTBEAT_LINE = p.encode(p.Pong())
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class ServerLimits:
     request_timeout: float = 10.0
     max_connections_per_ip: int = 32
     max_files_per_peer: int = 200_000
+    #: Seconds between the heartbeats of a connection whose requests wait (see HEARTBEAT_LINE).
+    heartbeat: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,8 @@ class PeerSession(QObject):
         self.agent = ""
         #: The certificate fingerprint the peer announced in its JOIN (version 2).
         self.fingerprint: str | None = None
+        #: A JOIN asked for heartbeats (from the moment it is read, before its turn).
+        self.heartbeat = False
         self.connected_at = time.time()
         self.last_seen = self.connected_at
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
@@ -398,6 +405,8 @@ class PeerSession(QObject):
             finally:
                 self.host.spend(time.perf_counter() - started)  # parsing counts too
             completed = completed or bool(messages)
+            if not self.heartbeat:
+                self.heartbeat = any(isinstance(m, p.Join) and m.heartbeat for m in messages)
             self._held.extend(messages)
             self._answer_held()
         if self._closing:
@@ -608,7 +617,7 @@ class PeerSession(QObject):
         self.peer_label = reply.peer
         self.agent = message.agent
         self.fingerprint = message.fingerprint
-        self.send(reply)
+        self.send(replace(reply, heartbeat=message.heartbeat))
         log.info("Peer %s joined with files %s", reply.peer, describe_files(message.files))
         self.host.note_joined(self, reply.files)
 
@@ -719,6 +728,10 @@ class IndexServer(QTcpServer):
         self._turn_timer.setSingleShot(True)
         self._turn_timer.setInterval(0)
         self._turn_timer.timeout.connect(self._next_turns)
+        # Connections waiting for their turn get a heartbeat if they asked for it.
+        self._heartbeat_timer = QTimer(self)
+        self._heartbeat_timer.setInterval(max(1, round(self.limits.heartbeat * 1000)))
+        self._heartbeat_timer.timeout.connect(self._send_heartbeats)
         self._upkeep_timer = QTimer(self)
         self._upkeep_timer.setInterval(UPKEEP_INTERVAL_MS)
         self._upkeep_timer.timeout.connect(self._upkeep)
@@ -745,6 +758,7 @@ class IndexServer(QTcpServer):
                 reason = self.errorString()
             raise ServerStartError(f"cannot listen on {host}:{port}: {reason}")
         self._touch_timer.start()
+        self._heartbeat_timer.start()
         if self.store.shared:
             self._forwarded_timer.start()
         self.schedule_upkeep()
@@ -764,6 +778,7 @@ class IndexServer(QTcpServer):
         # (The store's upkeep goes on when the server starts again.)
         self.turns.clear()
         self._turn_timer.stop()
+        self._heartbeat_timer.stop()
         self._upkeep_timer.stop()
         self._drop_timer.stop()
         self._touch_timer.stop()
@@ -802,6 +817,14 @@ class IndexServer(QTcpServer):
             session.take_turn()
         if turns.waiting or turns.spent:
             self._turn_timer.start()
+
+    def _send_heartbeats(self) -> None:
+        """An unasked PONG to each connection that asked for heartbeats and whose requests
+        wait for their turn now (a request read and not answered always waits there
+        between two passes of the loop): its peer sees the server is alive, only busy."""
+        for session in set(self.turns.waiting_owners()):
+            if session.heartbeat and not session.closing and session in self.sessions:
+                session.send_line(HEARTBEAT_LINE)
 
     # ------------------------------------------------------------ what sessions report
 

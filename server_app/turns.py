@@ -133,6 +133,10 @@ class TurnQueue(Generic[T]):
             self._by_cap.clear()
         return owner
 
+    def waiting_owners(self) -> list[T]:
+        """The owners queued now, in no particular order."""
+        return [entry[0] for _, _, entry in self._by_busy if entry[0] is not None]
+
     def clear(self) -> None:
         self._by_busy.clear()
         self._by_cap.clear()

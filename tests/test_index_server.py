@@ -566,6 +566,45 @@ def test_a_big_update_goes_in_by_steps_unless_it_could_break_the_limit(
         client.close()
 
 
+def test_a_join_that_asked_for_heartbeats_gets_unasked_pongs_while_it_waits_its_turn(
+    qtbot, make_server, monkeypatch
+):
+    server = make_server(ServerLimits(heartbeat=0.05))
+    monkeypatch.setattr(index_requests, "STEP_FILES", 5)  # a JOIN of 20 files: 4 turns
+    ticks = []
+    server._heartbeat_timer.timeout.connect(lambda: ticks.append(1))
+    pop = server.turns.pop
+    files = [file(f"clip {n:02d}.mp4", n, f"{n + 1:064x}") for n in range(20)]
+    for port, asks in ((7001, False), (7002, True)):
+        client = WireClient(server.serverPort())
+        try:
+            monkeypatch.setattr(server.turns, "pop", lambda now: None)  # no turn for anyone
+            join_line = {"op": "JOIN", "id": 1, "port": port, "files": files}
+            client.send({**join_line, "heartbeat": True} if asks else join_line)
+            # Read, its first step done, the rest of the JOIN waits for turns.
+            qtbot.waitUntil(lambda: server.turns.waiting == 1)
+            seen = len(ticks)
+            qtbot.waitUntil(lambda n=seen: len(ticks) >= n + 3)
+            client.poll()
+            if asks:
+                assert len(client.lines) >= 2 and all(
+                    line == {"op": "PONG"} for line in client.lines
+                ), client.lines
+            else:
+                assert client.lines == []
+            client.lines.clear()
+            monkeypatch.setattr(server.turns, "pop", pop)
+            reply = client.reply(qtbot)
+            while reply == {"op": "PONG"}:  # one may have gone out just before the turn
+                reply = client.reply(qtbot)
+            expected = {"op": "JOIN_OK", "id": 1, "peer": f"127.0.0.1:{port}", "files": 20}
+            assert reply == ({**expected, "heartbeat": True} if asks else expected)
+            # Answered, it waits for nothing: no more heartbeats.
+            assert client.request(qtbot, {"op": "PING", "id": 2}) == {"op": "PONG", "id": 2}
+        finally:
+            client.close()
+
+
 @pytest.mark.parametrize(
     "ending",
     ["leave", "drop", "bad line", "too large", "kick", "drop mid-join"],

@@ -325,9 +325,10 @@ messages = st.one_of(
         port=st.integers(1, 65535),
         files=st.lists(files, max_size=5).map(tuple),
         agent=st.text(max_size=20),
+        heartbeat=st.booleans(),
         id=ids,
     ),
-    st.builds(p.JoinOk, peer=st.text(max_size=40), files=sizes, id=ids),
+    st.builds(p.JoinOk, peer=st.text(max_size=40), files=sizes, heartbeat=st.booleans(), id=ids),
     st.builds(p.Search, query=st.text(min_size=1, max_size=256), limit=st.integers(1, 500), id=ids),
     st.builds(
         p.SearchOk,
@@ -568,12 +569,29 @@ def test_version_2_control_messages_round_trip(message):
         b'{"op":"PUSHED","token":"' + b"0f" * 17 + b'"}',
         b'{"op":"REACHABILITY","reachable":"yes"}',
         b'{"op":"JOIN","id":1,"port":1,"files":[],"fingerprint":"abc"}',
+        b'{"op":"JOIN","id":1,"port":1,"files":[],"heartbeat":1}',
+        b'{"op":"JOIN_OK","id":1,"peer":"h:1","files":0,"heartbeat":"yes"}',
     ],
 )
 def test_bad_version_2_fields_are_bad_requests(line):
     with pytest.raises(p.ProtocolError) as caught:
         p.decode_line(line)
     assert caught.value.code is p.ErrorCode.BAD_REQUEST
+
+
+def test_heartbeat_is_asked_in_join_and_granted_in_join_ok_and_left_out_when_false():
+    ask = p.Join(id=1, port=6001, heartbeat=True)
+    assert b',"heartbeat":true' in p.encode(ask)
+    assert p.decode_line(p.encode(ask)) == ask
+    grant = p.JoinOk(id=1, peer="127.0.0.1:6001", files=0, heartbeat=True)
+    assert p.decode_line(p.encode(grant)) == grant
+    # An older peer or server sends no such field: it means false, and false is not sent.
+    assert b"heartbeat" not in p.encode(p.Join(id=1, port=6001)) + p.encode(
+        p.JoinOk(id=1, peer="127.0.0.1:6001", files=0)
+    )
+    assert p.decode_line(b'{"op":"JOIN_OK","id":1,"peer":"h:1","files":0}').heartbeat is False
+    # The heartbeat itself: a PONG without an id.
+    assert p.decode_line(b'{"op":"PONG"}') == p.Pong()
 
 
 def test_an_unreachable_holder_is_marked_in_results_and_a_reachable_one_is_not():

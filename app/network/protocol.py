@@ -344,6 +344,9 @@ class Join(Message):
     agent: str = AGENT
     #: The peer's certificate fingerprint (version 2): downloaders pin its transfers to it.
     fingerprint: str | None = None
+    #: Ask for the server's heartbeat: an unasked PONG about once a second while this
+    #: connection's requests wait for the server (sent only when true).
+    heartbeat: bool = False
 
     def body(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -353,6 +356,8 @@ class Join(Message):
         }
         if self.fingerprint is not None:
             obj["fingerprint"] = self.fingerprint
+        if self.heartbeat:
+            obj["heartbeat"] = True
         return obj
 
     @classmethod
@@ -365,6 +370,7 @@ class Join(Message):
             files=tuple(FileInfo.from_json(f) for f in files),
             agent=_check_str(obj.get("agent", ""), "agent", MAX_AGENT_CHARS),
             fingerprint=None if fingerprint is None else check_fingerprint(fingerprint),
+            heartbeat=_check_bool(obj.get("heartbeat", False), "heartbeat"),
         )
 
 
@@ -373,9 +379,14 @@ class JoinOk(Message):
     OP: ClassVar[str] = "JOIN_OK"
     peer: str
     files: int
+    #: The server sends the heartbeat the JOIN asked for (sent only when true).
+    heartbeat: bool = False
 
     def body(self) -> dict[str, Any]:
-        return {"peer": self.peer, "files": self.files}
+        obj: dict[str, Any] = {"peer": self.peer, "files": self.files}
+        if self.heartbeat:
+            obj["heartbeat"] = True
+        return obj
 
     @classmethod
     def parse(cls, obj: dict[str, Any]) -> JoinOk:
@@ -383,6 +394,7 @@ class JoinOk(Message):
             id=obj.get("id"),
             peer=_check_str(_require(obj, "peer"), "peer", 300),
             files=check_int(_require(obj, "files"), "files"),
+            heartbeat=_check_bool(obj.get("heartbeat", False), "heartbeat"),
         )
 
 

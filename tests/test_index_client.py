@@ -6,8 +6,10 @@ import json
 import random
 import socket
 import ssl
+import time
 
 import pytest
+from PySide6.QtCore import QTimer
 
 from app.network import protocol as p
 from app.network import tls
@@ -480,6 +482,123 @@ def test_ping_keeps_the_connection_alive(qtbot, server, make_client):
     qtbot.waitUntil(lambda: [op for op, _ in ops].count("PING") >= 3, timeout=WAIT_MS)
     assert client.state == ClientState.JOINED
     assert {op for op, _ in ops} == {"PING"}
+
+
+def fake_join(qtbot, listener, client: IndexClient, heartbeat: bool) -> ssl.SSLSocket:
+    """Be the client's server: accept it and answer its JOIN, granting the heartbeat it asks
+    for, or not (as an older server, which knows no such field)."""
+    sock, connections = listener
+    client.start()
+    connection = accept_connection(qtbot, sock)
+    connections.append(connection)
+    join = read_line(qtbot, connection)
+    assert join["op"] == "JOIN" and join["heartbeat"] is True
+    reply = {"op": "JOIN_OK", "id": join["id"], "peer": "127.0.0.1:6001", "files": 0}
+    if heartbeat:
+        reply["heartbeat"] = True
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS):
+        connection.sendall(json.dumps(reply).encode() + b"\n")
+    return connection
+
+
+def keep_busy(qtbot, connection: ssl.SSLSocket, seconds: float, heartbeat: bool) -> None:
+    """Let ``seconds`` pass as a server working on a request: a heartbeat every 50 ms, or
+    (an older server) not a word."""
+    ticks: list[int] = []
+
+    def tick() -> None:
+        ticks.append(1)
+        if heartbeat:
+            connection.sendall(b'{"op":"PONG"}\n')
+
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(tick)
+    timer.start()
+    qtbot.waitUntil(lambda: len(ticks) >= seconds / 0.05, timeout=WAIT_MS)
+    timer.stop()
+
+
+def answer_search(connection: ssl.SSLSocket, request_id: int) -> None:
+    connection.sendall(json.dumps({"op": "SEARCH_OK", "id": request_id, "results": []}).encode())
+    connection.sendall(b"\n")
+
+
+SHORT_DEADLINES = {"liveness_timeout": 0.3, "reply_timeout": 60.0, "ping_interval": 60.0}
+
+
+def test_a_server_with_heartbeats_that_goes_quiet_under_a_search_is_left_within_seconds(
+    qtbot, listener, make_client
+):
+    port = listener[0].getsockname()[1]
+    client = make_client(port, **SHORT_DEADLINES)
+    connection = fake_join(qtbot, listener, client, heartbeat=True)
+    lost, failed = recorder(client.connection_lost), recorder(client.search_failed)
+    search_id = client.search("aula")
+    assert read_line(qtbot, connection)["op"] == "SEARCH"
+    started = time.monotonic()
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert time.monotonic() - started < 3  # the liveness deadline, not the reply deadline
+    assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 0.3 s"
+    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+
+
+def test_heartbeats_keep_a_busy_server_past_the_liveness_deadline(qtbot, listener, make_client):
+    client = make_client(listener[0].getsockname()[1], **SHORT_DEADLINES)
+    connection = fake_join(qtbot, listener, client, heartbeat=True)
+    lost = recorder(client.connection_lost)
+    search_id = client.search("aula")
+    search = read_line(qtbot, connection)
+    keep_busy(qtbot, connection, 1.0, heartbeat=True)  # three liveness deadlines
+    with qtbot.waitSignal(client.search_finished, timeout=WAIT_MS) as finished:
+        answer_search(connection, search["id"])
+    assert finished.args == [search_id, []]
+    assert lost == []
+
+
+def test_a_join_on_a_server_that_sent_a_heartbeat_has_the_liveness_deadline(
+    qtbot, listener, make_client
+):
+    sock, connections = listener
+    client = make_client(sock.getsockname()[1], **SHORT_DEADLINES)
+    lost = recorder(client.connection_lost)
+    client.start()
+    connections.append(accept_connection(qtbot, sock))
+    assert read_line(qtbot, connections[0])["op"] == "JOIN"
+    connections[0].sendall(b'{"op":"PONG"}\n')  # working on it; then it freezes
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert lost[0][0].endswith(": no reply within 0.3 s")
+
+
+def test_an_older_server_without_heartbeats_gets_the_reply_deadline(qtbot, listener, make_client):
+    port = listener[0].getsockname()[1]
+    client = make_client(port, liveness_timeout=0.2, reply_timeout=1.0, ping_interval=60.0)
+    connection = fake_join(qtbot, listener, client, heartbeat=False)
+    lost = recorder(client.connection_lost)
+    first = client.search("aula")
+    search = read_line(qtbot, connection)
+    keep_busy(qtbot, connection, 0.5, heartbeat=False)  # silent past the liveness deadline
+    with qtbot.waitSignal(client.search_finished, timeout=WAIT_MS) as finished:
+        answer_search(connection, search["id"])
+    assert finished.args == [first, []] and lost == []
+    client.search("prova")
+    assert read_line(qtbot, connection)["op"] == "SEARCH"
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 1 s"
+
+
+def test_an_idle_client_pings_and_leaves_a_server_that_does_not_answer_within_seconds(
+    qtbot, listener, make_client
+):
+    port = listener[0].getsockname()[1]
+    client = make_client(port, liveness_timeout=0.3, reply_timeout=60.0, ping_interval=0.2)
+    connection = fake_join(qtbot, listener, client, heartbeat=False)  # even an older server
+    lost = recorder(client.connection_lost)
+    assert read_line(qtbot, connection)["op"] == "PING"  # after 0.2 s without a word
+    started = time.monotonic()
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert time.monotonic() - started < 3
+    assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 0.3 s"
 
 
 def test_stop_sends_leave_and_the_server_removes_the_peer(qtbot, server, make_client):

@@ -10,6 +10,13 @@ pause spreads a crowd of peers); only after a whole round of failures does it ba
 off, with randomized exponential delays. Each time it JOINs again with the current
 library. Everything runs in slots driven by the Qt event loop: nothing here blocks
 (except ``stop_and_wait``, meant for quit).
+
+A server that stops answering while the connection stays up (a frozen process, a host
+gone silent) is left within a few seconds, busy or not: the client asks for the server's
+heartbeat (an unasked PONG about once a second while its requests wait for the server),
+so while it waits it must hear something every ``liveness_timeout`` seconds; idle, it
+PINGs after ``ping_interval`` seconds without a word, and that PING has the same deadline.
+A server without heartbeats (an older one) gets ``reply_timeout`` per reply, as before.
 """
 
 from __future__ import annotations
@@ -183,8 +190,9 @@ class IndexClient(QObject):
         *,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
-        ping_interval: float = 30.0,
+        ping_interval: float = 3.0,
         reply_timeout: float = 20.0,
+        liveness_timeout: float = 5.0,
         connect_timeout: float = 10.0,
         leave_timeout: float = 1.0,
         agent: str = p.AGENT,
@@ -219,6 +227,11 @@ class IndexClient(QObject):
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._reply_timeout = reply_timeout
+        #: While waiting for a server that sends heartbeats (or for a PING's answer), it
+        #: must say something at least this often.
+        self._liveness_timeout = liveness_timeout
+        #: The current server sends heartbeats (JOIN_OK said so, or one arrived).
+        self._heartbeats = False
         self._connect_timeout = connect_timeout
         self._agent = agent
 
@@ -246,6 +259,8 @@ class IndexClient(QObject):
 
         self._connect_timer = self._single_shot(connect_timeout, self._on_connect_timeout)
         self._reply_timer = self._single_shot(reply_timeout, self._on_reply_timeout)
+        #: what the running reply deadline allows, in seconds (for the message)
+        self._deadline = reply_timeout
         self._reconnect_timer = self._single_shot(min_backoff, self._connect)
         self._leave_timer = self._single_shot(leave_timeout, self._finish_leaving)
         self._ping_timer = QTimer(self)
@@ -487,6 +502,7 @@ class IndexClient(QObject):
         self._refused_identity = False
         self._reader = p.LineReader()
         self._next_request_id = 1
+        self._heartbeats = False
         self._set_state(ClientState.CONNECTING)
         self._announce_server()
         log.info("Connecting to the index server at %s", self.server_address)
@@ -678,11 +694,23 @@ class IndexClient(QObject):
         self._connection_failed(f"no answer within {self._connect_timeout:g} s")
 
     def _on_reply_timeout(self) -> None:
-        self._connection_failed(f"no reply within {self._reply_timeout:g} s")
+        self._connection_failed(f"no reply within {self._deadline:g} s")
 
     def _on_ping_timer(self) -> None:
-        if self._state == ClientState.JOINED and self._connected():
+        # Waiting for replies has its own deadline; an idle connection is probed.
+        if self._state == ClientState.JOINED and self._connected() and not self._requests:
             self._request(p.Ping(id=self._take_request_id()))
+
+    def _start_reply_timer(self) -> None:
+        """The deadline for the server's next word while requests wait: short when the
+        server sends heartbeats or only PINGs wait (both are answered at once by a live
+        server), else the per-reply ``reply_timeout`` (a server without heartbeats may
+        work for longer on one request without a word)."""
+        if self._heartbeats or all(r.op == "PING" for r in self._requests.values()):
+            self._deadline = self._liveness_timeout
+        else:
+            self._deadline = self._reply_timeout
+        self._reply_timer.start(max(0, round(self._deadline * 1000)))
 
     # ------------------------------------------------------------ sending
 
@@ -704,7 +732,7 @@ class IndexClient(QObject):
         self._requests[message.id] = _Request(message.OP, search_id)
         self._write(message)
         if not self._reply_timer.isActive():
-            self._reply_timer.start()
+            self._start_reply_timer()
 
     def _current_files(self) -> list[p.FileInfo]:
         try:
@@ -762,6 +790,7 @@ class IndexClient(QObject):
                 files=tuple(first),
                 agent=self._agent,
                 fingerprint=self._fingerprint,
+                heartbeat=True,
             )
         )
         # The server answers in order, so the rest can follow the JOIN right away.
@@ -813,8 +842,13 @@ class IndexClient(QObject):
                 self._finish_leaving()
             return
         request = self._requests.pop(message.id, None) if message.id is not None else None
+        heartbeat = isinstance(message, p.Pong) and message.id is None  # unasked: a heartbeat
+        if heartbeat or (isinstance(message, p.JoinOk) and message.heartbeat):
+            self._heartbeats = True
+        if self._ping_timer.isActive():
+            self._ping_timer.start()  # idle is counted from the server's last word
         if self._requests:
-            self._reply_timer.start()
+            self._start_reply_timer()
         else:
             self._reply_timer.stop()
 

@@ -164,7 +164,10 @@ def big_join_run(folder: Path, count: int) -> tuple[float, float, float]:
             sender.start()
             reader = sock.makefile("rb")
             while len(arrivals) < len(lines):
-                reply = json.loads(reader.readline())
+                line = reader.readline()
+                if not line:
+                    raise SystemExit("the server closed:\n" + "\n".join(server.lines[-10:]))
+                reply = json.loads(line)
                 if reply.get("id") is not None:  # not a server's unasked message
                     arrivals.append(time.monotonic())
             sender.join()

@@ -1,0 +1,119 @@
+"""A peer leaves a frozen index server within seconds, idle or waiting, and keeps a slow one.
+
+The index servers are real processes; SIGSTOP freezes one (a hung process, or a host that
+stops answering while its TCP connections stay up). The peer's ``IndexClient`` runs in the
+test with its default deadlines, as every front end uses them.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.network import protocol as p
+from app.network.index_client import ClientState, IndexClient
+from tests.system.conftest import search_index
+from tests.test_server_cli import ServerProcess
+
+#: Seconds to JOIN another server once the first froze: the defaults allow 3 s idle before
+#: a PING and 5 s for its answer (or 5 s of silence under a request), then the new JOIN.
+FROZEN_BOUND = 10.0
+#: The client's default deadline for a word from a server that sends heartbeats.
+LIVENESS = 5.0
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    started: list[ServerProcess] = []
+
+    def start(name: str, slow_steps: float | None = None) -> ServerProcess:
+        def slowed(argv: list[str]) -> list[str]:
+            return [sys.executable, "-m", "tests.slow_index_server", str(slow_steps), *argv[3:]]
+
+        server = ServerProcess(
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / f"{name}.db"),
+            "--identity-dir",
+            str(tmp_path / name),
+            wrap=slowed if slow_steps is not None else None,
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+@pytest.fixture
+def make_client(qtbot) -> Iterator:
+    clients: list[IndexClient] = []
+
+    def make(servers: list[ServerProcess], port: int, files: list[p.FileInfo]) -> IndexClient:
+        for server in servers:
+            assert server.ready.wait(30) and server.port, server.lines
+        order = [("127.0.0.1", server.port) for server in servers]
+        client = IndexClient(order, port, lambda: files, shuffle=False)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.stop_and_wait(1000)
+
+
+def on(client: IndexClient, server: ServerProcess) -> bool:
+    return client.state == ClientState.JOINED and client.server_address.endswith(f":{server.port}")
+
+
+def test_a_frozen_index_server_is_left_within_seconds_idle_or_with_a_search_waiting(
+    qtbot, start_server, make_client
+):
+    first, second = start_server("first"), start_server("second")
+    idle = make_client([first, second], 6001, [p.FileInfo("holiday video.mkv", 1000, "ab" * 32)])
+    searching = make_client([first, second], 6002, [])
+    failed: list[tuple] = []
+    searching.search_failed.connect(lambda *args: failed.append(args))
+    for client in (idle, searching):
+        client.start()
+    qtbot.waitUntil(lambda: on(idle, first) and on(searching, first), timeout=15_000)
+
+    first.proc.send_signal(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    search_id = searching.search("holiday")
+    qtbot.waitUntil(
+        lambda: on(idle, second) and on(searching, second), timeout=int(FROZEN_BOUND * 1000)
+    )
+    took = time.monotonic() - frozen_at
+    assert took < FROZEN_BOUND
+    # The search its server never answered ended with a clear message, and the idle peer's
+    # files are found through the server that is still there.
+    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+    assert search_index(second.port, "holiday") == ["holiday video.mkv"]
+
+
+def test_a_slow_index_server_answering_a_big_join_is_kept(qtbot, start_server, make_client):
+    # 8 steps of 1,000 files, 0.8 s each: the JOIN is answered after ~6.4 s, longer than
+    # the client waits for a word from a server that sends heartbeats.
+    slow = start_server("slow", slow_steps=0.8)
+    files = [p.FileInfo(f"lecture {n}.mkv", n + 1, f"{n + 1:064x}") for n in range(8_000)]
+    client = make_client([slow], 6001, files)
+    lost: list[tuple] = []
+    client.connection_lost.connect(lambda *args: lost.append(args))
+    started = time.monotonic()
+    with qtbot.waitSignal(client.joined, timeout=30_000) as joined:
+        client.start()
+    assert time.monotonic() - started > LIVENESS
+    assert joined.args[1] == 8_000
+    assert lost == []

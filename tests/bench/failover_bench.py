@@ -9,7 +9,10 @@ connection stays up) and each case times how long until the peer is JOINed at th
   also how long until that search ends (it fails: its server never answers);
 - ``big-join``: no freeze: a PING sent right after a JOIN of ``--files`` files (JOIN plus
   UPDATE batches, pipelined) on one server, and the longest silence between its replies
-  (what a deadline must allow a slow but live server).
+  (what a deadline must allow a slow but live server);
+- ``crowd``: no freeze: ``--crowd`` connections JOIN ``--crowd-files`` files each at once (as
+  peers do when their server died), asking for heartbeats: per connection, when its first
+  line came, the longest wait between two replies, and between two lines of any kind.
 
     .venv/bin/python tests/bench/failover_bench.py                  # every case, 3 runs each
     .venv/bin/python tests/bench/failover_bench.py --cases idle --runs 5
@@ -136,25 +139,37 @@ def pending_run(folder: Path) -> tuple[float, float]:
         stop_servers(servers)
 
 
-def big_join_run(folder: Path, count: int) -> tuple[float, float, float]:
-    """A PING pipelined right after a JOIN of ``count`` files: seconds to its PONG, to the
-    first reply, and the longest silence between two replies."""
-    (server,) = [ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", str(folder / "i.db"))]
-    if not (server.ready.wait(30) and server.port):
-        raise SystemExit("the index server did not start")
+def join_lines(count: int, port: int, heartbeat: bool = False) -> list[dict]:
+    """A JOIN of ``count`` files as a peer sends it (JOIN, then UPDATE batches), and a PING."""
     files = [
         {
-            "name": f"video {number} 1080p.mkv",
+            "name": f"video {port} {number} 1080p.mkv",
             "size": 1_000_000 + number,
-            "hash": hashlib.sha256(str(number).encode()).hexdigest(),
+            "hash": hashlib.sha256(f"{port} {number}".encode()).hexdigest(),
         }
         for number in range(count)
     ]
     batch = p.MAX_FILES_PER_MESSAGE
-    lines = [{"op": "JOIN", "id": 1, "port": 7001, "files": files[:batch]}]
+    join = {"op": "JOIN", "id": 1, "port": port, "files": files[:batch]}
+    lines = [{**join, "heartbeat": True} if heartbeat else join]
     for start in range(batch, count, batch):
         lines.append({"op": "UPDATE", "id": len(lines) + 1, "add": files[start : start + batch]})
     lines.append({"op": "PING", "id": len(lines) + 1})
+    return lines
+
+
+def start_one_server(folder: Path) -> ServerProcess:
+    server = ServerProcess("--host", "127.0.0.1", "--port", "0", "--db", str(folder / "i.db"))
+    if not (server.ready.wait(30) and server.port):
+        raise SystemExit("the index server did not start")
+    return server
+
+
+def big_join_run(folder: Path, count: int) -> tuple[float, float, float]:
+    """A PING pipelined right after a JOIN of ``count`` files: seconds to its PONG, to the
+    first reply, and the longest silence between two replies."""
+    server = start_one_server(folder)
+    lines = join_lines(count, 7001)
     data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
     arrivals: list[float] = []
     try:
@@ -178,15 +193,62 @@ def big_join_run(folder: Path, count: int) -> tuple[float, float, float]:
     return arrivals[-1] - started, arrivals[0] - started, max(gaps)
 
 
+def crowd_run(folder: Path, peers: int, count: int) -> list[tuple[float, float, float]]:
+    """``peers`` connections JOIN ``count`` files each at once, asking for heartbeats; for
+    each, seconds to its first line, the longest gap between two replies and between two
+    lines of any kind after the first."""
+    server = start_one_server(folder)
+    payloads = [
+        b"".join(json.dumps(line).encode() + b"\n" for line in join_lines(count, 7001 + k, True))
+        for k in range(peers)
+    ]
+    results: list[tuple[float, float, float]] = []
+    gate = threading.Barrier(peers)
+
+    def peer(data: bytes) -> None:
+        with tls_connect(server.port, timeout=GIVE_UP) as sock:
+            gate.wait()
+            started = time.monotonic()
+            sender = threading.Thread(target=sock.sendall, args=(data,))
+            sender.start()
+            reader = sock.makefile("rb")
+            lines: list[float] = []
+            replies: list[float] = [started]
+            expected = data.count(b"\n")
+            while len(replies) <= expected:
+                line = reader.readline()
+                if not line:
+                    raise SystemExit("the server closed:\n" + "\n".join(server.lines[-10:]))
+                lines.append(time.monotonic())
+                if json.loads(line).get("id") is not None:
+                    replies.append(lines[-1])
+            sender.join()
+        reply_gap = max(b - a for a, b in itertools.pairwise(replies))
+        line_gap = max((b - a for a, b in itertools.pairwise(lines)), default=0.0)
+        results.append((lines[0] - started, reply_gap, line_gap))
+
+    try:
+        threads = [threading.Thread(target=peer, args=(data,)) for data in payloads]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    return results
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.1f}-{max(values):.1f} s (runs: {', '.join(f'{v:.1f}' for v in values)})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="idle,pending,big-join")
+    parser.add_argument("--cases", default="idle,pending,big-join,crowd")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=200_000, help="files in the big JOIN")
+    parser.add_argument("--crowd", type=int, default=30, help="peers JOINing at once")
+    parser.add_argument("--crowd-files", type=int, default=30_000, help="files each")
     args = parser.parse_args()
     QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     cases = args.cases.split(",")
@@ -211,6 +273,17 @@ def main() -> None:
         print(
             f"{args.files:,} files JOINed, then PING: PONG after {pong:.2f} s, first reply after"
             f" {first:.2f} s, longest silence between replies {silence:.2f} s",
+            flush=True,
+        )
+    if "crowd" in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = crowd_run(Path(tmp), args.crowd, args.crowd_files)
+        first, replies, lines = zip(*results, strict=True)
+        print(
+            f"{args.crowd} peers JOINing {args.crowd_files:,} files each at once: first line after"
+            f" {min(first):.2f}-{max(first):.2f} s; longest wait for a reply"
+            f" {min(replies):.2f}-{max(replies):.2f} s; longest wait for any line after the first"
+            f" {min(lines):.2f}-{max(lines):.2f} s",
             flush=True,
         )
 

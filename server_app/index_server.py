@@ -97,6 +97,9 @@ class ServerLimits:
     max_files_per_peer: int = 200_000
     #: Seconds between the heartbeats of a connection whose requests wait (see HEARTBEAT_LINE).
     heartbeat: float = 1.0
+    #: Seconds without a line to a connection that asked for heartbeats after which it gets
+    #: one even with nothing to wait for (it sees a frozen server within a few seconds).
+    idle_heartbeat: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,8 @@ class PeerSession(QObject):
         self.fingerprint: str | None = None
         #: A JOIN asked for heartbeats (from the moment it is read, before its turn).
         self.heartbeat = False
+        #: When a line was last written to the peer (``time.monotonic``).
+        self.last_sent = time.monotonic()
         self.connected_at = time.time()
         self.last_seen = self.connected_at
         self._reader = p.LineReader(p.SERVER_BULK_OPS)
@@ -242,6 +247,7 @@ class PeerSession(QObject):
         if self._closing:
             return
         self.connection.write(line)
+        self.last_sent = time.monotonic()
         if self.connection.bytes_to_write() > MAX_PENDING_WRITE:
             log.warning("Dropping %s: it does not read its replies", self.peer_label)
             self.close(flush=False)
@@ -821,9 +827,18 @@ class IndexServer(QTcpServer):
     def _send_heartbeats(self) -> None:
         """An unasked PONG to each connection that asked for heartbeats and whose requests
         wait for their turn now (a request read and not answered always waits there
-        between two passes of the loop): its peer sees the server is alive, only busy."""
-        for session in set(self.turns.waiting_owners()):
-            if session.heartbeat and not session.closing and session in self.sessions:
+        between two passes of the loop), or that was sent nothing for ``idle_heartbeat``
+        seconds: its peer sees the server is alive, busy or idle.
+
+        Idle, one such line costs the server far less than the peer's PING would (no
+        request to read, queue and answer), so the peer PINGs only for the idle deadline.
+        """
+        waiting = set(self.turns.waiting_owners())
+        quiet = time.monotonic() - self.limits.idle_heartbeat
+        for session in list(self.sessions):  # a send may close one
+            if not session.heartbeat or session.closing:
+                continue
+            if session in waiting or session.last_sent <= quiet:
                 session.send_line(HEARTBEAT_LINE)
 
     # ------------------------------------------------------------ what sessions report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -599,6 +600,24 @@ def test_an_idle_client_pings_and_leaves_a_server_that_does_not_answer_within_se
     qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
     assert time.monotonic() - started < 3
     assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 0.3 s"
+
+
+def test_an_idle_client_leaves_a_server_with_heartbeats_that_goes_quiet_without_pinging(
+    qtbot, listener, make_client
+):
+    port = listener[0].getsockname()[1]
+    client = make_client(port, liveness_timeout=0.3, reply_timeout=60.0, ping_interval=60.0)
+    connection = fake_join(qtbot, listener, client, heartbeat=True)
+    lost = recorder(client.connection_lost)
+    keep_busy(qtbot, connection, 1.0, heartbeat=True)  # idle, its heartbeats keep it
+    assert lost == [] and client.state == ClientState.JOINED
+    started = time.monotonic()  # then the server goes quiet
+    qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
+    assert time.monotonic() - started < 3
+    assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 0.3 s"
+    connection.setblocking(False)
+    with contextlib.suppress(ssl.SSLWantReadError, OSError):
+        assert b"PING" not in connection.recv(65536)  # the client sent no PING meanwhile
 
 
 def test_stop_sends_leave_and_the_server_removes_the_peer(qtbot, server, make_client):

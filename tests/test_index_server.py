@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -603,6 +604,26 @@ def test_a_join_that_asked_for_heartbeats_gets_unasked_pongs_while_it_waits_its_
             assert client.request(qtbot, {"op": "PING", "id": 2}) == {"op": "PONG", "id": 2}
         finally:
             client.close()
+
+
+def test_an_idle_connection_that_asked_for_heartbeats_gets_one_after_a_quiet_spell(
+    qtbot, make_server
+):
+    server = make_server(ServerLimits(heartbeat=0.05, idle_heartbeat=0.2))
+    asking, not_asking = WireClient(server.serverPort()), WireClient(server.serverPort())
+    try:
+        join = {"op": "JOIN", "id": 1, "files": []}
+        assert asking.request(qtbot, {**join, "port": 7001, "heartbeat": True})["heartbeat"]
+        assert "heartbeat" not in not_asking.request(qtbot, {**join, "port": 7002})
+        started = time.monotonic()
+        assert asking.reply(qtbot) == {"op": "PONG"}  # nothing asked: the idle heartbeat
+        assert asking.reply(qtbot) == {"op": "PONG"}
+        assert time.monotonic() - started >= 0.2  # two, each after a quiet spell
+        not_asking.poll()
+        assert not_asking.lines == []
+    finally:
+        asking.close()
+        not_asking.close()
 
 
 @pytest.mark.parametrize(

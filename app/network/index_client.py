@@ -13,10 +13,11 @@ library. Everything runs in slots driven by the Qt event loop: nothing here bloc
 
 A server that stops answering while the connection stays up (a frozen process, a host
 gone silent) is left within a few seconds, busy or not: the client asks for the server's
-heartbeat (an unasked PONG about once a second while its requests wait for the server),
-so while it waits it must hear something every ``liveness_timeout`` seconds; idle, it
-PINGs after ``ping_interval`` seconds without a word, and that PING has the same deadline.
-A server without heartbeats (an older one) gets ``reply_timeout`` per reply, as before.
+heartbeat (an unasked PONG about once a second while its requests wait for the server,
+and after 2 s of silence when there are none), so it must hear something every
+``liveness_timeout`` seconds. It PINGs after ``ping_interval`` seconds without sending
+anything, for the server's idle deadline. A server without heartbeats (an older one) gets
+``reply_timeout`` per reply, and its PINGs ``liveness_timeout``, as before.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class IndexClient(QObject):
         *,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
-        ping_interval: float = 3.0,
+        ping_interval: float = 30.0,
         reply_timeout: float = 20.0,
         liveness_timeout: float = 5.0,
         connect_timeout: float = 10.0,
@@ -697,15 +698,16 @@ class IndexClient(QObject):
         self._connection_failed(f"no reply within {self._deadline:g} s")
 
     def _on_ping_timer(self) -> None:
-        # Waiting for replies has its own deadline; an idle connection is probed.
+        # The server's idle deadline: a connection that sent nothing for a while says PING.
         if self._state == ClientState.JOINED and self._connected() and not self._requests:
             self._request(p.Ping(id=self._take_request_id()))
 
     def _start_reply_timer(self) -> None:
-        """The deadline for the server's next word while requests wait: short when the
-        server sends heartbeats or only PINGs wait (both are answered at once by a live
-        server), else the per-reply ``reply_timeout`` (a server without heartbeats may
-        work for longer on one request without a word)."""
+        """The deadline for the server's next word: short when the server sends heartbeats
+        (then it runs while idle too: such a server says something every few seconds) or
+        when only PINGs wait (answered at once by a live server), else the per-reply
+        ``reply_timeout`` (a server without heartbeats may work for longer on one request
+        without a word)."""
         if self._heartbeats or all(r.op == "PING" for r in self._requests.values()):
             self._deadline = self._liveness_timeout
         else:
@@ -722,6 +724,8 @@ class IndexClient(QObject):
     def _write(self, message: p.Message) -> None:
         if self._socket is not None:
             self._socket.write(p.encode(message))
+            if self._ping_timer.isActive():
+                self._ping_timer.start()  # idle is counted from what we last sent
 
     def _request(self, message: p.Message, search_id: int | None = None) -> None:
         assert message.id is not None
@@ -845,9 +849,7 @@ class IndexClient(QObject):
         heartbeat = isinstance(message, p.Pong) and message.id is None  # unasked: a heartbeat
         if heartbeat or (isinstance(message, p.JoinOk) and message.heartbeat):
             self._heartbeats = True
-        if self._ping_timer.isActive():
-            self._ping_timer.start()  # idle is counted from the server's last word
-        if self._requests:
+        if self._requests or self._heartbeats:
             self._start_reply_timer()
         else:
             self._reply_timer.stop()

@@ -293,6 +293,11 @@ class Relay:
             self._purge(time.monotonic())
             return len(self._expected)
 
+    def half_paired(self) -> int:
+        """Tokens whose first connection arrived and waits for the other one."""
+        with self._lock:
+            return sum(1 for expected in self._expected.values() if expected.first is not None)
+
     def running(self) -> int:
         with self._lock:
             return len(self._running)

@@ -418,6 +418,10 @@ def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
     qtbot, server, connect, monkeypatch
 ):
     monkeypatch.setattr(server.turns, "budget", 0.0)  # one index request per pass
+    pop = server.turns.pop
+    # No turn for anyone until every client's requests are read (which connection the loop
+    # reads first is up to it: under load one client's requests all came first).
+    monkeypatch.setattr(server.turns, "pop", lambda now: None)
     clients = [connect() for _ in range(4)]
     for number, client in enumerate(clients):
         joins = b"".join(
@@ -432,6 +436,8 @@ def test_index_work_past_the_pass_budget_waits_its_turn_and_all_is_answered(
             for n in range(3, 8)
         )
         client.send_raw(joins + searches)
+    qtbot.waitUntil(lambda: server.turns.waiting == 4)
+    monkeypatch.setattr(server.turns, "pop", pop)
     for client in clients:
         replies = [client.reply(qtbot) for _ in range(13)]
         assert [r["op"] for r in replies[:3]] == ["JOIN_OK"] * 3

@@ -111,6 +111,8 @@ def test_a_connection_from_another_address_cannot_take_the_token(relay):
     # The index knows the holder at 10.9.9.9: a second connection from here is refused.
     r.expect(TOKEN, f"{HERE}:5000", "10.9.9.9:6000")
     first = arrive(r, TOKEN)
+    # Each arrival has its own thread: the intruder comes once the first one waits.
+    assert wait_for(lambda: r.half_paired() == 1)
     intruder = arrive(r, TOKEN)
     assert closed_by_relay(intruder)
     assert r.running() == 0 and r.awaited() == 1

@@ -4,7 +4,9 @@ The sharer is the real ``UploadServer`` in a child process (so each side's CPU t
 own); the downloader is the real ``PieceDownloader`` in this process, from the DOWNLOAD
 requests to the verified file under its final name. Plaintext is the test-only switch
 (``plaintext_for_tests``); TLS is pinned to the sharer's fingerprint. Prints throughput
-and CPU seconds per GB on each side (``resource.getrusage``: user + system).
+and CPU seconds per GB on each side (``resource.getrusage``: user + system), and the rate
+before the finish (the final fsync of the whole file takes the same time in both kinds),
+and what both sides' CPU allows at most on this machine's cores.
 
     .venv/bin/python tests/bench/tls_bench.py [--size-gib 2] [--rounds 2]
 """
@@ -97,17 +99,26 @@ def one_run(source: Path, digest: pc.FileDigest, digest_file: Path, plaintext: b
     )
     factory = functools.partial(SourceConnection, plaintext_for_tests=plaintext)
     downloader = fp.PieceDownloader(spec, threading.Event(), source_factory=factory)
+    finishing: list[float] = []
+    finalize = downloader._finalize
+
+    def timed_finalize():
+        finishing.append(time.perf_counter())
+        return finalize()
+
+    downloader._finalize = timed_finalize
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     final = downloader.run()
     took = time.perf_counter() - started
+    transfer = finishing[0] - started
     downloader_cpu = cpu_seconds() - cpu_before
     child.stdin.close()
     sharer_cpu = json.loads(child.stdout.readline())["cpu"]
     child.wait(30)
     assert Path(final).stat().st_size == digest.size
     shutil.rmtree(downloads)
-    return took, downloader_cpu, sharer_cpu
+    return took, downloader_cpu, sharer_cpu, transfer
 
 
 def main() -> None:
@@ -136,13 +147,15 @@ def main() -> None:
         digest_file.write_text(
             json.dumps({"hash": digest.hash, "size": digest.size, "pieces": digest.pieces_hex})
         )
-        results: dict[str, list[tuple[float, float, float]]] = {"plaintext": [], "tls": []}
+        results: dict[str, list[tuple[float, float, float, float]]] = {"plaintext": [], "tls": []}
         for round_number in range(args.rounds):
             for kind in ("plaintext", "tls"):
-                took, mine, theirs = one_run(source, digest, digest_file, kind == "plaintext", work)
-                results[kind].append((took, mine, theirs))
+                run = one_run(source, digest, digest_file, kind == "plaintext", work)
+                took, mine, theirs, transfer = run
+                results[kind].append(run)
                 print(
-                    f"round {round_number + 1} {kind:9}: {size / took / GB:5.2f} GB/s, "
+                    f"round {round_number + 1} {kind:9}: {size / took / GB:5.2f} GB/s "
+                    f"({size / transfer / GB:5.2f} before the finish), "
                     f"CPU per GB: downloader {mine / (size / GB):5.2f} s, "
                     f"sharer {theirs / (size / GB):5.2f} s",
                     flush=True,
@@ -153,10 +166,12 @@ def main() -> None:
         took = statistics.median(r[0] for r in runs)
         mine = statistics.median(r[1] for r in runs)
         theirs = statistics.median(r[2] for r in runs)
+        transfer = statistics.median(r[3] for r in runs)
         medians[kind] = size / took / GB
         total = (mine + theirs) / (size / GB)
         print(
-            f"  {kind:9}: {size / took / GB:5.2f} GB/s; CPU s/GB downloader "
+            f"  {kind:9}: {size / took / GB:5.2f} GB/s ({size / transfer / GB:.2f} before the "
+            f"finish); CPU s/GB downloader "
             f"{mine / (size / GB):.2f}, sharer {theirs / (size / GB):.2f}, both {total:.2f} "
             f"(ceiling on {os.cpu_count()} cores: {os.cpu_count() / total:.2f} GB/s)"
         )

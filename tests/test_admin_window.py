@@ -18,7 +18,7 @@ from server_app.index_server import IndexServer
 from server_app.index_store import SqliteIndexStore
 from server_app.log_handler import LogBuffer, LogEntry, QtLogHandler
 from server_app.ui.admin_window import AdminWindow
-from server_app.ui.formatting import human_size
+from server_app.ui.formatting import format_size
 from server_app.ui.models import LogTableModel, PeerTableModel
 from server_app.ui.traffic import TrafficStats
 from tests.wire_client import WireClient
@@ -108,7 +108,7 @@ def test_a_join_appears_in_the_table_the_counters_and_the_log(qtbot, harness):
     qtbot.waitUntil(lambda: window.counter("JOIN") == "1")
     assert window.counter("peers") == "1"
     assert window.counter("files") == "2"
-    assert window.counter("bytes") == human_size(BIG + 1_000) == "12.4 GB"
+    assert window.counter("bytes") == format_size(BIG + 1_000) == "12.4 GB"
 
     searcher = h.join(8777, [])
     searcher.request(qtbot, {"op": "SEARCH", "id": 2, "query": "aula"})

@@ -30,9 +30,14 @@ class ElidedLabel(QLabel):
             self.fontMetrics().horizontalAdvance(self.text()) + 8, super().sizeHint().height()
         )
 
+    def shown_text(self) -> str:
+        """What fits: the text, or the text with "…" in place of what does not."""
+        return self.fontMetrics().elidedText(
+            self.text(), self.elide_mode, self.contentsRect().width()
+        )
+
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        rect = self.contentsRect()
-        shown = self.fontMetrics().elidedText(self.text(), self.elide_mode, rect.width())
         painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(rect, int(self.alignment() | Qt.AlignmentFlag.AlignVCenter), shown)
+        flags = int(self.alignment() | Qt.AlignmentFlag.AlignVCenter)
+        painter.drawText(self.contentsRect(), flags, self.shown_text())

@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
 
 from app.network.identity import grouped_fingerprint
 from app.network.protocol import DEFAULT_SERVER_PORT
+from app.ui.widgets import ElidedLabel
 from server_app.index_server import IndexServer, ServerStartError
 from server_app.log_handler import LogBuffer, QtLogHandler
-from server_app.ui.formatting import format_count, human_size, plain_text
+from server_app.ui.formatting import format_count, format_size, plain_text
 from server_app.ui.log_pane import LogPane
 from server_app.ui.models import (
     BanTableModel,
@@ -46,7 +47,7 @@ from server_app.ui.peer_feed import PeerFeed
 from server_app.ui.relay_panel import RelayPanel
 from server_app.ui.traffic import SAMPLE_SECONDS, TrafficStats
 from server_app.ui.traffic_chart import TrafficChart
-from server_app.ui.widgets import ElidedLabel, StatTile, TableView
+from server_app.ui.widgets import StatTile, TableView
 
 log = logging.getLogger("napster.admin")
 
@@ -522,7 +523,7 @@ class AdminWindow(QMainWindow):
             format_count(model.total_files), tr("Every shared file of every online peer")
         )
         self.tiles["bytes"].set_value(
-            human_size(model.total_bytes),
+            format_size(model.total_bytes),
             tr("{count} bytes").format(count=format_count(model.total_bytes)),
         )
 
@@ -612,7 +613,7 @@ class AdminWindow(QMainWindow):
             address=f"{record.host}:{record.port}",
             agent=plain_text(record.agent) or tr("no agent"),
             count=format_count(record.files),
-            size=human_size(record.bytes),
+            size=format_size(record.bytes),
         )
         if len(files) > len(shown):
             title += tr(" — showing the first {count}").format(count=format_count(len(shown)))

@@ -5,29 +5,10 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QLocale
-
 from app.network.protocol import printable
-from app.units import SIZE_UNITS
+from app.ui.formatting import format_count, format_size
 
-__all__ = ["format_clock", "format_count", "human_size", "plain_text"]
-
-
-def format_count(value: int) -> str:
-    """A count with thousands separators: 1234567 -> '1,234,567' ('1.234.567' in pt_BR)."""
-    return QLocale().toString(int(value))
-
-
-def human_size(size: float) -> str:
-    """Bytes in decimal units, as file managers show them: 12_400_000_000 -> '12.4 GB'."""
-    value = float(size)
-    for unit in SIZE_UNITS:
-        if abs(value) < 1000 or unit == SIZE_UNITS[-1]:
-            if unit == "B":
-                return f"{QLocale().toString(int(value))} B"
-            return f"{QLocale().toString(value, 'f', 1)} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+__all__ = ["format_clock", "format_count", "format_size", "plain_text"]
 
 
 def format_clock(timestamp: float, now: float | None = None) -> str:

@@ -30,7 +30,7 @@ from app.network.protocol import FileInfo
 from server_app.index_server import Ban
 from server_app.log_handler import LogEntry
 from server_app.store import IndexedFile, PeerRecord, fold
-from server_app.ui.formatting import format_clock, format_count, human_size, plain_text
+from server_app.ui.formatting import format_clock, format_count, format_size, plain_text
 
 DISPLAY_ROLE = int(Qt.ItemDataRole.DisplayRole)
 TOOLTIP_ROLE = int(Qt.ItemDataRole.ToolTipRole)
@@ -134,7 +134,7 @@ class PeerRow:
                 address,
                 agent,
                 format_count(record.files),
-                human_size(record.bytes),
+                format_size(record.bytes),
                 format_clock(record.joined_at),
                 format_clock(record.last_seen),
                 plain_text(record.server) or "—",
@@ -284,7 +284,12 @@ class IndexFileModel(_RowTableModel):
         name = plain_text(file.name)
         return FileRow(
             key=(file.hash, file.name),
-            display=(name, human_size(file.size), format_count(file.peers), _short_hash(file.hash)),
+            display=(
+                name,
+                format_size(file.size),
+                format_count(file.peers),
+                _short_hash(file.hash),
+            ),
             sort_keys=(fold(file.name), file.size, file.peers, file.hash),
             hash=file.hash,
         )
@@ -358,7 +363,7 @@ class PeerFilesModel(_RowTableModel):
         self._rows = [
             FileRow(
                 key=(file.hash, file.name),
-                display=(plain_text(file.name), human_size(file.size), _short_hash(file.hash)),
+                display=(plain_text(file.name), format_size(file.size), _short_hash(file.hash)),
                 sort_keys=(fold(file.name), file.size, file.hash),
                 hash=file.hash,
             )

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app.network.rate_limit import parse_rate
 from server_app.index_server import IndexServer
 from server_app.relay import RelaySettings
-from server_app.ui.formatting import human_size
+from server_app.ui.formatting import format_size
 
 REFRESH_MS = 1000
 
@@ -179,8 +179,8 @@ class RelayPanel(QWidget):
                 info.downloader,
                 info.holder,
                 since,
-                human_size(info.bytes),
-                f"{human_size(int(info.rate))}/s",
+                format_size(info.bytes),
+                f"{format_size(int(info.rate))}/s",
             )
             for column, text in enumerate(cells):
                 self.table.setItem(row, column, QTableWidgetItem(text))

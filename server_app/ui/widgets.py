@@ -1,16 +1,15 @@
-"""Small widgets of the admin window: tables that explain an empty state, counter tiles, a
-label that elides."""
+"""Small widgets of the admin window: tables that explain an empty state, counter tiles (the
+label that elides is the peer window's, ``app.ui.widgets.ElidedLabel``)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QFont, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QHeaderView,
     QLabel,
-    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -103,41 +102,3 @@ class StatTile(QFrame):
 
     def value(self) -> str:
         return self.value_label.text()
-
-
-class ElidedLabel(QLabel):
-    """One line of plain text that shrinks with "…" instead of widening the window (the
-    peer's own is in app/ui, which the server does not import)."""
-
-    def __init__(
-        self,
-        mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle,
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self.elide_mode = mode
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(
-            self.fontMetrics().horizontalAdvance("…") * 4, super().minimumSizeHint().height()
-        )
-
-    def sizeHint(self) -> QSize:
-        return QSize(
-            self.fontMetrics().horizontalAdvance(self.text()) + 8, super().sizeHint().height()
-        )
-
-    def shown_text(self) -> str:
-        """What fits: the text, or the text with "…" in place of what does not."""
-        return self.fontMetrics().elidedText(
-            self.text(), self.elide_mode, self.contentsRect().width()
-        )
-
-    def paintEvent(self, _event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        flags = int(self.alignment() | Qt.AlignmentFlag.AlignVCenter)
-        painter.drawText(self.contentsRect(), flags, self.shown_text())
-        painter.end()

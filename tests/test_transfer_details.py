@@ -97,54 +97,52 @@ def route_column(details: TransferDetails) -> tuple[str, list[str], list[str]]:
     return header, texts, tips
 
 
-@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-def test_the_details_say_how_each_source_is_connected(qtbot):
-    details = TransferDetails()
-    qtbot.addWidget(details)
-    details.resize(1000, 300)
-    details.show()
-    details.show_transfer(sources_by_route())
-    header, texts, tips = route_column(details)
-    assert header == "Connection"
-    assert texts == [
-        "Direct",
-        "Pushed to us (source behind a firewall)",
-        "Through the server's relay (speed limited)",
-        "",
-    ]
-    assert "asked it to connect to you" in tips[1]
-    assert "limits the relay's speed" in tips[2] and "slower" in tips[2]
-    # On screen: the column is there and wide enough for the relay's words.
-    table = details.table
-    qtbot.waitUntil(lambda: table.isVisible())
-    assert not table.isColumnHidden(SourcesModel.ROUTE)
-    assert table.columnWidth(SourcesModel.ROUTE) >= table.fontMetrics().horizontalAdvance(texts[2])
+ROUTE_WORDS = {
+    "en": (
+        "Connection",
+        [
+            "Direct",
+            "Pushed to us (source behind a firewall)",
+            "Through the server's relay (speed limited)",
+            "",
+        ],
+        ("asked it to connect to you", "limits the relay's speed"),
+    ),
+    "pt_BR": (
+        "Conexão",
+        [
+            "Direta",
+            "Por push (a fonte está atrás de um firewall)",
+            "Pela retransmissão do servidor (velocidade limitada)",
+            "",
+        ],
+        ("pediu", "limita a velocidade"),
+    ),
+}
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-def test_the_route_of_each_source_is_told_in_portuguese(qtbot, isolated_home):
+@pytest.mark.parametrize("language", ["en", "pt_BR"])
+def test_the_details_say_how_each_source_is_connected(qtbot, isolated_home, language):
     from app.i18n import Translations
 
     translations = Translations()
     try:
-        translations.apply("pt_BR")
+        translations.apply(language)
         details = TransferDetails()
         qtbot.addWidget(details)
         details.resize(1000, 300)
         details.show()
         details.show_transfer(sources_by_route())
         header, texts, tips = route_column(details)
-        assert header == "Conexão"
-        assert texts == [
-            "Direta",
-            "Por push (a fonte está atrás de um firewall)",
-            "Pela retransmissão do servidor (velocidade limitada)",
-            "",
-        ]
-        assert "limita a velocidade" in tips[2]
+        expected_header, expected_texts, (pushed_tip, relayed_tip) = ROUTE_WORDS[language]
+        assert (header, texts) == (expected_header, expected_texts)
+        assert pushed_tip in tips[1] and relayed_tip in tips[2]
+        # On screen: the column is there and wide enough for the relay's words.
         table = details.table
-        assert table.columnWidth(SourcesModel.ROUTE) >= table.fontMetrics().horizontalAdvance(
-            texts[2]
-        )
+        qtbot.waitUntil(lambda: table.isVisible())
+        assert not table.isColumnHidden(SourcesModel.ROUTE)
+        width = table.fontMetrics().horizontalAdvance(texts[2])
+        assert table.columnWidth(SourcesModel.ROUTE) >= width
     finally:
         translations.apply("en")

@@ -355,24 +355,31 @@ def test_set_server_moves_to_another_server(qtbot, make_server, make_client):
 # ---------------------------------------------------------------- losing the server
 
 
-def test_server_stop_is_reported_and_pending_searches_fail(qtbot, server, make_client):
+def test_server_stop_is_reported_and_pending_searches_fail_when_none_comes_back(
+    qtbot, server, make_client
+):
     port = server.serverPort()
-    client = make_client(port, [file_info(1, "aula.mp4")])
+    client = make_client(port, [file_info(1, "aula.mp4")], resend_window=0.5)
     start_and_join(qtbot, client)
     lost, scheduled = recorder(client.connection_lost), recorder(client.reconnect_scheduled)
     failed = recorder(client.search_failed)
 
     search_id = client.search("anything")
     server.stop()  # before the server could read the search
+    lost_at = time.monotonic()
     qtbot.waitUntil(lambda: len(scheduled) >= 1, timeout=WAIT_MS)
     assert lost[0][0].startswith(f"Lost the connection to 127.0.0.1:{port}: ")
-    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+    assert failed == []  # it waits for a server to ask again
     assert 0.5 * MIN_BACKOFF <= scheduled[0][0] <= MIN_BACKOFF
     assert client.state in (ClientState.WAITING, ClientState.CONNECTING)
     assert client.peer_address == ""
     # Nothing listens any more: the next attempts cannot reach it.
     qtbot.waitUntil(lambda: len(lost) >= 2, timeout=WAIT_MS)
     assert lost[1][0] == (f"Cannot reach the index server at 127.0.0.1:{port}: connection refused")
+    # No server within the resend window: the search fails as it did at once before.
+    qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
+    assert time.monotonic() - lost_at >= 0.45
+    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
 
 
 def test_client_joins_a_restarted_server_by_itself(qtbot, make_server, make_client):
@@ -541,7 +548,9 @@ def test_a_server_with_heartbeats_that_goes_quiet_under_a_search_is_left_within_
     qtbot.waitUntil(lambda: len(lost) == 1, timeout=WAIT_MS)
     assert time.monotonic() - started < 3  # the liveness deadline, not the reply deadline
     assert lost[0][0] == f"Lost the connection to 127.0.0.1:{port}: no reply within 0.3 s"
-    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+    assert failed == []  # held for the next server (see the resend tests below)
+    client.stop()
+    assert failed == [(search_id, "The search was cancelled: leaving the index server")]
 
 
 def test_heartbeats_keep_a_busy_server_past_the_liveness_deadline(qtbot, listener, make_client):
@@ -704,11 +713,18 @@ def test_a_joined_client_whose_server_stops_joins_another_and_searches_there(
     failed, scheduled = recorder(client.search_failed), recorder(client.reconnect_scheduled)
     changed = recorder(client.server_changed)
 
-    waiting = client.search("anything")
+    found_again, ops = recorder(client.search_finished), recorder(second.request_handled)
+    waiting = client.search("aula")
     with qtbot.waitSignal(client.joined, timeout=WAIT_MS) as blocker:
         first.stop()
     assert blocker.args == ["127.0.0.1:6001", 1]
-    assert failed == [(waiting, "Lost the connection to the index server before it answered")]
+    # The search the first server never answered is answered by the second, same id.
+    qtbot.waitUntil(lambda: bool(found_again), timeout=WAIT_MS)
+    assert [(i, [r.name for r in results]) for i, results in found_again] == [
+        (waiting, ["aula completa.mp4"])
+    ]
+    assert failed == []
+    assert [op for op, _ in ops] == ["JOIN", "SEARCH"]
     assert changed == [(f"127.0.0.1:{second.serverPort()}",)]
     assert client.server_address == f"127.0.0.1:{second.serverPort()}"
     assert scheduled == []
@@ -886,3 +902,121 @@ def test_remembered_fingerprints_survive_a_restart(tmp_path):
     assert KnownServers(path).check("index.example:1099", "cd" * 32) is Verdict.NEW
     path.write_text("not json")
     assert KnownServers(path).fingerprint_of("index.example:1099") is None
+
+
+# ---------------------------------------------------------------- questions asked again
+
+
+class Lines:
+    """What a fake server reads from one connection, line by line, in order."""
+
+    def __init__(self, connection: ssl.SSLSocket) -> None:
+        self.connection = connection
+        self.buffer = bytearray()
+
+    def next(self, qtbot) -> dict:
+        def check() -> None:
+            if b"\n" not in self.buffer:
+                with contextlib.suppress(BlockingIOError, ssl.SSLWantReadError):
+                    self.buffer.extend(self.connection.recv(65536))
+            assert b"\n" in self.buffer
+
+        qtbot.waitUntil(check, timeout=WAIT_MS)
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer[:] = rest
+        return json.loads(line)
+
+
+@pytest.fixture
+def other_listener():
+    """A second fake server, like ``listener``."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    connections: list[socket.socket] = []
+    yield sock, connections
+    for connection in connections:
+        connection.close()
+    sock.close()
+
+
+def fake_accept_join(qtbot, listener, client: IndexClient) -> tuple[ssl.SSLSocket, Lines]:
+    """Take the client's next connection at this fake server and answer its JOIN (and
+    nothing before it: the JOIN is the first line)."""
+    sock, connections = listener
+    connection = accept_connection(qtbot, sock)
+    connections.append(connection)
+    lines = Lines(connection)
+    join = lines.next(qtbot)
+    assert join["op"] == "JOIN"
+    reply = {"op": "JOIN_OK", "id": join["id"], "peer": "127.0.0.1:6001", "files": 0}
+    with qtbot.waitSignal(client.joined, timeout=WAIT_MS):
+        connection.sendall(json.dumps(reply).encode() + b"\n")
+    return connection, lines
+
+
+def send(connection: ssl.SSLSocket, message: dict) -> None:
+    connection.sendall(json.dumps(message).encode() + b"\n")
+
+
+def two_fake_servers_and_a_question(qtbot, listener, other_listener, make_client):
+    """A client JOINed at the first fake server with an UPDATE and a SEARCH out there."""
+    ports = [listener[0].getsockname()[1], other_listener[0].getsockname()[1]]
+    client = make_client(ports, [file_info(1, "mine.mkv")], shuffle=False)
+    client.start()
+    first, first_lines = fake_accept_join(qtbot, listener, client)
+    client.announce([file_info(2, "new.mkv")], [])
+    search_id = client.search("aula")
+    assert first_lines.next(qtbot)["op"] == "UPDATE"
+    assert first_lines.next(qtbot)["query"] == "aula"
+    return client, first, search_id
+
+
+def test_a_search_out_when_the_server_drops_is_asked_again_of_the_next_after_its_join_ok(
+    qtbot, listener, other_listener, make_client
+):
+    client, first, search_id = two_fake_servers_and_a_question(
+        qtbot, listener, other_listener, make_client
+    )
+    failed, finished = recorder(client.search_failed), recorder(client.search_finished)
+    first.close()  # the server goes away with the UPDATE and the SEARCH unanswered
+    second, lines = fake_accept_join(qtbot, other_listener, client)
+    # Right after JOIN_OK: the SEARCH again (a new request id), not the UPDATE.
+    again = lines.next(qtbot)
+    assert (again["op"], again["query"]) == ("SEARCH", "aula")
+    result = {
+        "name": "aula.mp4",
+        "size": 5,
+        "hash": "ab" * 32,
+        "peers": [{"host": "127.0.0.1", "port": 6002}],
+    }
+    send(second, {"op": "SEARCH_OK", "id": again["id"], "results": [result]})
+    qtbot.waitUntil(lambda: bool(finished), timeout=WAIT_MS)
+    assert [(i, [r.name for r in results]) for i, results in finished] == [
+        (search_id, ["aula.mp4"])
+    ]
+    assert failed == []
+    # Nothing else was sent again: the next line is the next question.
+    client.search("next")
+    assert lines.next(qtbot)["query"] == "next"
+
+
+def test_a_search_out_when_both_servers_drop_fails_and_is_not_asked_a_third_time(
+    qtbot, listener, other_listener, make_client
+):
+    client, first, search_id = two_fake_servers_and_a_question(
+        qtbot, listener, other_listener, make_client
+    )
+    failed = recorder(client.search_failed)
+    first.close()
+    second, lines = fake_accept_join(qtbot, other_listener, client)
+    assert lines.next(qtbot)["query"] == "aula"
+    assert failed == []
+    second.close()  # the next server goes too before answering
+    qtbot.waitUntil(lambda: bool(failed), timeout=WAIT_MS)
+    assert failed == [(search_id, "Lost the connection to the index server before it answered")]
+    # Back at the first server: the search is not sent again.
+    _third, lines = fake_accept_join(qtbot, listener, client)
+    client.search("next")
+    assert lines.next(qtbot)["query"] == "next"

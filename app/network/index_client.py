@@ -18,6 +18,13 @@ and after 2 s of silence when there are none), so it must hear something every
 ``liveness_timeout`` seconds. It PINGs after ``ping_interval`` seconds without sending
 anything, for the server's idle deadline. A server without heartbeats (an older one) gets
 ``reply_timeout`` per reply, and its PINGs ``liveness_timeout``, as before.
+
+A question left unanswered when the connection is lost (SEARCH, SOURCES, BROWSE: they only
+read the index, which every server shares) is asked again, once, of the next server right
+after its JOIN_OK, and answered to the same search id as if nothing happened. It fails with
+the usual sentence if that server goes too before answering, or if no server JOINs within
+``resend_window`` seconds. JOIN, UPDATE, PING, PUSH, RELAY and LEAVE are never sent again
+(the re-JOIN carries the whole library).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from PySide6.QtCore import QCryptographicHash, QEventLoop, QObject, Qt, QTimer, Signal
@@ -124,10 +131,26 @@ def shareable(files: Sequence[p.FileInfo]) -> list[p.FileInfo]:
     return good
 
 
+#: Requests that carry a user's question and only read the index: when the connection is
+#: lost before their answer, they are asked again (once) of the next server after its JOIN_OK.
+RESENDABLE = frozenset({"SEARCH", "SOURCES", "BROWSE"})
+
+#: What a search (or SOURCES, BROWSE) the index never answered fails with.
+LOST_TEXT = "Lost the connection to the index server before it answered"
+
+
 @dataclass(frozen=True)
 class _Request:
     op: str
     search_id: int | None = None
+    #: the message as sent, kept for the requests that may be sent again (RESENDABLE)
+    message: p.Message | None = None
+    #: already sent again once, after a lost connection: never a second time
+    resent: bool = False
+
+    @property
+    def resendable(self) -> bool:
+        return self.message is not None and not self.resent
 
 
 class IndexClient(QObject):
@@ -202,6 +225,7 @@ class IndexClient(QObject):
         stable_after: float = 10.0,
         fingerprint: str | None = None,
         known_servers: KnownServers | None = None,
+        resend_window: float = 30.0,
     ) -> None:
         super().__init__(parent)
         #: index servers' fingerprints, remembered on first use (refused when changed)
@@ -243,6 +267,8 @@ class IndexClient(QObject):
         self._reached = False  # the current socket got connected
         self._reader = p.LineReader()
         self._requests: dict[int, _Request] = {}
+        #: questions the lost connection left unanswered, for the next server's JOIN_OK
+        self._held: list[_Request] = []
         self._next_request_id = 1
         self._next_search_id = 1
         #: False once the index server refused SOURCES (an older server)
@@ -264,6 +290,8 @@ class IndexClient(QObject):
         self._deadline = reply_timeout
         self._reconnect_timer = self._single_shot(min_backoff, self._connect)
         self._leave_timer = self._single_shot(leave_timeout, self._finish_leaving)
+        #: how long held questions wait for a server to JOIN before they fail
+        self._held_timer = self._single_shot(resend_window, self._on_held_timeout)
         self._ping_timer = QTimer(self)
         self._ping_timer.setInterval(max(1, round(ping_interval * 1000)))
         self._ping_timer.timeout.connect(self._on_ping_timer)
@@ -335,7 +363,7 @@ class IndexClient(QObject):
             and self._state in (ClientState.JOINING, ClientState.JOINED)
             and socket.state() == QAbstractSocket.SocketState.ConnectedState
         ):
-            failed = self._forget_requests()
+            failed = self._forget_requests() + self._take_held()
             self._reply_timer.stop()
             self._ping_timer.stop()
             self._leaving = True
@@ -345,7 +373,7 @@ class IndexClient(QObject):
             self._set_state(ClientState.OFFLINE)
             self._fail_searches(failed, "The search was cancelled: leaving the index server")
             return
-        failed = self._discard_socket()
+        failed = self._discard_socket() + self._take_held()
         self._set_state(ClientState.OFFLINE)
         self._fail_searches(failed, "The search was cancelled: leaving the index server")
         self.stopped.emit()
@@ -525,8 +553,8 @@ class IndexClient(QObject):
             and self._socket.state() == QAbstractSocket.SocketState.ConnectedState
         )
 
-    def _discard_socket(self) -> list[int]:
-        """Close the current socket without a word; return the ids of searches left unanswered."""
+    def _discard_socket(self) -> list[_Request]:
+        """Close the current socket without a word; return the searches left unanswered."""
         socket, self._socket = self._socket, None
         for timer in (self._connect_timer, self._reply_timer, self._ping_timer, self._leave_timer):
             timer.stop()
@@ -541,15 +569,47 @@ class IndexClient(QObject):
         self._peer_address = ""
         return self._forget_requests()
 
-    def _forget_requests(self) -> list[int]:
-        searches = [r.search_id for r in self._requests.values() if r.search_id is not None]
+    def _forget_requests(self) -> list[_Request]:
+        searches = [r for r in self._requests.values() if r.search_id is not None]
         self._requests.clear()
         self._join_request_id = None
         return searches
 
-    def _fail_searches(self, search_ids: list[int], message: str) -> None:
-        for search_id in search_ids:
-            self.search_failed.emit(search_id, message)
+    def _fail_searches(self, requests: list[_Request], message: str) -> None:
+        for request in requests:
+            assert request.search_id is not None
+            self.search_failed.emit(request.search_id, message)
+
+    def _hold(self, requests: list[_Request]) -> None:
+        """Keep these questions for the next server's JOIN_OK, within ``resend_window``."""
+        if not requests:
+            return
+        self._held.extend(requests)
+        if not self._held_timer.isActive():
+            self._held_timer.start()
+        log.info("%d questions wait to be asked again of the next server", len(requests))
+
+    def _take_held(self) -> list[_Request]:
+        held, self._held = self._held, []
+        self._held_timer.stop()
+        return held
+
+    def _on_held_timeout(self) -> None:
+        """No server JOINed in time: the held questions fail as they would have at once."""
+        held = self._take_held()
+        if held:
+            log.info("No index server joined in time: %d questions fail", len(held))
+        self._fail_searches(held, LOST_TEXT)
+
+    def _resend_held(self) -> None:
+        """Ask the questions the last server left unanswered, once, with new request ids."""
+        held = self._take_held()
+        if held:
+            log.info("Asking %s the %d questions left unanswered", self.server_address, len(held))
+        for request in held:
+            assert request.message is not None
+            message = replace(request.message, id=self._take_request_id())
+            self._request(message, request.search_id, resent=True)
 
     def _connection_failed(self, reason: str) -> None:
         """The connection is unusable: say so once, fail what waits, schedule a reconnect."""
@@ -575,7 +635,12 @@ class IndexClient(QObject):
             self._failed_in_round = 0
         self._joined_at = None
         server = self.server_address
-        failed = self._discard_socket()
+        lost = self._discard_socket()
+        # A question not yet asked twice waits for the next server; the rest fail now.
+        failed = [r for r in lost if not (self._running and r.resendable)]
+        self._hold([r for r in lost if self._running and r.resendable])
+        if not self._running:
+            failed += self._take_held()
         delay = None
         if self._running:
             # The next server in this client's order; a whole round of failures backs off.
@@ -596,7 +661,7 @@ class IndexClient(QObject):
                 self._set_state(ClientState.CONNECTING)
         else:
             self._set_state(ClientState.OFFLINE)
-        self._fail_searches(failed, "Lost the connection to the index server before it answered")
+        self._fail_searches(failed, LOST_TEXT)
         self.connection_lost.emit(message)
         self.connection_problem.emit(code, server, reason)
         # A slot above may have called stop() or set_servers(); then no retry is pending.
@@ -727,13 +792,16 @@ class IndexClient(QObject):
             if self._ping_timer.isActive():
                 self._ping_timer.start()  # idle is counted from what we last sent
 
-    def _request(self, message: p.Message, search_id: int | None = None) -> None:
+    def _request(
+        self, message: p.Message, search_id: int | None = None, resent: bool = False
+    ) -> None:
         assert message.id is not None
         if self._socket is None:  # the connection failed while this was being sent
             if search_id is not None:
                 self._search_failed_later.emit(search_id, self._not_joined_text())
             return
-        self._requests[message.id] = _Request(message.OP, search_id)
+        kept = message if message.OP in RESENDABLE and search_id is not None else None
+        self._requests[message.id] = _Request(message.OP, search_id, kept, resent)
         self._write(message)
         if not self._reply_timer.isActive():
             self._start_reply_timer()
@@ -896,6 +964,9 @@ class IndexClient(QObject):
             self._attempt = 0
             self._failed_in_round = 0
         self._ping_timer.start()
+        # Before the slots of the signals below run (one may stop the client, which fails
+        # these along with the rest).
+        self._resend_held()
         self._set_state(ClientState.JOINED)
         log.info("Joined the index at %s as %s", self.server_address, message.peer)
         self.joined.emit(message.peer, message.files)

@@ -48,6 +48,7 @@ class OneShotDownload(QObject):
         self.out = out
         self.exit_code: int | None = None
         self.transfer_id: str | None = None
+        self._asked = False  # the search (or SOURCES) has been sent
         self._tty = out.isatty()
         self._last_line = 0.0
         self._join_timer = QTimer(self)
@@ -78,7 +79,10 @@ class OneShotDownload(QObject):
 
     def _on_joined(self, address: str, _count: int) -> None:
         self._join_timer.stop()
-        if self.transfer_id is None:
+        # Asked once: a question the index left unanswered when its connection was lost is
+        # asked again of the next server by the client itself.
+        if self.transfer_id is None and not self._asked:
+            self._asked = True
             self.say(f"Joined the index as {address}; searching for {self.query!r}")
             if _HASH.match(self.query) and self.node.client.sources_supported:
                 self.node.client.sources(self.query)  # who holds it, under any name

@@ -112,17 +112,21 @@ def run_loop_until(condition: Callable[[], object], timeout: float) -> bool:
     return True
 
 
-def pending_run(folder: Path) -> tuple[float, float]:
+def pending_run(folder: Path) -> tuple[float, float, str]:
     """Seconds from SIGSTOP (and a SEARCH sent with it) to the search's end and to the
-    client's JOIN at the other server."""
+    client's JOIN at the other server, and how the search ended ("answered": asked again
+    of the other server, or "failed")."""
     servers = start_servers(folder)
     files = [p.FileInfo("video.mkv", 1000, "ab" * 32)]
     client = IndexClient([("127.0.0.1", server.port) for server in servers], 6001, lambda: files)
     joined: list[str] = []
     ended: list[float] = []
+    how: list[str] = []
     client.joined.connect(lambda *_: joined.append(client.server_address))
-    client.search_failed.connect(lambda *_: ended.append(time.monotonic()))
-    client.search_finished.connect(lambda *_: ended.append(time.monotonic()))
+    client.search_failed.connect(lambda *_: (ended.append(time.monotonic()), how.append("failed")))
+    client.search_finished.connect(
+        lambda *_: (ended.append(time.monotonic()), how.append("answered"))
+    )
     try:
         client.start()
         if not run_loop_until(lambda: joined, 30):
@@ -133,7 +137,7 @@ def pending_run(folder: Path) -> tuple[float, float]:
         client.search("video")
         if not run_loop_until(lambda: len(joined) > 1 and ended, GIVE_UP):
             raise SystemExit("the client did not move to the other server")
-        return ended[0] - started, time.monotonic() - started
+        return ended[0] - started, time.monotonic() - started, how[0]
     finally:
         client.stop_and_wait(1000)
         stop_servers(servers)
@@ -259,13 +263,14 @@ def main() -> None:
                 runs.append(idle_run(Path(tmp)))
         print(f"idle peer process: JOINed at the other server {spread(runs)}", flush=True)
     if "pending" in cases:
-        ends, moves = [], []
+        ends, moves, hows = [], [], set()
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
-                end, moved = pending_run(Path(tmp))
+                end, moved, how = pending_run(Path(tmp))
             ends.append(end)
             moves.append(moved)
-        print(f"pending SEARCH: ended (failed) after {spread(ends)}", flush=True)
+            hows.add(how)
+        print(f"pending SEARCH: {'/'.join(sorted(hows))} after {spread(ends)}", flush=True)
         print(f"pending SEARCH: JOINed at the other server {spread(moves)}", flush=True)
     if "big-join" in cases:
         with tempfile.TemporaryDirectory() as tmp:

@@ -224,6 +224,63 @@ def connect(url: str, *, statement_ms: int = STATEMENT_MS, name: str = "napster-
     )
 
 
+#: Rows ``PostgresPeerReader`` turns into records at a time (see ``peers``).
+READ_CHUNK = 500
+
+
+class PostgresPeerReader:
+    """``peers()`` on a read-only connection of its own, used from one thread (its owner's).
+
+    The request connection of ``PostgresIndexStore`` stays the server thread's; this one
+    lets the admin window read the whole index without taking it (or its mutex). Database
+    trouble is ``IndexUnavailable``; the next call reconnects (after ``RETRY_SECONDS``).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection | None = None
+        self._retry_at = 0.0
+
+    def _connection(self) -> psycopg.Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken and not _readable(conn):
+            return conn
+        self.close()
+        if time.monotonic() < self._retry_at:
+            raise IndexUnavailable("the index database is unreachable")
+        try:
+            conn = connect(self.url, name="napster-admin")
+            conn.execute("SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            raise IndexUnavailable(f"the index database is unreachable: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    def peers(self) -> list[PeerRecord]:
+        """Every online peer on every server, oldest peer id first."""
+        conn = self._connection()
+        records: list[PeerRecord] = []
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(PostgresIndexStore._PEER_COLUMNS + " ORDER BY p.peer_id")
+                # A few hundred rows at a time: the C row maker holds the GIL while it works,
+                # and the GUI thread must get it back within milliseconds.
+                while rows := cursor.fetchmany(READ_CHUNK):
+                    records.extend(PeerRecord(*row) for row in rows)
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                self.close()
+            raise IndexUnavailable(f"the index database failed: {exc}") from exc
+        return records
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 class PostgresIndexStore:
     """The index in a PostgreSQL database shared by every server given the same ``url``.
 
@@ -828,6 +885,11 @@ class PostgresIndexStore:
         with self._db() as conn:
             rows = conn.execute(self._PEER_COLUMNS + " ORDER BY p.peer_id").fetchall()
         return [PeerRecord(*row) for row in rows]
+
+    def open_reader(self) -> PostgresPeerReader:
+        """A reader of every peer on a read-only connection of its own, for another thread
+        (the admin window's poll); it connects on its first read. Close it when done."""
+        return PostgresPeerReader(self.url)
 
     def peer(self, peer_id: int) -> PeerRecord | None:
         with self._db() as conn:

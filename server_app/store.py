@@ -225,6 +225,24 @@ class IndexStore(Protocol):
     def close(self) -> None: ...
 
 
+class PeerReader(Protocol):
+    """Reads every online peer on a database connection of its own (``open_reader``).
+
+    Made for one thread other than the server's: ``peers`` and ``close`` are called from
+    that thread only. ``peers`` may raise ``IndexUnavailable`` and reconnects by itself
+    on a later call.
+    """
+
+    def peers(self) -> list[PeerRecord]: ...
+    def close(self) -> None: ...
+
+
+class SharedIndexStore(IndexStore, Protocol):
+    """A store whose ``shared`` is True: a view polls the whole index through a reader."""
+
+    def open_reader(self) -> PeerReader: ...
+
+
 def is_postgres_url(location: str) -> bool:
     """True for a ``postgresql://`` or ``postgres://`` URL."""
     return location.startswith(("postgresql://", "postgres://"))

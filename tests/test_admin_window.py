@@ -9,8 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence
 
 from server_app.__main__ import build_admin_window, parse_args
@@ -678,3 +679,149 @@ def test_on_a_shared_index_the_window_shows_every_servers_peers_and_their_server
         window.close()
         mine.close()
         other.close()
+
+
+class EventLoopProbe:
+    """The worst lateness of a 5 ms timer: how long the GUI thread was held at once."""
+
+    def __init__(self) -> None:
+        self.worst_ms = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer(interval=5, timerType=Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst_ms = max(self.worst_ms, (now - self._last) * 1000 - 5)
+        self._last = now
+
+    def stop(self) -> float:
+        self._tick()
+        self._timer.stop()
+        return self.worst_ms
+
+
+def insert_peers(url: str, server_id: int, first: int, count: int) -> None:
+    """``count`` peers of another server, straight into its rows (10.x.y.z:6000-6999)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO peers (server_id, host, port, agent, files, bytes, joined_at, last_seen)"
+            " SELECT %s, '10.' || (g / 65536) || '.' || (g / 256 %% 256) || '.' || (g %% 256),"
+            " 6000 + g %% 1000, 'many/1', 1, 1000, 1000.0, 1000.0"
+            " FROM generate_series(%s::bigint, %s::bigint) AS g",
+            (server_id, first, first + count - 1),
+        )
+
+
+def admin_connections(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'napster-admin'"
+        ).fetchone()
+    return row[0] if row else 0
+
+
+def test_polling_a_shared_index_of_many_peers_leaves_the_gui_thread_free(
+    qtbot, postgres_url, monkeypatch
+):
+    """20,000 peers of another server: the window never reads them on the GUI thread.
+    ``poll()`` returns at once, the changes arrive by signal, and the event loop keeps
+    running meanwhile (reading and comparing them there held it 0.7 s)."""
+    from server_app.postgres_store import PostgresIndexStore
+    from server_app.ui import peer_feed
+
+    monkeypatch.setattr(peer_feed, "POLL_MS", 3_600_000)  # only the polls below
+    mine = PostgresIndexStore(postgres_url, server_name="index-1:1099")
+    other = PostgresIndexStore(postgres_url, server_name="index-2:1099")
+    gui_reads: list[str] = []
+    monkeypatch.setattr(mine, "peers", lambda: gui_reads.append("peers") or [])
+    insert_peers(postgres_url, other.server_id, 1, 20_000)
+    window = AdminWindow(IndexServer(mine), database="postgresql://…", prompts=FakePrompts())
+    feed = window.peer_feed
+    try:
+        assert feed.poller is not None
+        qtbot.waitUntil(lambda: window.peer_model.rowCount() > 0, timeout=10_000)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM peers WHERE peer_id <= 100")
+            conn.execute("UPDATE peers SET files = 2 WHERE peer_id BETWEEN 101 AND 300")
+        insert_peers(postgres_url, other.server_id, 20_001, 100)
+
+        probe = EventLoopProbe()
+        with qtbot.waitSignal(feed.poller.changed, timeout=10_000) as blocker:
+            started = time.perf_counter()
+            feed.poll()
+            call_ms = (time.perf_counter() - started) * 1000
+        worst_ms = probe.stop()
+
+        changes = blocker.args[0]
+        assert (len(changes.joined), len(changes.updated), len(changes.left)) == (100, 200, 100)
+        assert call_ms < 50
+        assert worst_ms < 250, f"the GUI thread was held for {worst_ms:.0f} ms"
+        assert gui_reads == []
+        assert admin_connections(postgres_url) == 1
+    finally:
+        window.shutdown()
+        window.close()
+        mine.close()
+        other.close()
+    assert not feed.poller.is_running()
+    qtbot.waitUntil(lambda: admin_connections(postgres_url) == 0, timeout=5000)
+
+
+@pytest.fixture(scope="module")
+def own_postgres():
+    """A PostgreSQL of its own, to stop and start again."""
+    from tests.postgres_server import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    yield server
+    server.stop()
+
+
+def test_a_shared_index_away_during_a_poll_keeps_the_table_and_the_next_poll_catches_up(
+    qtbot, own_postgres, monkeypatch
+):
+    from server_app.postgres_store import PostgresIndexStore
+    from server_app.store import IndexUnavailable
+    from server_app.ui import peer_feed
+
+    monkeypatch.setattr(peer_feed, "POLL_MS", 3_600_000)  # only the polls below
+    url = own_postgres.create_database()
+    mine = PostgresIndexStore(url, server_name="index-1:1099")
+    other = PostgresIndexStore(url, server_name="index-2:1099")
+    elsewhere = other.add_peer("10.9.9.9", 6001, "far/1", [], now=1000.0)
+    window = AdminWindow(IndexServer(mine), database="postgresql://…", prompts=FakePrompts())
+    feed = window.peer_feed
+    try:
+        assert feed.poller is not None
+        qtbot.waitUntil(lambda: window.peer_addresses() == ["10.9.9.9:6001"], timeout=5000)
+
+        own_postgres.stop(remove=False)
+        with qtbot.waitSignal(feed.poller.unavailable, timeout=10_000):
+            feed.poll()
+        assert window.peer_addresses() == ["10.9.9.9:6001"]
+        assert feed.poller.is_running()
+
+        own_postgres.start()
+
+        def removed() -> bool:
+            try:
+                other.remove_peer(elsewhere)
+            except IndexUnavailable:
+                return False
+            return True
+
+        qtbot.waitUntil(removed, timeout=10_000)
+
+        def caught_up() -> bool:
+            feed.poll()
+            return window.peer_addresses() == []
+
+        qtbot.waitUntil(caught_up, timeout=10_000)
+    finally:
+        window.shutdown()
+        window.close()
+        mine.close()
+        other.close()
+    assert not feed.poller.is_running()

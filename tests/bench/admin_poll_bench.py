@@ -8,7 +8,8 @@ inserted in one statement. The feed's own poll timer is off: the bench fills the
 (``load_current``), then runs ``--rounds`` polls, each after 100 peers left, 150 joined and
 200 changed. For the fill and each poll it prints how long the ``load_current``/``poll`` call
 took, the worst lateness of a 5 ms QTimer probe (how long the event loop was held at once)
-from the call until the table matched the database, and that whole time.
+from the call until the table matched the database, and that whole time. Full garbage
+collections are kept short as ``napster-server`` keeps them (``gc.freeze``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import psycopg  # noqa: E402
 from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from server_app.__main__ import keep_full_collections_short  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
 from server_app.postgres_store import PostgresIndexStore  # noqa: E402
 from server_app.ui import peer_feed  # noqa: E402
@@ -156,6 +158,7 @@ def main() -> None:
     parser.add_argument("--peers", type=int, nargs="+", default=[20_000, 50_000])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    keep_full_collections_short()  # as napster-server does
     QApplication.instance() or QApplication([])
     peer_feed.POLL_MS = 1_000_000_000  # the bench polls; the feed's timer stays quiet
     with ThrowawayPostgres() as postgres:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from server_app.__main__ import build_admin_window, parse_args
@@ -681,27 +681,6 @@ def test_on_a_shared_index_the_window_shows_every_servers_peers_and_their_server
         other.close()
 
 
-class EventLoopProbe:
-    """The worst lateness of a 5 ms timer: how long the GUI thread was held at once."""
-
-    def __init__(self) -> None:
-        self.worst_ms = 0.0
-        self._last = time.perf_counter()
-        self._timer = QTimer(interval=5, timerType=Qt.TimerType.PreciseTimer)
-        self._timer.timeout.connect(self._tick)
-        self._timer.start()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.worst_ms = max(self.worst_ms, (now - self._last) * 1000 - 5)
-        self._last = now
-
-    def stop(self) -> float:
-        self._tick()
-        self._timer.stop()
-        return self.worst_ms
-
-
 def insert_peers(url: str, server_id: int, first: int, count: int) -> None:
     """``count`` peers of another server, straight into its rows (10.x.y.z:6000-6999)."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -725,9 +704,8 @@ def admin_connections(url: str) -> int:
 def test_polling_a_shared_index_of_many_peers_leaves_the_gui_thread_free(
     qtbot, postgres_url, monkeypatch
 ):
-    """20,000 peers of another server: the window never reads them on the GUI thread.
-    ``poll()`` returns at once, the changes arrive by signal, and the event loop keeps
-    running meanwhile (reading and comparing them there held it 0.7 s)."""
+    """20,000 peers of another server: the window never reads them on the GUI thread (doing
+    so held it 0.7 s a poll: tests/bench/admin_poll_bench.py); the changes arrive by signal."""
     from server_app.postgres_store import PostgresIndexStore
     from server_app.ui import peer_feed
 
@@ -736,6 +714,21 @@ def test_polling_a_shared_index_of_many_peers_leaves_the_gui_thread_free(
     other = PostgresIndexStore(postgres_url, server_name="index-2:1099")
     gui_reads: list[str] = []
     monkeypatch.setattr(mine, "peers", lambda: gui_reads.append("peers") or [])
+    read_on: list[threading.Thread] = []
+    open_reader = mine.open_reader
+
+    def recording_reader():
+        reader = open_reader()
+        peers = reader.peers
+
+        def read():
+            read_on.append(threading.current_thread())
+            return peers()
+
+        reader.peers = read
+        return reader
+
+    monkeypatch.setattr(mine, "open_reader", recording_reader)
     insert_peers(postgres_url, other.server_id, 1, 20_000)
     window = AdminWindow(IndexServer(mine), database="postgresql://…", prompts=FakePrompts())
     feed = window.peer_feed
@@ -747,18 +740,12 @@ def test_polling_a_shared_index_of_many_peers_leaves_the_gui_thread_free(
             conn.execute("UPDATE peers SET files = 2 WHERE peer_id BETWEEN 101 AND 300")
         insert_peers(postgres_url, other.server_id, 20_001, 100)
 
-        probe = EventLoopProbe()
         with qtbot.waitSignal(feed.poller.changed, timeout=10_000) as blocker:
-            started = time.perf_counter()
             feed.poll()
-            call_ms = (time.perf_counter() - started) * 1000
-        worst_ms = probe.stop()
-
         changes = blocker.args[0]
         assert (len(changes.joined), len(changes.updated), len(changes.left)) == (100, 200, 100)
-        assert call_ms < 50
-        assert worst_ms < 250, f"the GUI thread was held for {worst_ms:.0f} ms"
         assert gui_reads == []
+        assert read_on and threading.main_thread() not in read_on
         assert admin_connections(postgres_url) == 1
     finally:
         window.shutdown()

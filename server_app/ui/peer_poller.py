@@ -89,6 +89,9 @@ class SharedPeerPoller(QObject):
                     if not self._stop.is_set():
                         self.unavailable.emit(str(exc))
                     continue
+                except Exception:  # a bug must not end the polling for good: said, then on
+                    log.exception("The admin window's read of the index's peers failed")
+                    continue
                 current = {record.peer_id: record for record in records}
                 joined: list[PeerRecord] = []
                 updated: list[PeerRecord] = []

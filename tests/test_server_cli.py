@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServerProcess:
-    def __init__(self, *args: str, env: dict | None = None, wrap=None) -> None:
-        """``wrap``: how to run the command elsewhere (a network namespace's host)."""
+    def __init__(self, *args: str, env: dict | None = None, wrap=None, stdin: bool = False) -> None:
+        """``wrap``: how to run the command elsewhere (a network namespace's host);
+        ``stdin``: give it a pipe to write to (``self.proc.stdin``)."""
         argv = [sys.executable, "-m", "server_app", "--headless", *args]
         self.proc = subprocess.Popen(
             wrap(argv) if wrap else argv,
             cwd=ROOT,
+            stdin=subprocess.PIPE if stdin else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

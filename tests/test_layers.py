@@ -42,3 +42,20 @@ def test_no_module_imports_the_entry_point():
             if isinstance(node, ast.ImportFrom) and node.module == "app.__main__":
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_the_index_server_does_not_import_the_peer_window():
+    """What both windows share lives in app.display, not in the peer's app.ui."""
+    offenders = []
+    for path in (ROOT / "server_app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if any(name == "app.ui" or name.startswith("app.ui.") for name in names):
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []

@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QCoreApplication, QLocale
+from PySide6.QtCore import QCoreApplication
 
-UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
-
+from app.display import format_count, format_size
 
 translate = QCoreApplication.translate
-
-
-def format_count(count: int) -> str:
-    """1234 -> "1,234" (or "1.234" in Portuguese)."""
-    return QLocale().toString(int(count))
-
-
-def format_size(size: float) -> str:
-    """Decimal units, as file managers show them: 12_400_000_000 -> "12.4 GB"."""
-    value = float(size)
-    for unit in UNITS:
-        if abs(value) < 1000 or unit == UNITS[-1]:
-            if unit == "B":
-                return f"{QLocale().toString(int(value))} B"
-            return f"{QLocale().toString(value, 'f', 1)} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def format_speed(bytes_per_second: float) -> str:

@@ -13,10 +13,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.display import ElidedLabel
 from app.peer import PeerNode
 from app.ui.models import KEY_ROLE, SharedFilesModel, ShareState
 from app.ui.search_page import fit_header, hint_label, make_table
-from app.ui.widgets import ElidedLabel
 
 DROP_HINT_STYLE = (
     "QLabel { border: 2px dashed palette(mid); border-radius: 10px; font-size: 11pt; }"

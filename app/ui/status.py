@@ -9,10 +9,10 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 from app.config import server_text
+from app.display import ElidedLabel
 from app.network.index_client import ClientState
 from app.peer import PeerNode
 from app.ui.formatting import format_count, format_files, format_size, format_speed
-from app.ui.widgets import ElidedLabel
 
 REFRESH_MS = 250
 

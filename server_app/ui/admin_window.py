@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.display import ElidedLabel
 from app.network.identity import grouped_fingerprint
 from app.network.protocol import DEFAULT_SERVER_PORT
-from app.ui.widgets import ElidedLabel
 from server_app.index_server import IndexServer, ServerStartError
 from server_app.log_handler import LogBuffer, QtLogHandler
 from server_app.ui.formatting import format_count, format_size, plain_text

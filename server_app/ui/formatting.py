@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from app.display import format_count, format_size
 from app.network.protocol import printable
-from app.ui.formatting import format_count, format_size
 
 __all__ = ["format_clock", "format_count", "format_size", "plain_text"]
 

@@ -1,5 +1,5 @@
 """Small widgets of the admin window: tables that explain an empty state, counter tiles (the
-label that elides is the peer window's, ``app.ui.widgets.ElidedLabel``)."""
+label that elides is ``app.display.ElidedLabel``, shared with the peer window)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from server_app.__main__ import keep_full_collections_short  # noqa: E402
@@ -35,66 +34,22 @@ from server_app.index_server import IndexServer  # noqa: E402
 from server_app.postgres_store import PostgresIndexStore  # noqa: E402
 from server_app.ui import peer_feed  # noqa: E402
 from server_app.ui.models import PeerTableModel  # noqa: E402
+from tests.bench.event_loop import Probe, run_until  # noqa: E402
 from tests.postgres_server import ThrowawayPostgres  # noqa: E402
 
 PROBE_MS = 5
 
 
-class Probe:
-    """Records how late a 5 ms timer fires, i.e. how long the event loop was busy at once."""
-
-    def __init__(self) -> None:
-        self.late_ms: list[float] = []
-        self._last = 0.0
-        self._timer = QTimer()
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._timer.setInterval(PROBE_MS)
-        self._timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self.late_ms = []
-        self._last = time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> float:
-        self._timer.stop()
-        self._tick()
-        return max(self.late_ms)
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.late_ms.append(max(0.0, (now - self._last) * 1000 - PROBE_MS))
-        self._last = now
-
-
-def run_until(condition: Callable[[], bool], timeout_s: float = 120) -> None:
-    """Run the event loop until ``condition()`` holds (checked every 5 ms)."""
-    loop = QEventLoop()
-    deadline = time.monotonic() + timeout_s
-
-    def check() -> None:
-        if condition() or time.monotonic() > deadline:
-            loop.quit()
-
-    timer = QTimer(interval=5)
-    timer.timeout.connect(check)
-    timer.start()
-    loop.exec()
-    timer.stop()
-    if not condition():
-        raise TimeoutError("the table did not match the database in time")
-
-
 def measure(feed: peer_feed.PeerFeed, call: Callable[[], None], rows: int) -> tuple[float, ...]:
     """(call ms, worst probe lateness ms, ms until the table holds ``rows`` and is settled)."""
-    probe = Probe()
+    probe = Probe(PROBE_MS)
     probe.start()
     start = time.perf_counter()
     call()
     called = time.perf_counter()
-    run_until(lambda: feed.model.rowCount() == rows and not feed.pending())
+    run_until(lambda: feed.model.rowCount() == rows and not feed.pending(), 120, check_ms=5)
     done = time.perf_counter()
-    return (called - start) * 1000, probe.stop(), (done - start) * 1000
+    return (called - start) * 1000, max(probe.stop()), (done - start) * 1000
 
 
 def bench(postgres: ThrowawayPostgres, peers: int, rounds: int) -> None:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from blake3 import blake3  # noqa: E402
-from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.download.transfer import TransferState  # noqa: E402
@@ -32,61 +32,11 @@ from app.settings import Settings  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from server_app.index_server import IndexServer  # noqa: E402
 from server_app.index_store import SqliteIndexStore  # noqa: E402
+from tests.bench.event_loop import Probe, run_until  # noqa: E402
 
 PROBE_MS = 10
 TARGET_MS = 50.0
 GIB = 1 << 30
-
-
-class Probe:
-    """Records how late a 10 ms timer fires, i.e. how long the event loop was busy."""
-
-    def __init__(self) -> None:
-        self.late_ms: list[float] = []
-        self._last = 0.0
-        self._timer = QTimer()
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._timer.setInterval(PROBE_MS)
-        self._timer.timeout.connect(self._tick)
-
-    def start(self) -> None:
-        self.late_ms = []
-        self._last = time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> list[float]:
-        self._timer.stop()
-        return self.late_ms
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.late_ms.append(max(0.0, (now - self._last) * 1000 - PROBE_MS))
-        self._last = now
-
-
-def run_until(condition, timeout_s: float) -> None:
-    """Run the real event loop (as the app does) until ``condition()`` holds."""
-    if condition():
-        return
-    loop = QEventLoop()
-    deadline = time.monotonic() + timeout_s
-    failed: list[bool] = []
-
-    def check() -> None:
-        if condition():
-            loop.quit()
-        elif time.monotonic() > deadline:
-            failed.append(True)
-            loop.quit()
-
-    poll = QTimer()
-    poll.setInterval(50)
-    poll.timeout.connect(check)
-    poll.start()
-    loop.exec()
-    poll.stop()
-    if failed:
-        raise TimeoutError("the phase did not finish in time")
 
 
 def spin(ms: int) -> None:
@@ -163,7 +113,7 @@ def main() -> int:
         )
         spin(500)
 
-        probe = Probe()
+        probe = Probe(PROBE_MS)
         results = []
 
         probe.start()

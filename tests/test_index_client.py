@@ -136,9 +136,8 @@ def read_line(qtbot, connection: socket.socket) -> dict:
     return json.loads(received.split(b"\n", 1)[0])
 
 
-@pytest.fixture
-def listener():
-    """A plain listening socket: a server that accepts and then does what the test says."""
+def fake_server_socket():
+    """A plain listening socket and the connections it took (closed after the test)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
@@ -148,6 +147,12 @@ def listener():
     for connection in connections:
         connection.close()
     sock.close()
+
+
+@pytest.fixture
+def listener():
+    """A plain listening socket: a server that accepts and then does what the test says."""
+    yield from fake_server_socket()
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -930,15 +935,7 @@ class Lines:
 @pytest.fixture
 def other_listener():
     """A second fake server, like ``listener``."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.setblocking(False)
-    connections: list[socket.socket] = []
-    yield sock, connections
-    for connection in connections:
-        connection.close()
-    sock.close()
+    yield from fake_server_socket()
 
 
 def fake_accept_join(qtbot, listener, client: IndexClient) -> tuple[ssl.SSLSocket, Lines]:

@@ -43,6 +43,22 @@ class PushRequester(Protocol):
         ...
 
 
+def wait_interruptibly(
+    event: threading.Event, timeout: float, stop: threading.Event | None, tick: float = 0.25
+) -> bool:
+    """True once ``event`` is set; False after ``timeout`` or once ``stop`` is set (looked at
+    every ``tick`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if stop is not None and stop.is_set():
+            return False
+        remaining = deadline - time.monotonic()
+        if event.wait(max(0.0, min(tick, remaining))):
+            return True
+        if remaining <= 0:
+            return False
+
+
 class PushWait:
     """One expected pushed connection; ``wait`` returns its socket, ``cancel`` gives up."""
 
@@ -67,19 +83,13 @@ class PushWait:
         self, timeout: float, stop: threading.Event | None = None, tick: float = 0.25
     ) -> socket.socket | None:
         """The pushed socket, or None after ``timeout`` or once ``stop`` is set."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if stop is not None and stop.is_set():
+        if not wait_interruptibly(self._arrived, timeout, stop, tick):
+            return None
+        with self._broker._lock:
+            if self._sock is None or self._taken:
                 return None
-            remaining = deadline - time.monotonic()
-            if self._arrived.wait(max(0.0, min(tick, remaining))):
-                with self._broker._lock:
-                    if self._sock is None or self._taken:
-                        return None
-                    self._taken = True
-                    return self._sock
-            if remaining <= 0:
-                return None
+            self._taken = True
+            return self._sock
 
     def cancel(self) -> None:
         """Stop waiting; a socket delivered but not taken is closed."""

@@ -16,7 +16,7 @@ import time
 from typing import Protocol
 
 from app.network import protocol as p
-from app.network.push import PushStopped, connect_and_announce
+from app.network.push import PushStopped, connect_and_announce, wait_interruptibly
 
 #: An answer nobody waited for is forgotten after this long.
 DEFAULT_EXPIRY = 60.0
@@ -59,17 +59,11 @@ class RelayWait:
     ) -> tuple[str, int] | None:
         """The relay's (host, port); None after ``timeout`` or once ``stop`` is set;
         RelayDenied when the index refused."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if stop is not None and stop.is_set():
-                return None
-            remaining = deadline - time.monotonic()
-            if self._settled.wait(max(0.0, min(tick, remaining))):
-                if self._denied is not None:
-                    raise self._denied
-                return self._address
-            if remaining <= 0:
-                return None
+        if not wait_interruptibly(self._settled, timeout, stop, tick):
+            return None
+        if self._denied is not None:
+            raise self._denied
+        return self._address
 
     def cancel(self) -> None:
         with self._broker._lock:

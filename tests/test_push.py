@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
 import time
 
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from app.download import engine as fp
 from app.download.source import PushRoute, RelayRoute, Route, SourceConnection, SourceFailed
 from app.network import protocol as p
-from app.network import push, tls
+from app.network import push
 from app.network.identity import PeerIdentity
 from app.network.relay_client import RelayBroker
 from app.network.upload_server import UploadLimits, UploadServer
@@ -34,6 +33,7 @@ from tests.test_transfer import (
     same_bytes,
     spec_for,
 )
+from tests.tls_client import RecordingTlsServer
 
 FAST = fp.Timeouts(connect=2.0, stall=2.0, tick=0.05)
 
@@ -319,15 +319,12 @@ def test_a_source_reached_through_the_relay_is_reported_as_relayed(qtbot, net):
 # ------------------------------------------------------------------ what is refused
 
 
-class WrongHolder:
+class WrongHolder(RecordingTlsServer):
     """Answers a push with another certificate and records every byte it gets after TLS."""
 
     def __init__(self, port: int) -> None:
+        super().__init__(PeerIdentity.generate())
         self.port = port
-        self.context = tls.server_context(PeerIdentity.generate())
-        self.handshakes = 0
-        self.received = bytearray()
-        self.done = threading.Event()
         self.calls: list[str] = []
 
     def request_push(self, holder: p.PeerAddress, token: str) -> None:
@@ -337,15 +334,10 @@ class WrongHolder:
     def _serve(self, token: str) -> None:
         try:
             raw = push.push_out("127.0.0.1", self.port, token, timeout=5.0)
-            raw.settimeout(5.0)
-            with self.context.wrap_socket(raw, server_side=True) as conn:
-                self.handshakes += 1
-                while chunk := conn.recv(65536):
-                    self.received += chunk
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
+        except OSError:
             self.done.set()
+            return
+        self.serve(raw, 5.0)
 
 
 def test_a_pushed_connection_with_another_certificate_is_refused_before_any_request(qtbot, net):

@@ -33,6 +33,7 @@ from tests.test_transfer import (
     spec_for,
     uploads,  # noqa: F401  (fixture)
 )
+from tests.tls_client import RecordingTlsServer
 
 # ------------------------------------------------------------------ identity
 
@@ -83,16 +84,13 @@ def test_an_identity_for_the_index_server_lives_beside_the_peers(tmp_path):
 # ------------------------------------------------------------------ helpers
 
 
-class TlsListener:
+class TlsListener(RecordingTlsServer):
     """A TLS 1.3 server with its own certificate that records the application bytes it gets."""
 
     def __init__(self, identity: PeerIdentity) -> None:
-        self.context = tls.server_context(identity)
+        super().__init__(identity)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.received = bytearray()
-        self.handshakes = 0
-        self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -100,15 +98,10 @@ class TlsListener:
         self.listener.settimeout(10)
         try:
             raw, _ = self.listener.accept()
-            raw.settimeout(10)
-            with self.context.wrap_socket(raw, server_side=True) as conn:
-                self.handshakes += 1
-                while chunk := conn.recv(65536):
-                    self.received += chunk
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
+        except OSError:
             self.done.set()
+            return
+        self.serve(raw, 10)
 
     def close(self) -> None:
         self.listener.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import threading
 import time
 
 from PySide6.QtCore import QCoreApplication
 
 from app.network import tls
+from app.network.identity import PeerIdentity
 
 
 def handshake_while_serving(
@@ -37,3 +39,27 @@ def handshake_while_serving(
         secure.close()
         raise tls.FingerprintMismatch(expected_fingerprint, actual)
     return secure
+
+
+class RecordingTlsServer:
+    """The TLS 1.3 server end of connections, with its own certificate, recording what the
+    other side sends after the handshake (``handshakes``, ``received``; ``done`` once over)."""
+
+    def __init__(self, identity: PeerIdentity) -> None:
+        self.context = tls.server_context(identity)
+        self.handshakes = 0
+        self.received = bytearray()
+        self.done = threading.Event()
+
+    def serve(self, raw: socket.socket, timeout: float) -> None:
+        """Be the TLS server on ``raw`` until the other side goes (quietly on any failure)."""
+        try:
+            raw.settimeout(timeout)
+            with self.context.wrap_socket(raw, server_side=True) as conn:
+                self.handshakes += 1
+                while chunk := conn.recv(65536):
+                    self.received += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            self.done.set()
